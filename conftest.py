@@ -1,0 +1,77 @@
+"""Fixtures for the project's own tests (tests/). The suites have theirs in suites/conftest.py.
+
+Integration tests share one real embedded Synapse, and run the harness in-process against it
+(directly or through a non-conformant proxy) with a servers file written for the test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mxconform.cli import RunOutcome, parser, run_suites
+from mxconform.embedded.synapse import EmbeddedSynapse, synapse_available
+
+SECRET_VAR = "MXCONFORM_TEST_SHARED_SECRET"
+
+
+@pytest.fixture(scope="session")
+def synapse() -> Iterator[EmbeddedSynapse]:
+    if not synapse_available():
+        pytest.skip("the embedded extra (matrix-synapse) is not installed")
+    with EmbeddedSynapse() as server:
+        yield server
+
+
+def remote_servers_file(folder: Path, base_url: str, name: str = "under-test") -> Path:
+    """A servers.yaml naming one already-running server, provisioned by shared secret."""
+    path = folder / "servers.yaml"
+    path.write_text(
+        f"defaults: [{name}]\n"
+        "targets:\n"
+        f"  - name: {name}\n"
+        f"    base_url: {base_url}\n"
+        "    server_name: localhost\n"
+        "    auth: [legacy]\n"
+        f"    provisioning: {{method: synapse-shared-secret, shared_secret: '${{{SECRET_VAR}}}'}}\n"
+        "    max_requests_per_second: 1000\n"
+    )
+    return path
+
+
+class HarnessRun:
+    """The outcome of one in-process `mxconform run`, indexed for assertions."""
+
+    def __init__(self, outcome: RunOutcome) -> None:
+        self.outcome = outcome
+        assert outcome.report_dir is not None, "the run wrote no report"
+        self.document: dict[str, Any] = json.loads(
+            (outcome.report_dir / "results.json").read_text()
+        )
+        self.checks = self.document["checks"]
+
+    def verdicts(self) -> dict[str, str]:
+        """`check_id[transport]` → verdict."""
+        return {f"{c['check_id']}[{c['transport'] or '-'}]": c["verdict"] for c in self.checks}
+
+    def with_verdict(self, verdict: str) -> set[str]:
+        return {k for k, v in self.verdicts().items() if v == verdict}
+
+
+@pytest.fixture
+def run_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synapse: EmbeddedSynapse):
+    """Run the suites in-process against a base URL (the embedded Synapse or a proxy to it)."""
+    monkeypatch.setenv(SECRET_VAR, synapse.shared_secret)
+
+    def run(base_url: str, *extra: str) -> HarnessRun:
+        servers = remote_servers_file(tmp_path, base_url)
+        args = parser().parse_args(
+            ["run", "--servers", str(servers), "--report-dir", str(tmp_path / "reports"), *extra]
+        )
+        return HarnessRun(run_suites(args))
+
+    return run

@@ -1,0 +1,252 @@
+"""Auth drivers for the legacy API: how the harness obtains test users and their tokens.
+
+Users are always created by the harness, with run-unique names, and cleaned up at the end;
+nothing here touches an account the harness did not create.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import HarnessError, MatrixClient, bearer_header
+from .matchers import body
+from .redact import SecretRegistry
+from .targets import OpenRegistration, SynapseSharedSecret, Target
+
+CLIENT_V3 = "/_matrix/client/v3"
+
+
+@dataclass
+class Session:
+    """One logged-in device of a test user."""
+
+    user_id: str
+    access_token: str
+    device_id: str
+    password: str
+
+    @property
+    def localpart(self) -> str:
+        return self.user_id[1:].split(":", 1)[0]
+
+
+@dataclass
+class Housekeeping:
+    """What the harness created on a target, and what it cleaned up; listed in the report."""
+
+    users_created: list[str] = field(default_factory=list)
+    users_deactivated: list[str] = field(default_factory=list)
+    devices_logged_out: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "users_created": self.users_created,
+            "users_deactivated": self.users_deactivated,
+            "devices_logged_out": self.devices_logged_out,
+            "problems": self.problems,
+        }
+
+
+class UserNames:
+    """Run-unique localparts: time + randomness, so repeated runs never collide."""
+
+    def __init__(self) -> None:
+        self._run = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(3)
+        self._seq = itertools.count(1)
+
+    def next(self, purpose: str) -> str:
+        return f"mxc-{self._run}-{purpose}-{next(self._seq)}"
+
+
+def _session_from(data: Any, password: str, what: str) -> Session:
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), str) for k in ("user_id", "access_token", "device_id")
+    ):
+        raise HarnessError(f"{what}: response lacks user_id/access_token/device_id")
+    return Session(data["user_id"], data["access_token"], data["device_id"], password)
+
+
+async def _register_open(client: MatrixClient, username: str, password: str) -> Session:
+    """The full UIA dance on /register, completed with m.login.dummy."""
+    request: dict[str, Any] = {
+        "username": username,
+        "password": password,
+        "initial_device_display_name": "mxconform",
+    }
+    first = await client.request(
+        "POST",
+        f"{CLIENT_V3}/register",
+        json=request,
+        note="provisioning: registration, UIA challenge",
+    )
+    challenge = body(first)
+    if first.status_code != 401 or not isinstance(challenge, dict):
+        raise HarnessError(
+            f"open-registration: expected a 401 UIA challenge, got {first.status_code}"
+        )
+    flows = [f.get("stages") for f in challenge.get("flows", []) if isinstance(f, dict)]
+    if ["m.login.dummy"] not in flows:
+        raise HarnessError(
+            f"open-registration: the server offers no dummy-only flow (flows: {flows}); "
+            "use another provisioning method"
+        )
+    request["auth"] = {"type": "m.login.dummy", "session": challenge.get("session")}
+    done = await client.request(
+        "POST",
+        f"{CLIENT_V3}/register",
+        json=request,
+        note="provisioning: registration, m.login.dummy stage",
+    )
+    if done.status_code != 200:
+        raise HarnessError(f"open-registration: registration failed with {done.status_code}")
+    return _session_from(body(done), password, "open-registration")
+
+
+def shared_secret_mac(secret: str, nonce: str, username: str, password: str, admin: bool) -> str:
+    """Synapse's registration MAC: HMAC-SHA1 over NUL-separated fields."""
+    fields = [nonce, username, password, "admin" if admin else "notadmin"]
+    mac = hmac.new(secret.encode(), "\x00".join(fields).encode(), hashlib.sha1)
+    return mac.hexdigest()
+
+
+async def _register_shared_secret(
+    client: MatrixClient, secret: str, username: str, password: str
+) -> Session:
+    path = "/_synapse/admin/v1/register"
+    nonce_resp = await client.request("GET", path, note="provisioning: shared-secret nonce")
+    nonce = (body(nonce_resp) or {}).get("nonce")
+    if nonce_resp.status_code != 200 or not isinstance(nonce, str):
+        raise HarnessError(f"synapse-shared-secret: no nonce (HTTP {nonce_resp.status_code})")
+    payload = {
+        "nonce": nonce,
+        "username": username,
+        "password": password,
+        "admin": False,
+        "mac": shared_secret_mac(secret, nonce, username, password, False),
+    }
+    done = await client.request(
+        "POST", path, json=payload, note="provisioning: shared-secret registration"
+    )
+    if done.status_code != 200:
+        raise HarnessError(f"synapse-shared-secret: registration failed with {done.status_code}")
+    return _session_from(body(done), password, "synapse-shared-secret")
+
+
+class LegacyUsers:
+    """Creates test users on one target through its declared provisioning, and cleans up."""
+
+    def __init__(
+        self, target: Target, shared_secret: str | None, secrets_: SecretRegistry, names: UserNames
+    ) -> None:
+        self._target = target
+        self._shared_secret = shared_secret
+        self._secrets = secrets_
+        self._names = names
+        self._sessions: list[Session] = []
+        self.housekeeping = Housekeeping()
+
+    async def create(self, client: MatrixClient, purpose: str) -> Session:
+        username = self._names.next(purpose)
+        password = self.new_password()
+        method = self._target.provisioning
+        if isinstance(method, OpenRegistration):
+            session = await _register_open(client, username, password)
+        elif isinstance(method, SynapseSharedSecret):
+            if self._shared_secret is None:
+                raise HarnessError("synapse-shared-secret provisioning has no secret")
+            self._secrets.add(self._shared_secret, "shared_secret")
+            session = await _register_shared_secret(client, self._shared_secret, username, password)
+        else:  # pragma: no cover - pydantic restricts the methods
+            raise HarnessError(f"unsupported provisioning {method}")
+        self._secrets.add(session.access_token, "access_token")
+        self.housekeeping.users_created.append(session.user_id)
+        self._sessions.append(session)
+        return session
+
+    def unused_name(self, purpose: str) -> str:
+        """A run-unique localpart nobody has registered (yet)."""
+        return self._names.next(purpose)
+
+    def new_password(self) -> str:
+        password = secrets.token_urlsafe(18)
+        self._secrets.add(password, "password")
+        return password
+
+    def adopt(self, user_id: str, password: str) -> None:
+        """Track an account a check registered itself, so that cleanup deactivates it."""
+        self.housekeeping.users_created.append(user_id)
+        self._sessions.append(Session(user_id, "", "", password))
+
+    async def login(self, client: MatrixClient, user: Session, note: str) -> Session:
+        """Another device for a user the harness created (m.login.password)."""
+        resp = await client.request(
+            "POST",
+            f"{CLIENT_V3}/login",
+            note=note,
+            json={
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": user.user_id},
+                "password": user.password,
+                "initial_device_display_name": "mxconform",
+            },
+        )
+        if resp.status_code != 200:
+            raise HarnessError(f"login as {user.user_id} failed with HTTP {resp.status_code}")
+        session = _session_from(body(resp), user.password, "login")
+        self._secrets.add(session.access_token, "access_token")
+        self._sessions.append(session)
+        return session
+
+    async def logout(self, client: MatrixClient, session: Session, note: str) -> None:
+        resp = await client.request(
+            "POST",
+            f"{CLIENT_V3}/logout",
+            json={},
+            credentials=bearer_header(session.access_token),
+            note=note,
+        )
+        if resp.status_code != 200:
+            raise HarnessError(f"logout of a test device failed with HTTP {resp.status_code}")
+        self.housekeeping.devices_logged_out += 1
+
+    async def cleanup(self, client: MatrixClient) -> None:
+        """Deactivate every account this run created (a fresh login, then UIA with the
+        password), whatever the checks did to its earlier tokens."""
+        users = {s.user_id: s for s in self._sessions}
+        for user in users.values():
+            try:
+                fresh = await self.login(client, user, "cleanup: log in to deactivate")
+                await self._deactivate(client, fresh)
+                self.housekeeping.users_deactivated.append(user.user_id)
+            except HarnessError as exc:
+                self.housekeeping.problems.append(f"{user.user_id}: {exc}")
+
+    async def _deactivate(self, client: MatrixClient, session: Session) -> None:
+        path = f"{CLIENT_V3}/account/deactivate"
+        creds = bearer_header(session.access_token)
+        first = await client.request(
+            "POST", path, json={}, credentials=creds, note="cleanup: deactivate, UIA challenge"
+        )
+        uia = body(first) or {}
+        auth = {
+            "type": "m.login.password",
+            "session": uia.get("session"),
+            "identifier": {"type": "m.id.user", "user": session.user_id},
+            "password": session.password,
+        }
+        second = await client.request(
+            "POST",
+            path,
+            json={"auth": auth},
+            credentials=creds,
+            note="cleanup: deactivate, password stage",
+        )
+        if second.status_code != 200:
+            raise HarnessError(f"deactivation failed with HTTP {second.status_code}")

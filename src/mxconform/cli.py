@@ -1,0 +1,244 @@
+"""`mxconform`: run the suites, serve embedded targets, list targets, re-render a report."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .client import HarnessError
+from .lifecycle import RunningTarget, start_target
+from .paths import default_servers_file, suites_dir
+from .results import gating_failures, read_document
+from .targets import ConfigError, ServersFile, Target, load_servers
+
+EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+
+def _servers_path(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    local = Path("servers.yaml")
+    return local if local.is_file() else default_servers_file()
+
+
+def _load(arg: str | None) -> tuple[Path, ServersFile]:
+    path = _servers_path(arg)
+    return path, load_servers(path)
+
+
+@dataclass
+class RunOutcome:
+    """What a run left behind; `secrets` stays in memory (the canary test reads it)."""
+
+    exit_code: int
+    report_dir: Path | None
+    pytest_exit: int
+    secrets: list[str] = field(default_factory=list)
+
+
+class _Capture:
+    """Picks the run's report folder and secret registry off the pytest config at the end."""
+
+    def __init__(self) -> None:
+        self.report_dir: Path | None = None
+        self.secrets: list[str] = []
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        from .pytest_plugin import REPORT_KEY, get_run, has_run
+
+        self.report_dir = config.stash.get(REPORT_KEY, None)
+        if has_run(config):
+            self.secrets = get_run(config).secrets.values()
+
+
+def run_suites(args: argparse.Namespace) -> RunOutcome:
+    path, servers = _load(args.servers)
+    selected = servers.select(args.server or [])
+    for t in selected:  # resolve secrets now: a missing variable is a usage error, not ERROR
+        start_check(t)
+    suites = suites_dir()
+    argv = [
+        str(suites),
+        "--rootdir",
+        str(suites),
+        "-c",
+        str(suites / "pytest.ini"),
+        "-p",
+        "no:cacheprovider",
+        "--servers",
+        str(path.resolve()),
+        "--report-dir",
+        str(Path(args.report_dir).resolve()),
+        "-rfE",
+    ]
+    for name in args.server or []:
+        argv += ["--server", name]
+    if args.spec_version:
+        argv += ["--spec-version", args.spec_version]
+    if args.k:
+        argv += ["-k", args.k]
+    argv += ["-q"] if not args.verbose else ["-v"]
+    capture = _Capture()
+    started = time.perf_counter()
+    code = int(pytest.main(argv, plugins=[capture]))
+    wall = time.perf_counter() - started
+    if capture.report_dir is None:
+        print(
+            "mxconform: no checks ran (nothing selected, or the run failed before any check)",
+            file=sys.stderr,
+        )
+        return RunOutcome(EXIT_ERROR, None, code, capture.secrets)
+    document = read_document(capture.report_dir / "results.json")
+    print_summary(document, capture.report_dir, wall)
+    counts = [c["verdict"] for c in document["checks"]]
+    if gating_failures(document["checks"]):
+        exit_code = EXIT_FAIL
+    elif "ERROR" in counts or code in (
+        pytest.ExitCode.INTERRUPTED,
+        pytest.ExitCode.INTERNAL_ERROR,
+        pytest.ExitCode.USAGE_ERROR,
+    ):
+        exit_code = EXIT_ERROR
+    else:
+        exit_code = EXIT_OK
+    return RunOutcome(exit_code, capture.report_dir, code, capture.secrets)
+
+
+def start_check(target: Target) -> None:
+    """Fail early, as a usage error, on a remote target whose secret variable is unset."""
+    if target.embedded is None:
+        secret = getattr(target.provisioning, "shared_secret", None)
+        if secret is not None:
+            secret.resolve(f"target {target.name}: provisioning.shared_secret")
+
+
+def print_summary(document: dict[str, Any], report_dir: Path, wall_s: float) -> None:
+    print()
+    print("mxconform summary")
+    for name, s in document["summary"].items():
+        counts = ", ".join(f"{v} {n}" for v, n in s["counts"].items() if n)
+        levels = "; ".join(
+            f"{lvl.upper()} met {s[f'{lvl}_passed']}/{s[f'{lvl}_applicable']}"
+            for lvl in ("must", "should")
+            if s[f"{lvl}_applicable"]
+        )
+        print(f"  {name}: {s['total']} checks ({counts}); {levels or 'nothing graded'}")
+        if s["known_fail"]:
+            print(f"    {s['known_fail']} FAIL listed as known issues (not failing the run)")
+        for check_id in s["known_now_passing"]:
+            print(f"    known issue now passes, remove it from the file: {check_id}")
+    for t in document["targets"]:
+        if t.get("startup_s") is not None:
+            print(f"  {t['name']}: embedded server started in {t['startup_s']} s")
+    print(f"  wall time {wall_s:.1f} s")
+    print(f"  report: {report_dir / 'index.html'}")
+
+
+def serve(args: argparse.Namespace) -> int:
+    _, servers = _load(args.servers)
+    chosen = (
+        servers.select(args.names) if args.names else [t for t in servers.select([]) if t.embedded]
+    )
+    not_embedded = [t.name for t in chosen if t.embedded is None]
+    if not_embedded:
+        raise ConfigError(f"not embedded targets (nothing to start): {', '.join(not_embedded)}")
+    if not chosen:
+        raise ConfigError("no embedded targets among the defaults; name one")
+    running: list[RunningTarget] = []
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        for t in chosen:
+            started = time.perf_counter()
+            rt = start_target(t, Path(args.log_dir) / t.name if args.log_dir else None)
+            running.append(rt)
+            print(
+                f"{t.name}: {rt.base_url} (server_name {rt.server_name}, "
+                f"started in {time.perf_counter() - started:.1f}s)"
+            )
+            if rt.shared_secret and rt.embedded is not None:
+                print(f"  registration shared secret (this process only): {rt.shared_secret}")
+        print("serving; Ctrl-C to stop", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping")
+    finally:
+        for rt in running:
+            rt.stop()
+    return EXIT_OK
+
+
+def list_targets(args: argparse.Namespace) -> int:
+    path, servers = _load(args.servers)
+    print(f"targets in {path}:")
+    for t in servers.targets:
+        where = f"embedded {t.embedded}" if t.embedded else t.base_url
+        default = " (default)" if t.name in servers.defaults else ""
+        print(
+            f"  {t.name}{default}: {where}; auth {', '.join(t.auth)}; "
+            f"provisioning {t.provisioning.method}"
+            + (f"; spec {t.spec_version}" if t.spec_version else "")
+        )
+    return EXIT_OK
+
+
+def rerender(args: argparse.Namespace) -> int:
+    from .report import render_all
+
+    path = Path(args.results)
+    try:
+        read_document(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    for out in render_all(path):
+        print(out)
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mxconform", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the conformance suites and write a report")
+    r.add_argument("--servers", metavar="FILE")
+    r.add_argument("--server", metavar="NAME", action="append")
+    r.add_argument("--report-dir", metavar="DIR", default="reports")
+    r.add_argument("--spec-version", metavar="V")
+    r.add_argument("-k", metavar="EXPR", help="select checks (pytest -k expression)")
+    r.add_argument("-v", "--verbose", action="store_true")
+    s = sub.add_parser("serve", help="start embedded targets and print their URLs")
+    s.add_argument("names", nargs="*", metavar="NAME")
+    s.add_argument("--servers", metavar="FILE")
+    s.add_argument("--log-dir", metavar="DIR")
+    t = sub.add_parser("targets", help="list the targets of servers.yaml")
+    t.add_argument("--servers", metavar="FILE")
+    rep = sub.add_parser("report", help="re-render index.html and junit.xml from results.json")
+    rep.add_argument("results", metavar="RESULTS_JSON")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return run_suites(args).exit_code
+        if args.command == "serve":
+            return serve(args)
+        if args.command == "targets":
+            return list_targets(args)
+        return rerender(args)
+    except (ConfigError, HarnessError) as exc:
+        print(f"mxconform: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""The harness's HTTP client: every exchange is captured as redacted evidence.
+
+Suites never build requests by hand: they call `MatrixClient.request` with `Credentials`
+that say how a token travels. Rate limiting (429) is waited out and retried, never scored;
+network failures raise `NetworkError`, which the verdict layer turns into ERROR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import httpx
+
+from .redact import SecretRegistry, redact_body, redact_headers, redact_url
+
+BODY_CAP = 16 * 1024
+
+
+class HarnessError(Exception):
+    """The harness could not carry out a check: the verdict is ERROR, never FAIL."""
+
+
+class NetworkError(HarnessError):
+    """The target could not be reached, or it did not answer in time."""
+
+
+class RateLimited(HarnessError):
+    """The target kept answering 429 after the allowed retries."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How (and whether) a request carries credentials."""
+
+    headers: tuple[tuple[str, str], ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
+    label: str = "none"
+
+    def __add__(self, other: Credentials) -> Credentials:
+        return Credentials(
+            self.headers + other.headers, self.params + other.params, f"{self.label}+{other.label}"
+        )
+
+
+NO_CREDENTIALS = Credentials()
+
+
+def bearer_header(token: str) -> Credentials:
+    return Credentials(headers=(("Authorization", f"Bearer {token}"),), label="header")
+
+
+def query_param(token: str) -> Credentials:
+    return Credentials(params=(("access_token", token),), label="query")
+
+
+def authorization_value(value: str, label: str) -> Credentials:
+    """A raw Authorization header, for probing what the spec leaves open."""
+    return Credentials(headers=(("Authorization", value),), label=label)
+
+
+class Transport(Enum):
+    """The two ways the Client-Server API lets a client present an access token."""
+
+    HEADER = "header"
+    QUERY = "query"
+
+    def credentials(self, token: str) -> Credentials:
+        return bearer_header(token) if self is Transport.HEADER else query_param(token)
+
+    @property
+    def requirement(self) -> str:
+        """The catalogue rule that makes this transport mandatory."""
+        return "TOKEN-BEARER-1" if self is Transport.HEADER else "TOKEN-QUERY-LEGACY"
+
+
+@dataclass
+class Exchange:
+    """One request and its response, redacted, as shown in the report."""
+
+    method: str
+    url: str
+    request_headers: list[tuple[str, str]]
+    request_body: Any
+    started_at: str
+    duration_ms: float = 0.0
+    status: int | None = None
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    response_body: Any = None
+    error: str | None = None
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Recorder:
+    """Collects the exchanges of one check (or of one piece of housekeeping)."""
+
+    def __init__(self) -> None:
+        self.exchanges: list[Exchange] = []
+
+
+class Pacer:
+    """Bounds the request rate to one target, shared by every client of that target."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            if self._next > now:
+                await asyncio.sleep(self._next - now)
+            self._next = max(now, self._next) + self._interval
+
+
+@dataclass(frozen=True)
+class RequestPolicy:
+    timeout_s: float = 10.0
+    max_rate_limit_retries: int = 3
+    max_retry_wait_s: float = 30.0
+
+
+def retry_delay(response: httpx.Response, cap: float) -> float:
+    """How long a 429 asks us to wait: Retry-After first, else retry_after_ms, else 1 s."""
+    header = response.headers.get("Retry-After")
+    delay: float | None = None
+    if header:
+        try:
+            delay = float(header)
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(header) if header else None
+            if parsed is not None:
+                delay = (parsed - datetime.now(UTC)).total_seconds()
+    if delay is None:
+        try:
+            ms = response.json().get("retry_after_ms")
+            delay = float(ms) / 1000 if ms is not None else None
+        except (ValueError, AttributeError, TypeError):
+            delay = None
+    return min(max(delay if delay is not None else 1.0, 0.0), cap)
+
+
+class MatrixClient:
+    """Talks to one target; records into one recorder."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        recorder: Recorder,
+        secrets: SecretRegistry,
+        pacer: Pacer,
+        policy: RequestPolicy,
+    ) -> None:
+        self._http = http
+        self.base_url = base_url.rstrip("/")
+        self.recorder = recorder
+        self._secrets = secrets
+        self._pacer = pacer
+        self._policy = policy
+
+    def with_recorder(self, recorder: Recorder) -> MatrixClient:
+        return MatrixClient(
+            self._http, self.base_url, recorder, self._secrets, self._pacer, self._policy
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        credentials: Credentials = NO_CREDENTIALS,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        note: str | None = None,
+    ) -> httpx.Response:
+        url = path if path.startswith("http") else self.base_url + path
+        query: list[tuple[str, str | int | float | bool | None]] = [
+            *(params or {}).items(),
+            *credentials.params,
+        ]
+        attempts = 0
+        while True:
+            request = self._http.build_request(
+                method,
+                url,
+                params=query or None,
+                json=json,
+                headers=list(credentials.headers),
+                timeout=self._policy.timeout_s,
+            )
+            await self._pacer.wait()
+            response = await self._send(request, note)
+            if response.status_code != 429 or attempts >= self._policy.max_rate_limit_retries:
+                break
+            attempts += 1
+            await asyncio.sleep(retry_delay(response, self._policy.max_retry_wait_s))
+        if response.status_code == 429:
+            raise RateLimited(f"{method} {path}: still rate-limited (429) after {attempts} retries")
+        return response
+
+    async def _send(self, request: httpx.Request, note: str | None) -> httpx.Response:
+        exchange = Exchange(
+            method=request.method,
+            url=redact_url(str(request.url), self._secrets),
+            request_headers=redact_headers(_wire_headers(request.headers), self._secrets),
+            request_body=redact_body(
+                request.content, request.headers.get("content-type"), self._secrets, BODY_CAP
+            ),
+            started_at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            note=note,
+        )
+        self.recorder.exchanges.append(exchange)
+        start = time.perf_counter()
+        try:
+            response = await self._http.send(request)
+            await response.aread()
+        except httpx.TimeoutException as exc:
+            exchange.error = f"timeout after {self._policy.timeout_s:g}s ({type(exc).__name__})"
+            raise NetworkError(f"{request.method} {exchange.url}: {exchange.error}") from exc
+        except httpx.TransportError as exc:
+            exchange.error = f"{type(exc).__name__}: {self._secrets.scrub(str(exc))}"
+            raise NetworkError(f"{request.method} {exchange.url}: {exchange.error}") from exc
+        finally:
+            exchange.duration_ms = round((time.perf_counter() - start) * 1000, 2)
+        exchange.status = response.status_code
+        exchange.response_headers = redact_headers(_wire_headers(response.headers), self._secrets)
+        exchange.response_body = redact_body(
+            response.content, response.headers.get("content-type"), self._secrets, BODY_CAP
+        )
+        if response.status_code == 429:
+            exchange.note = "rate-limited: waited out and retried (never scored)"
+        return response
+
+
+def _wire_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
+    skip = {"accept-encoding", "connection", "user-agent", "content-length", "host"}
+    return [(k, v) for k, v in headers.multi_items() if k.lower() not in skip]
+
+
+def new_http_client() -> httpx.AsyncClient:
+    """One pooled client per target; redirects are never followed silently."""
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        headers={"User-Agent": "mxconform"},
+        limits=httpx.Limits(max_connections=8),
+    )

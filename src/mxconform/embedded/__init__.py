@@ -1,0 +1,1 @@
+"""Embedded targets: real homeservers that the harness starts on loopback itself."""

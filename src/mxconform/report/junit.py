@@ -1,0 +1,57 @@
+"""JUnit XML for CI dashboards: FAIL is a failure, ERROR an error, SKIP skipped; WARN/INFO pass."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import Counter
+from typing import Any
+
+
+def _name(check: dict[str, Any]) -> str:
+    suffix = f"[{check['transport']}]" if check.get("transport") else ""
+    return f"{check['check_id']}{suffix}"
+
+
+def render_junit(document: dict[str, Any]) -> str:
+    suites = ET.Element("testsuites", name="mxconform")
+    for target in dict.fromkeys(c["target"] for c in document["checks"]):
+        checks = [c for c in document["checks"] if c["target"] == target]
+        counts = Counter(c["verdict"] for c in checks)
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=f"mxconform.{target}",
+            tests=str(len(checks)),
+            failures=str(counts["FAIL"]),
+            errors=str(counts["ERROR"]),
+            skipped=str(counts["SKIP"]),
+            time=f"{sum(c['duration_s'] for c in checks):.3f}",
+        )
+        for check in checks:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"{target}.{check['check_id']}",
+                name=_name(check),
+                time=f"{check['duration_s']:.3f}",
+            )
+            props = ET.SubElement(case, "properties")
+            for rid in check["requirements"]:
+                ET.SubElement(props, "property", name="requirement", value=rid)
+            ET.SubElement(props, "property", name="verdict", value=check["verdict"])
+            verdict = check["verdict"]
+            if verdict == "FAIL" and check.get("known_issue"):
+                known = check["known_issue"]
+                ET.SubElement(case, "skipped", message=f"known issue: {known['reason'][:400]}")
+            elif verdict == "FAIL":
+                ET.SubElement(case, "failure", message=check["message"][:500]).text = check[
+                    "message"
+                ]
+            elif verdict == "ERROR":
+                ET.SubElement(case, "error", message=check["message"][:500]).text = check["message"]
+            elif verdict == "SKIP":
+                ET.SubElement(case, "skipped", message=check["message"][:500])
+            elif verdict in ("WARN", "INFO"):
+                ET.SubElement(case, "system-out").text = f"{verdict}: {check['message']}"
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

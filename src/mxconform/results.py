@@ -1,0 +1,132 @@
+"""results.json: the single source of truth of a run. Every other output is rendered from it."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import requirements
+from .redact import SecretRegistry
+from .verdicts import Verdict
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class CheckRecord:
+    check_id: str
+    title: str
+    requirements: list[str]
+    target: str
+    auth_api: str | None
+    transport: str | None
+    verdict: Verdict
+    message: str
+    expected: Any = None
+    observed: Any = None
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    observations: list[str] = field(default_factory=list)
+    duration_s: float = 0.0
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+    nodeid: str = ""
+    # Set when the target's known-issues file lists this check (expected to FAIL).
+    known_issue: dict[str, str] | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str | None]:
+        return (self.check_id, self.target, self.transport)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["verdict"] = self.verdict.value
+        return data
+
+
+def gating_failures(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The FAILs that fail a run: those not listed as known issues of their target."""
+    return [c for c in checks if c["verdict"] == "FAIL" and not c.get("known_issue")]
+
+
+def summarise(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per target: counts per verdict, and MUST / SHOULD compliance (met / applicable).
+
+    A check counts towards the level of its first (primary) requirement; SKIP and ERROR
+    checks are not applicable, so they count towards neither side.
+    """
+    cat = requirements.catalogue()
+    out: dict[str, dict[str, Any]] = {}
+    for target in dict.fromkeys(c["target"] for c in checks):
+        mine = [c for c in checks if c["target"] == target]
+        counts = Counter(c["verdict"] for c in mine)
+        known = [c for c in mine if c.get("known_issue")]
+        entry: dict[str, Any] = {
+            "counts": {v.value: counts.get(v.value, 0) for v in Verdict},
+            "total": len(mine),
+            "known_fail": sum(1 for c in known if c["verdict"] == "FAIL"),
+            "known_now_passing": sorted(c["check_id"] for c in known if c["verdict"] == "PASS"),
+        }
+        for level, broken in (("must", "FAIL"), ("should", "WARN")):
+            graded = [
+                c
+                for c in mine
+                if c["verdict"] not in ("SKIP", "ERROR")
+                and cat[c["requirements"][0]].level == level.upper()
+            ]
+            entry[f"{level}_applicable"] = len(graded)
+            entry[f"{level}_passed"] = sum(1 for c in graded if c["verdict"] != broken)
+        out[target] = entry
+    return out
+
+
+def cited_requirements(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    cat = requirements.catalogue()
+    ids = sorted({rid for c in checks for rid in c["requirements"]})
+    return {
+        rid: {
+            "level": cat[rid].level,
+            "area": cat[rid].area,
+            "statement": cat[rid].statement,
+            "since": cat[rid].since,
+            "until": cat[rid].until,
+            "url": cat[rid].url(None),
+        }
+        for rid in ids
+        if rid in cat
+    }
+
+
+def build_document(
+    *,
+    harness: dict[str, Any],
+    run: dict[str, Any],
+    targets: list[dict[str, Any]],
+    records: list[CheckRecord],
+    secrets: SecretRegistry,
+) -> dict[str, Any]:
+    checks = [r.to_json() for r in records]
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "harness": harness,
+        "run": run,
+        "targets": targets,
+        "summary": summarise(checks),
+        "requirements": cited_requirements(checks),
+        "checks": checks,
+    }
+    # Last line of defence: scrub every string by value before anything is written.
+    scrubbed: dict[str, Any] = secrets.scrub_any(document)
+    return scrubbed
+
+
+def write_document(document: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(document, indent=1, default=str) + "\n")
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(f"{path}: unsupported results schema_version {data.get('schema_version')}")
+    return data

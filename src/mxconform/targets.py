@@ -1,0 +1,244 @@
+"""Target configuration: servers.yaml, validated with pydantic into clear, user-facing errors."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import core_schema
+
+AuthApi = Literal["legacy", "oauth"]
+EmbeddedKind = Literal["synapse-legacy"]
+
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+class ConfigError(Exception):
+    """A problem in the user's configuration or command line: printed as one line, no traceback."""
+
+
+class SecretRef(str):
+    """A secret given as `${ENV_VAR}`; the value is read from the environment only when needed."""
+
+    @property
+    def variable(self) -> str:
+        match = _ENV_REF.match(self)
+        assert match is not None
+        return match.group(1)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls,
+        source: Any,
+        handler: GetCoreSchemaHandler,
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(_secret_ref)
+
+    def resolve(self, where: str) -> str:
+        value = os.environ.get(self.variable)
+        if value is None or value == "":
+            raise ConfigError(f"{where}: environment variable {self.variable} is not set")
+        return value
+
+
+def _secret_ref(value: Any) -> SecretRef:
+    if not isinstance(value, str) or not _ENV_REF.match(value):
+        raise ValueError("secrets must be given as an environment reference like ${MY_SECRET}")
+    return SecretRef(value)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpenRegistration(_Strict):
+    """Register users through the full UIA dance on POST /register (m.login.dummy)."""
+
+    method: Literal["open-registration"]
+
+
+class SynapseSharedSecret(_Strict):
+    """Register users through Synapse's shared-secret admin endpoint (nonce + HMAC)."""
+
+    method: Literal["synapse-shared-secret"]
+    # Required for remote targets; embedded targets generate their own secret.
+    shared_secret: SecretRef | None = None
+
+
+Provisioning = Annotated[OpenRegistration | SynapseSharedSecret, Field(discriminator="method")]
+
+
+class Target(_Strict):
+    """One homeserver under test, as declared by its operator."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")]
+    embedded: EmbeddedKind | None = None
+    base_url: str | None = None
+    server_name: str | None = None
+    auth: Annotated[list[AuthApi], Field(min_length=1)]
+    provisioning: Provisioning
+    spec_version: Annotated[str | None, Field(pattern=r"^(v\d+\.\d+|r0\.\d+\.\d+)$")] = None
+    known_issues: str | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # Default: 20/s for remote targets (be polite to shared servers), none for embedded ones.
+    max_requests_per_second: Annotated[float | None, Field(gt=0)] = None
+    max_rate_limit_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    max_retry_wait_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # Embedded targets only: the Python that runs Synapse (another venv runs another version).
+    synapse_python: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+/?$", value):
+            raise ValueError("expected http(s)://host[:port] without a path")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _remote_needs_address(self) -> Target:
+        if self.embedded is None:
+            missing = [k for k in ("base_url", "server_name") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"a non-embedded target needs {' and '.join(missing)}")
+            if (
+                isinstance(self.provisioning, SynapseSharedSecret)
+                and self.provisioning.shared_secret is None
+            ):
+                raise ValueError("synapse-shared-secret provisioning needs shared_secret")
+        else:
+            if self.base_url is not None:
+                raise ValueError("an embedded target gets its base_url when it starts")
+        if self.synapse_python is not None and self.embedded is None:
+            raise ValueError("synapse_python only applies to embedded targets")
+        return self
+
+    @property
+    def request_rate(self) -> float:
+        if self.max_requests_per_second is not None:
+            return self.max_requests_per_second
+        return 1000.0 if self.embedded else 20.0
+
+    def offers(self, api: AuthApi) -> bool:
+        return api in self.auth
+
+
+class KnownIssue(_Strict):
+    """A check this target is known to fail, and why (shown as KNOWN, not gating the run)."""
+
+    check: Annotated[str, Field(min_length=1)]
+    transport: Literal["header", "query"] | None = None
+    reason: Annotated[str, Field(min_length=1)]
+    link: Annotated[str, Field(pattern=r"^https?://")]
+
+    def covers(self, check_id: str, transport: str | None) -> bool:
+        return self.check == check_id and self.transport in (None, transport)
+
+
+class KnownIssuesFile(_Strict):
+    known_issues: list[KnownIssue]
+
+
+class ServersFile(_Strict):
+    defaults: Annotated[list[str], Field(min_length=1)]
+    targets: Annotated[list[Target], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ServersFile:
+        names = [t.name for t in self.targets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"target names must be unique; repeated: {', '.join(dupes)}")
+        unknown = [d for d in self.defaults if d not in names]
+        if unknown:
+            raise ValueError(f"defaults name unknown targets: {', '.join(unknown)}")
+        return self
+
+    def select(self, names: Iterable[str]) -> list[Target]:
+        """The targets named (the defaults when none), in the order given."""
+        wanted = list(names) or list(self.defaults)
+        by_name = {t.name: t for t in self.targets}
+        unknown = [n for n in wanted if n not in by_name]
+        if unknown:
+            raise ConfigError(
+                f"unknown target {', '.join(repr(n) for n in unknown)}; "
+                f"targets in this file: {', '.join(by_name)}"
+            )
+        return [by_name[n] for n in dict.fromkeys(wanted)]
+
+
+def _where(path: Path, loc: tuple[int | str, ...]) -> str:
+    parts = ""
+    for item in loc:
+        if isinstance(item, int):
+            parts += f"[{item}]"
+        elif item in ("open-registration", "synapse-shared-secret") or item.startswith("function-"):
+            continue  # pydantic's union branch names are noise to a user
+        else:
+            parts += f".{item}" if parts else item
+    return f"{path}: {parts}" if parts else str(path)
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    kind = error.get("type")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_invalid":
+        expected = error.get("ctx", {}).get("expected_tags", "")
+        return f"unknown method; expected one of {expected}"
+    if kind == "literal_error":
+        return f"expected {error.get('ctx', {}).get('expected', '')}"
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")
+
+
+def load_servers(path: Path) -> ServersFile:
+    """Read and validate a servers file; every user error becomes one ConfigError line."""
+    return _load(path, ServersFile, "a mapping with `defaults` and `targets`")
+
+
+def load_known_issues(target: Target, servers_path: Path) -> list[KnownIssue]:
+    """The target's known issues; the file's path is relative to the servers file."""
+    if target.known_issues is None:
+        return []
+    path = servers_path.parent / target.known_issues
+    return _load(path, KnownIssuesFile, "a mapping with `known_issues`").known_issues
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _load(path: Path, model: type[_M], shape: str) -> _M:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" (line {mark.line + 1})" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{line}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected {shape}")
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = len(exc.errors()) - 1
+        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+        raise ConfigError(
+            f"{_where(path, tuple(first['loc']))}: {_describe(first)}{suffix}"
+        ) from None

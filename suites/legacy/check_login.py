@@ -1,0 +1,117 @@
+"""Legacy login: GET /login flows, POST /login with a password, and what it must answer."""
+
+import secrets
+
+import pytest
+
+from mxconform import legacy
+from mxconform.matchers import body, expect, expect_true, match
+from mxconform.verdicts import observe
+
+pytestmark = pytest.mark.api("legacy")
+
+
+@pytest.mark.check("legacy.login.flows", "LOGIN-GET-FLOWS")
+async def check_login_flows_are_listed(hs):
+    """GET /login lists the login flows, each with a type, and includes m.login.password."""
+    resp = await legacy.login_flows(hs)
+    expect(resp, match.status(200), match.json_keys_present("flows"))
+    flows = (body(resp) or {}).get("flows")
+    types = [f.get("type") for f in flows if isinstance(f, dict)] if isinstance(flows, list) else []
+    expect_true(
+        bool(types) and all(isinstance(t, str) for t in types),
+        "every flow carries a string type",
+        expected="flows[].type",
+        observed=flows,
+    )
+    expect_true(
+        "m.login.password" in types,
+        "the password flow is offered",
+        req="LOGIN-GET-FLOWS",
+        expected="m.login.password",
+        observed=types,
+    )
+
+
+@pytest.mark.parametrize("style", ["identifier", "user-field"])
+@pytest.mark.check("legacy.login.password", "LOGIN-200")
+async def check_password_login_returns_a_session(hs, fresh_user, style):
+    """POST /login with m.login.password (identifier form and the deprecated user field)
+    answers with the full user ID, an access token and a device ID."""
+    resp = await legacy.login_password(hs, fresh_user.localpart, fresh_user.password, style=style)
+    expect(
+        resp,
+        match.status(200),
+        match.json_key_equal("user_id", fresh_user.user_id),
+        match.json_key_type("access_token", str, absent_ok=False),
+        match.json_key_type("device_id", str, absent_ok=False),
+    )
+
+
+@pytest.mark.check("legacy.login.wrong-password", "LOGIN-BAD-CREDS")
+async def check_wrong_password_is_forbidden(hs, fresh_user):
+    """A wrong password is refused with 403 M_FORBIDDEN."""
+    resp = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password + "x")
+    expect(resp, match.status(403), match.errcode("M_FORBIDDEN"))
+
+
+@pytest.mark.check("legacy.login.unknown-user", "LOGIN-BAD-CREDS")
+async def check_unknown_user_is_forbidden(hs, fresh_user):
+    """A user that does not exist is refused with 403 M_FORBIDDEN."""
+    resp = await legacy.login_password(hs, f"{fresh_user.localpart}-absent", "whatever-pass")
+    expect(resp, match.status(403), match.errcode("M_FORBIDDEN"))
+
+
+@pytest.mark.check("legacy.login.device-reuse", "DEVICE-LEGACY-GEN", "DEVICE-REUSE")
+async def check_login_with_existing_device_keeps_it(hs, fresh_user):
+    """Logging in with an existing device_id answers that device_id and keeps one device of
+    that ID; whether the old token dies is the server's choice (recorded)."""
+    first = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
+    expect(first, match.status(200))
+    device = body(first)["device_id"]
+    again = await legacy.login_password(
+        hs, fresh_user.user_id, fresh_user.password, device_id=device
+    )
+    expect(again, match.status(200), match.json_key_equal("device_id", device))
+    listed = await legacy.devices(hs, legacy.bearer_of(again))
+    expect(listed, match.status(200))
+    expect_true(
+        device in legacy.device_ids(listed),
+        "the re-used device is still listed",
+        expected=device,
+        observed=sorted(legacy.device_ids(listed)),
+    )
+    old = await legacy.whoami(hs, legacy.bearer_of(first))
+    observe(f"the earlier token of the re-used device now answers HTTP {old.status_code}")
+
+
+@pytest.mark.check("legacy.login.display-name", "LOGIN-DISPLAYNAME")
+async def check_initial_device_display_name_is_shown(hs, fresh_user):
+    """initial_device_display_name names the new device in GET /devices."""
+    name = f"mxconform device {secrets.token_hex(3)}"
+    resp = await legacy.login_password(
+        hs, fresh_user.user_id, fresh_user.password, display_name=name
+    )
+    expect(resp, match.status(200))
+    listed = await legacy.devices(hs, legacy.bearer_of(resp))
+    names = {d.get("device_id"): d.get("display_name") for d in body(listed)["devices"]}
+    expect_true(
+        names.get(body(resp)["device_id"]) == name,
+        "the device carries its name",
+        expected=name,
+        observed=names.get(body(resp)["device_id"]),
+    )
+
+
+@pytest.mark.check("legacy.login.refresh-opt-in", "LOGIN-REFRESH-OPTIN", "LOGIN-200")
+async def check_refresh_opt_in_gives_refresh_token(hs, fresh_user):
+    """With refresh_token: true the login answer adds refresh_token and expires_in_ms."""
+    resp = await legacy.login_password(
+        hs, fresh_user.user_id, fresh_user.password, refresh_token=True
+    )
+    expect(resp, match.status(200), req="LOGIN-200")
+    expect(
+        resp,
+        match.json_key_type("refresh_token", str, absent_ok=False),
+        match.json_key_type("expires_in_ms", int, absent_ok=False),
+    )

@@ -1,0 +1,89 @@
+"""Legacy registration: the UIA challenge, username checks before UIA, availability, and
+inhibit_login. Names are run-unique, and any account made here is cleaned up."""
+
+import pytest
+
+from mxconform import legacy
+from mxconform.matchers import body, expect, match
+from mxconform.verdicts import observe
+
+pytestmark = pytest.mark.api("legacy")
+
+
+def skip_if_closed(resp):
+    if resp.status_code == 403 and (body(resp) or {}).get("errcode") == "M_FORBIDDEN":
+        pytest.skip("the server has registration turned off (403 M_FORBIDDEN)")
+
+
+@pytest.mark.check("legacy.register.challenge", "REG-UIA", "UIA-401-SHAPE")
+async def check_registration_starts_with_a_uia_challenge(hs, legacy_users):
+    """POST /register without auth answers 401 with flows of stages (and a session string,
+    which the spec makes optional), and registers nobody."""
+    name = legacy_users.unused_name("reg")
+    resp = await legacy.register(hs, {"username": name, "password": "not-used-Passw0rd"})
+    skip_if_closed(resp)
+    expect(resp, match.status(401), match.json_keys_present("flows"))
+    expect(
+        resp,
+        match.flows_of_stages(),
+        match.json_key_type("session", str, absent_ok=True),
+        req="UIA-401-SHAPE",
+    )
+    listed = await legacy.register_available(hs, name)
+    expect(listed, match.status(200), match.json_key_equal("available", True), req="REG-UIA")
+
+
+@pytest.mark.check("legacy.register.in-use", "REG-PRECHECK-BEFORE-UIA")
+async def check_taken_username_is_refused_before_uia(hs, fresh_user):
+    """A taken username is refused with 400 M_USER_IN_USE before any UIA challenge."""
+    resp = await legacy.register(
+        hs, {"username": fresh_user.localpart, "password": "not-used-Passw0rd"}
+    )
+    skip_if_closed(resp)
+    expect(resp, match.status(400), match.errcode("M_USER_IN_USE"))
+
+
+@pytest.mark.check("legacy.register.invalid-username", "REG-PRECHECK-BEFORE-UIA", "REG-USERNAME")
+async def check_invalid_username_is_refused_or_mapped(hs):
+    """An ungrammatical username is refused with 400 M_INVALID_USERNAME before UIA (a server
+    may instead map it to a valid localpart: recorded)."""
+    resp = await legacy.register(
+        hs, {"username": "not a valid\u00a0name!", "password": "not-used-Passw0rd"}
+    )
+    skip_if_closed(resp)
+    if resp.status_code == 401:
+        observe("the server accepted the name for mapping and started UIA")
+        return
+    expect(resp, match.status(400), match.errcode("M_INVALID_USERNAME"))
+
+
+@pytest.mark.check("legacy.register.available", "REG-AVAILABLE")
+async def check_availability_of_free_and_taken_names(hs, fresh_user, legacy_users):
+    """GET /register/available says true for a free name and 400 M_USER_IN_USE for a taken one."""
+    free = await legacy.register_available(hs, legacy_users.unused_name("free"))
+    expect(free, match.status(200), match.json_key_equal("available", True))
+    taken = await legacy.register_available(hs, fresh_user.localpart)
+    expect(taken, match.status(400), match.errcode("M_USER_IN_USE"))
+
+
+@pytest.mark.check("legacy.register.inhibit-login", "REG-INHIBIT-LOGIN")
+async def check_inhibit_login_returns_no_token(hs, legacy_users):
+    """Registration with inhibit_login answers the user ID without access token or device."""
+    name = legacy_users.unused_name("inhibit")
+    password = legacy_users.new_password()
+    request = {"username": name, "password": password, "inhibit_login": True}
+    challenge = await legacy.register(hs, request)
+    skip_if_closed(challenge)
+    flows = [f.get("stages") for f in (body(challenge) or {}).get("flows", [])]
+    if ["m.login.dummy"] not in flows:
+        pytest.skip(f"registration needs stages the harness cannot complete here: {flows}")
+    request["auth"] = legacy.stage_auth("m.login.dummy", body(challenge).get("session"))
+    resp = await legacy.register(hs, request)
+    expect(resp, match.status(200), match.json_key_type("user_id", str, absent_ok=False))
+    legacy_users.adopt(body(resp)["user_id"], password)
+    expect(
+        resp,
+        match.json_key_absent("access_token"),
+        match.json_key_absent("device_id"),
+        match.json_key_absent("refresh_token"),
+    )

@@ -1,0 +1,135 @@
+"""Legacy refresh and logout: what happens to tokens and devices afterwards, read back."""
+
+import asyncio
+
+import pytest
+
+from mxconform import legacy
+from mxconform.client import bearer_header
+from mxconform.matchers import body, expect, expect_true, match
+from mxconform.verdicts import observe
+
+pytestmark = pytest.mark.api("legacy")
+
+MAX_EXPIRY_WAIT_S = 30.0
+
+
+async def refreshable_login(hs, user):
+    resp = await legacy.login_password(hs, user.user_id, user.password, refresh_token=True)
+    expect(resp, match.status(200))
+    data = body(resp)
+    if not isinstance(data.get("refresh_token"), str):
+        pytest.skip("the server issues no refresh tokens (opting in is server policy)")
+    return data
+
+
+@pytest.mark.check("legacy.refresh.new-pair", "REFRESH-200", "DEVICE-BIND-REFRESH")
+async def check_refresh_gives_a_working_token_on_the_same_device(hs, fresh_user, transport):
+    """POST /refresh answers a new access token, bound to the same device."""
+    first = await refreshable_login(hs, fresh_user)
+    resp = await legacy.refresh(hs, first["refresh_token"])
+    expect(
+        resp,
+        match.status(200),
+        match.json_key_type("access_token", str, absent_ok=False),
+        match.json_key_type("refresh_token", str, absent_ok=True),
+    )
+    who = await legacy.whoami(hs, transport.credentials(body(resp)["access_token"]))
+    expect(
+        who,
+        match.status(200),
+        match.json_key_equal("device_id", first["device_id"]),
+        req="DEVICE-BIND-REFRESH",
+    )
+
+
+@pytest.mark.check("legacy.refresh.old-access-token", "REFRESH-OLD-AT")
+async def check_old_access_token_after_refresh_is_recorded(hs, fresh_user):
+    """After a refresh the server may revoke the old access token at once: recorded."""
+    first = await refreshable_login(hs, fresh_user)
+    resp = await legacy.refresh(hs, first["refresh_token"])
+    expect(resp, match.status(200), req="REFRESH-200")
+    old = await legacy.whoami(hs, bearer_header(first["access_token"]))
+    observe(f"the pre-refresh access token answers HTTP {old.status_code}")
+
+
+async def use_two_refreshes(hs, user):
+    """Refresh twice with one refresh token, then use the second new pair."""
+    first = await refreshable_login(hs, user)
+    once = await legacy.refresh(hs, first["refresh_token"])
+    twice = await legacy.refresh(hs, first["refresh_token"])
+    return first, once, twice
+
+
+@pytest.mark.check("legacy.refresh.grace", "REFRESH-GRACE")
+async def check_old_refresh_token_lives_until_the_new_pair_is_used(hs, fresh_user):
+    """The old refresh token keeps working until the new pair is used; then it is refused."""
+    first, once, twice = await use_two_refreshes(hs, fresh_user)
+    expect(once, match.status(200))
+    expect(twice, match.status(200))
+    used = await legacy.whoami(hs, bearer_header(body(twice)["access_token"]))
+    expect(used, match.status(200))
+    after = await legacy.refresh(hs, first["refresh_token"])
+    expect(after, match.status_in(range(400, 500), "a 4xx refusal"))
+
+
+@pytest.mark.check("legacy.refresh.consumed", "REFRESH-401")
+async def check_consumed_refresh_token_gets_401(hs, fresh_user):
+    """A refresh token that has been used up is refused with 401, as for an unknown one."""
+    first, _, twice = await use_two_refreshes(hs, fresh_user)
+    expect(twice, match.status(200), req="REFRESH-GRACE")
+    await legacy.whoami(hs, bearer_header(body(twice)["access_token"]))
+    after = await legacy.refresh(hs, first["refresh_token"])
+    expect(after, match.status(401))
+
+
+@pytest.mark.check("legacy.refresh.unknown", "REFRESH-401")
+async def check_unknown_refresh_token_is_refused(hs):
+    """A refresh token the server never issued gets 401."""
+    resp = await legacy.refresh(hs, "mxconform_never_issued_refresh_token")
+    expect(resp, match.status(401), match.errcode("M_UNKNOWN_TOKEN"))
+
+
+@pytest.mark.check("legacy.token.expired", "TOKEN-UNKNOWN", "TOKEN-EXPIRED")
+async def check_expired_token_is_soft_logged_out(hs, fresh_user, transport):
+    """An expired access token gets 401 M_UNKNOWN_TOKEN, preferably with soft_logout true."""
+    first = await refreshable_login(hs, fresh_user)
+    lifetime_s = first.get("expires_in_ms", 0) / 1000
+    if not 0 < lifetime_s <= MAX_EXPIRY_WAIT_S:
+        pytest.skip(f"access tokens live {lifetime_s:g}s, over the {MAX_EXPIRY_WAIT_S:g}s budget")
+    await asyncio.sleep(lifetime_s + 0.5)
+    resp = await legacy.whoami(hs, transport.credentials(first["access_token"]))
+    expect(resp, match.status(401), match.errcode("M_UNKNOWN_TOKEN"))
+    expect(resp, match.json_key_equal("soft_logout", True), req="TOKEN-EXPIRED")
+
+
+@pytest.mark.check("legacy.logout.device-gone", "LOGOUT-1")
+async def check_logout_revokes_the_token_and_deletes_the_device(hs, fresh_user, transport):
+    """POST /logout answers 200; the token is refused afterwards and its device is gone."""
+    other = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
+    expect(other, match.status(200))
+    device = body(other)["device_id"]
+    resp = await legacy.logout(hs, transport.credentials(body(other)["access_token"]))
+    expect(resp, match.status(200))
+    after = await legacy.whoami(hs, bearer_header(body(other)["access_token"]))
+    expect(after, match.status(401), match.errcode("M_UNKNOWN_TOKEN"))
+    listed = await legacy.devices(hs, bearer_header(fresh_user.access_token))
+    expect(listed, match.status(200))
+    expect_true(
+        device not in legacy.device_ids(listed),
+        "the device is gone from /devices",
+        expected=f"{device} absent",
+        observed=sorted(legacy.device_ids(listed)),
+    )
+
+
+@pytest.mark.check("legacy.logout.all", "LOGOUT-ALL")
+async def check_logout_all_revokes_every_token(hs, fresh_user, transport):
+    """POST /logout/all answers 200 and every token of the user is refused afterwards."""
+    other = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
+    expect(other, match.status(200))
+    resp = await legacy.logout_all(hs, transport.credentials(body(other)["access_token"]))
+    expect(resp, match.status(200))
+    for token in (fresh_user.access_token, body(other)["access_token"]):
+        after = await legacy.whoami(hs, bearer_header(token))
+        expect(after, match.status(401), match.errcode("M_UNKNOWN_TOKEN"))

@@ -1,0 +1,254 @@
+"""A deliberately non-conformant stand-in: a reverse proxy in front of a real Synapse that
+breaks exactly one rule, so the project's tests can show each check turning FAIL.
+
+Built on the standard library's threading HTTP server and httpx; each `Breakage` rewrites the
+request on its way in or the response on its way out.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import httpx
+
+PROBE_PATHS = ("/account/whoami", "/devices", "/account_data/", "/profile/", "/sync")
+
+
+@dataclass
+class Exchange:
+    method: str
+    path: str  # path and query
+    headers: list[tuple[str, str]]
+    body: bytes
+    status: int = 0
+    response_headers: dict[str, str] | None = None
+    response_body: bytes = b""
+
+    def has_credentials(self) -> bool:
+        query = dict(parse_qsl(urlsplit(self.path).query))
+        return "access_token" in query or any(k.lower() == "authorization" for k, _ in self.headers)
+
+    def is_probe(self) -> bool:
+        return urlsplit(self.path).path.startswith("/_matrix/client/v3") and any(
+            p in self.path for p in PROBE_PATHS
+        )
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.response_body)
+        except ValueError:
+            return None
+
+    def set_json(self, data: Any) -> None:
+        self.response_body = json.dumps(data).encode()
+
+
+@dataclass(frozen=True)
+class Breakage:
+    """One broken rule: `inbound` may answer by itself (set status), `outbound` rewrites."""
+
+    name: str
+    inbound: Callable[[Exchange], None] = lambda ex: None
+    outbound: Callable[[Exchange], None] = lambda ex: None
+
+
+def _strip_query_token(ex: Exchange) -> None:
+    parts = urlsplit(ex.path)
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "access_token"
+    ]
+    ex.path = parts.path + (f"?{urlencode(query)}" if query else "")
+
+
+def _answer_without_token(ex: Exchange) -> None:
+    if ex.is_probe() and not ex.has_credentials():
+        ex.status = 200
+        ex.response_headers = {"content-type": "application/json"}
+        ex.set_json({"user_id": "@nobody:localhost"})
+
+
+def _rewrite_errcode(ex: Exchange) -> None:
+    data = ex.json()
+    if isinstance(data, dict) and data.get("errcode") == "M_UNKNOWN_TOKEN":
+        data["errcode"] = "M_FORBIDDEN"
+        ex.set_json(data)
+
+
+def _plain_text_errors(ex: Exchange) -> None:
+    data = ex.json()
+    if ex.status >= 400 and isinstance(data, dict):
+        data.pop("error", None)
+        ex.set_json(data)
+        assert ex.response_headers is not None
+        ex.response_headers["content-type"] = "text/plain"
+
+
+def _advertise_v1_20(ex: Exchange) -> None:
+    if urlsplit(ex.path).path == "/_matrix/client/versions":
+        ex.set_json({"versions": ["v1.20"]})
+
+
+def _whoami_wrong_device(ex: Exchange) -> None:
+    data = ex.json()
+    if (
+        ex.path.startswith("/_matrix/client/v3/account/whoami")
+        and isinstance(data, dict)
+        and "device_id" in data
+    ):
+        data["device_id"] = "NOTMYDEVICE"
+        ex.set_json(data)
+
+
+def _accept_wrong_password(ex: Exchange) -> None:
+    if ex.path.startswith("/_matrix/client/v3/login") and ex.method == "POST" and ex.status == 403:
+        ex.status = 200
+        ex.set_json(
+            {
+                "user_id": "@someone:localhost",
+                "access_token": "forged-token-000",
+                "device_id": "FORGED",
+            }
+        )
+
+
+def _never_refuse_refresh(ex: Exchange) -> None:
+    if ex.path.startswith("/_matrix/client/v3/refresh") and 400 <= ex.status < 500:
+        ex.status = 200
+        ex.set_json(
+            {
+                "access_token": "forged-access-000",
+                "refresh_token": "forged-refresh-000",
+                "expires_in_ms": 60000,
+            }
+        )
+
+
+def _logout_does_nothing(ex: Exchange) -> None:
+    if urlsplit(ex.path).path == "/_matrix/client/v3/logout":
+        ex.status = 200
+        ex.response_headers = {"content-type": "application/json"}
+        ex.set_json({})
+
+
+def _uia_flows_without_stages(ex: Exchange) -> None:
+    """UIA flows in the pre-r0 shape ({type} instead of {stages: [...]})."""
+    data = ex.json()
+    if ex.status == 401 and isinstance(data, dict) and isinstance(data.get("flows"), list):
+        data["flows"] = [{"type": (f.get("stages") or ["?"])[0]} for f in data["flows"]]
+        ex.set_json(data)
+
+
+def _uia_before_username_check(ex: Exchange) -> None:
+    data = ex.json()
+    if (
+        urlsplit(ex.path).path == "/_matrix/client/v3/register"
+        and ex.status == 400
+        and isinstance(data, dict)
+        and data.get("errcode") == "M_USER_IN_USE"
+    ):
+        ex.status = 401
+        ex.set_json({"flows": [{"stages": ["m.login.dummy"]}], "params": {}, "session": "s1"})
+
+
+def _expired_is_hard_logout(ex: Exchange) -> None:
+    data = ex.json()
+    if isinstance(data, dict) and data.get("soft_logout") is True:
+        data["soft_logout"] = False
+        ex.set_json(data)
+
+
+BREAKAGES = {
+    b.name: b
+    for b in (
+        Breakage("conformant"),
+        Breakage("ignore-query-token", inbound=_strip_query_token),
+        Breakage("accept-without-token", inbound=_answer_without_token),
+        Breakage("wrong-errcode", outbound=_rewrite_errcode),
+        Breakage("plain-text-errors", outbound=_plain_text_errors),
+        Breakage("advertise-v1.20", outbound=_advertise_v1_20),
+        Breakage("whoami-wrong-device", outbound=_whoami_wrong_device),
+        Breakage("wrong-password-accepted", outbound=_accept_wrong_password),
+        Breakage("refresh-never-refused", outbound=_never_refuse_refresh),
+        Breakage("logout-does-nothing", inbound=_logout_does_nothing),
+        Breakage("uia-flows-without-stages", outbound=_uia_flows_without_stages),
+        Breakage("uia-before-username-check", outbound=_uia_before_username_check),
+        Breakage("expired-is-hard-logout", outbound=_expired_is_hard_logout),
+    )
+}
+_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "host",
+    "content-encoding",
+}
+
+
+class BreakingProxy:
+    """Runs on a loopback port; `breakage` can be switched between runs."""
+
+    def __init__(self, upstream: str, breakage: str = "conformant") -> None:
+        self.upstream = upstream.rstrip("/")
+        self.breakage = BREAKAGES[breakage]
+        self._client = httpx.Client(timeout=30)
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                ex = Exchange(
+                    self.command,
+                    self.path,
+                    [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP],
+                    self.rfile.read(length) if length else b"",
+                )
+                proxy.breakage.inbound(ex)
+                if not ex.status:
+                    upstream = proxy._client.request(
+                        ex.method, proxy.upstream + ex.path, headers=ex.headers, content=ex.body
+                    )
+                    ex.status = upstream.status_code
+                    ex.response_headers = {
+                        k.lower(): v for k, v in upstream.headers.items() if k.lower() not in _HOP
+                    }
+                    ex.response_body = upstream.content
+                    proxy.breakage.outbound(ex)
+                self.send_response(ex.status)
+                for key, value in (ex.response_headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("content-length", str(len(ex.response_body)))
+                self.end_headers()
+                self.wfile.write(ex.response_body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def use(self, breakage: str) -> None:
+        self.breakage = BREAKAGES[breakage]
+
+    def __enter__(self) -> BreakingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._client.close()

@@ -1,0 +1,56 @@
+"""The requirement catalogue and the probe table, cross-checked against the reference and spec."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mxconform import requirements
+from mxconform.probes import AUTHENTICATED_PROBES
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+REFERENCE = SHARED / "reference" / "spec-requirements.md"
+SPEC_API = SHARED / "matrix-spec" / "data" / "api" / "client-server"
+
+
+def test_catalogue_entries_are_complete():
+    cat = requirements.catalogue()
+    assert len(cat) >= 180
+    for req in cat.values():
+        assert req.level in ("MUST", "SHOULD", "MAY", "unspecified")
+        assert req.anchor.startswith("#") and req.statement
+        for version in (req.since, req.until):
+            assert version is None or requirements.parse_version(version) is not None
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="shared reference not present")
+def test_catalogue_covers_every_reference_requirement():
+    text = REFERENCE.read_text()
+    section_a = text[text.index("## A. Requirements catalog") : text.index("## B.")]
+    ids = set(re.findall(r"^\| \d+ \| ([A-Z0-9-]+) \|", section_a, re.MULTILINE))
+    assert ids == set(requirements.catalogue())
+
+
+def _spec_operations() -> dict[str, tuple[str, str, list]]:
+    ops = {}
+    for path in SPEC_API.glob("*.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        base = (
+            doc.get("servers", [{}])[0].get("variables", {}).get("basePath", {}).get("default", "")
+        )
+        for route, methods in (doc.get("paths") or {}).items():
+            for method, op in methods.items():
+                if isinstance(op, dict) and "operationId" in op:
+                    ops[op["operationId"]] = (method.upper(), base + route, op.get("security", []))
+    return ops
+
+
+@pytest.mark.skipif(not SPEC_API.exists(), reason="matrix-spec data not present")
+@pytest.mark.parametrize("probe", AUTHENTICATED_PROBES, ids=lambda p: p.id)
+def test_probe_is_a_spec_operation_that_requires_a_token(probe):
+    method, route, security = _spec_operations()[probe.operation_id]
+    assert method == probe.method
+    pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(route.split("/v3", 1)[-1]))
+    assert re.fullmatch(pattern, probe.path), (route, probe.path)
+    assert security and {} not in security, "the operation must not allow anonymous access"

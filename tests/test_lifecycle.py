@@ -1,0 +1,110 @@
+"""Embedded Synapse: config, start, and a stop on every exit path (end, failure, Ctrl-C)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from mxconform.client import HarnessError
+from mxconform.embedded.synapse import EmbeddedSynapse, synapse_available, synapse_config
+
+needs_synapse = pytest.mark.skipif(not synapse_available(), reason="embedded extra missing")
+
+
+def is_down(base_url: str) -> bool:
+    try:
+        httpx.get(f"{base_url}/_matrix/client/versions", timeout=1)
+    except httpx.TransportError:
+        return True
+    return False
+
+
+def test_config_is_loopback_and_test_friendly(tmp_path):
+    config = synapse_config(tmp_path, 12345, "localhost", "s3cret", tmp_path / "hs.log")
+    listener = config["listeners"][0]
+    assert listener["bind_addresses"] == ["127.0.0.1"] and listener["port"] == 12345
+    assert config["database"]["name"] == "sqlite3" and config["bcrypt_rounds"] == 4
+    assert config["enable_registration_without_verification"] is True
+    assert config["rc_login"]["failed_attempts"]["per_second"] >= 1000
+    assert yaml.safe_load((tmp_path / "log.yaml").read_text())["handlers"]["file"]["filename"]
+
+
+@pytest.mark.integration
+@needs_synapse
+def test_stop_on_normal_end_keeps_a_scrubbed_log(tmp_path):
+    with EmbeddedSynapse(log_dir=tmp_path / "logs") as server:
+        base, secret = server.base_url, server.shared_secret
+        assert httpx.get(f"{base}/_matrix/client/versions").status_code == 200
+        workdir = server.workdir
+    assert is_down(base) and not workdir.exists()
+    log = (tmp_path / "logs" / "synapse-homeserver.log").read_text()
+    assert "Synapse now listening" in log or "Started" in log or log
+    assert secret not in log
+
+
+@pytest.mark.integration
+@needs_synapse
+def test_failed_start_cleans_up(tmp_path):
+    server = EmbeddedSynapse(python=sys.executable, startup_timeout_s=20)
+    server.server_name = "bad name with spaces"  # Synapse refuses this at start-up
+    with pytest.raises(HarnessError, match="exited during start-up"):
+        server.start()
+    assert server.process is None and not server.workdir.exists()
+
+
+def _spawn(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "mxconform.cli", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for_url(proc: subprocess.Popen[str], pattern: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    seen = ""
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        seen += line
+        found = re.search(pattern, line)
+        if found:
+            return found.group(1)
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"no URL in output:\n{seen}")
+
+
+@pytest.mark.integration
+@needs_synapse
+def test_ctrl_c_during_a_run_stops_synapse(tmp_path):
+    proc = _spawn("run", "--report-dir", str(tmp_path / "reports"), "-v", cwd=tmp_path)
+    base = _wait_for_url(proc, r"started embedded .* at (http://127\.0\.0\.1:\d+)")
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert is_down(base)
+
+
+@pytest.mark.integration
+@needs_synapse
+def test_serve_prints_urls_and_stops_on_ctrl_c(tmp_path):
+    proc = _spawn("serve", cwd=tmp_path)
+    base = _wait_for_url(proc, r"^synapse-legacy: (http://127\.0\.0\.1:\d+)")
+    assert httpx.get(f"{base}/_matrix/client/versions").status_code == 200
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=30)
+    assert proc.returncode == 0 and is_down(base)

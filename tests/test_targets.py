@@ -1,0 +1,142 @@
+"""servers.yaml validation: each bad input gets one clear error naming file, key and problem."""
+
+from pathlib import Path
+
+import pytest
+
+from mxconform.targets import ConfigError, SynapseSharedSecret, load_servers
+
+GOOD = """
+defaults: [local]
+targets:
+  - name: local
+    embedded: synapse-legacy
+    auth: [legacy]
+    provisioning: {method: synapse-shared-secret}
+  - name: staging
+    base_url: https://matrix.example.org
+    server_name: example.org
+    auth: [legacy, oauth]
+    provisioning: {method: synapse-shared-secret, shared_secret: "${STAGING_SECRET}"}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "servers.yaml"
+    path.write_text(text)
+    return path
+
+
+def error_for(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_servers(write(tmp_path, text))
+    return str(caught.value)
+
+
+def test_valid_file_loads(tmp_path):
+    servers = load_servers(write(tmp_path, GOOD))
+    assert [t.name for t in servers.select([])] == ["local"]
+    staging = servers.select(["staging"])[0]
+    assert staging.offers("oauth") and staging.base_url == "https://matrix.example.org"
+
+
+def test_the_checkout_servers_yaml_is_valid():
+    servers = load_servers(Path(__file__).parent.parent / "servers.yaml")
+    assert servers.select([])[0].embedded == "synapse-legacy"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            GOOD.replace("auth: [legacy]\n", "auth: [legacy]\n    colour: blue\n", 1),
+            "targets[0].colour: unknown key",
+        ),
+        (GOOD.replace("    auth: [legacy]\n", "", 1), "targets[0].auth: required key is missing"),
+        (GOOD.replace("auth: [legacy]", "auth: [saml]", 1), "targets[0].auth[0]: expected"),
+        (
+            GOOD.replace("method: synapse-shared-secret}", "method: carrier-pigeon}", 1),
+            "targets[0].provisioning: unknown method",
+        ),
+        (
+            GOOD.replace('"${STAGING_SECRET}"', "hunter2"),
+            "targets[1].provisioning.shared_secret: secrets must be given as an environment",
+        ),
+        (
+            GOOD.replace("base_url: https://matrix.example.org", "base_url: ftp://x"),
+            "targets[1].base_url: expected http(s)://host",
+        ),
+        (
+            GOOD.replace("    server_name: example.org\n", ""),
+            "targets[1]: a non-embedded target needs server_name",
+        ),
+        (
+            GOOD.replace("defaults: [local]", "defaults: [nowhere]"),
+            "defaults name unknown targets: nowhere",
+        ),
+        (GOOD.replace("name: staging", "name: local"), "repeated: local"),
+        ("defaults: [a]\ntargets: [\n", "not valid YAML"),
+        ("- just\n- a list\n", "expected a mapping"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(tmp_path, text, message):
+    error = error_for(tmp_path, text)
+    assert str(tmp_path / "servers.yaml") in error
+    assert message in error
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_servers(tmp_path / "nope.yaml")
+
+
+def test_unknown_server_lists_the_names(tmp_path):
+    servers = load_servers(write(tmp_path, GOOD))
+    with pytest.raises(
+        ConfigError, match="unknown target 'prod'; targets in this file: local, staging"
+    ):
+        servers.select(["prod"])
+
+
+def test_missing_env_var_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.delenv("STAGING_SECRET", raising=False)
+    staging = load_servers(write(tmp_path, GOOD)).select(["staging"])[0]
+    assert isinstance(staging.provisioning, SynapseSharedSecret)
+    secret = staging.provisioning.shared_secret
+    assert secret is not None
+    with pytest.raises(ConfigError, match="environment variable STAGING_SECRET is not set"):
+        secret.resolve("staging")
+    monkeypatch.setenv("STAGING_SECRET", "s3cret-value")
+    assert secret.resolve("staging") == "s3cret-value"
+
+
+def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
+    from mxconform.cli import main
+
+    path = write(tmp_path, GOOD.replace("auth: [legacy]", "auth: []", 1))
+    assert main(["targets", "--servers", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mxconform: error: ") and "Traceback" not in err
+    assert main(["run", "--servers", str(write(tmp_path, GOOD)), "--server", "prod"]) == 2
+    assert "targets in this file: local, staging" in capsys.readouterr().err
+
+
+def test_known_issues_file_is_validated_and_matched(tmp_path):
+    from mxconform.targets import load_known_issues
+
+    servers = load_servers(
+        write(
+            tmp_path,
+            GOOD.replace("auth: [legacy]\n", "auth: [legacy]\n    known_issues: known.yaml\n", 1),
+        )
+    )
+    local = servers.select(["local"])[0]
+    (tmp_path / "known.yaml").write_text(
+        "known_issues:\n  - check: a.b\n    transport: query\n    reason: r\n"
+        "    link: https://example.org/1\n"
+    )
+    [issue] = load_known_issues(local, tmp_path / "servers.yaml")
+    assert issue.covers("a.b", "query") and not issue.covers("a.b", "header")
+    (tmp_path / "known.yaml").write_text("known_issues:\n  - check: a.b\n    reason: r\n")
+    with pytest.raises(ConfigError, match=r"known.yaml: known_issues\[0\].link: required"):
+        load_known_issues(local, tmp_path / "servers.yaml")

@@ -1,0 +1,41 @@
+"""The suites ship inside the wheel: install it in a fresh venv, run in an empty folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.integration
+
+
+def sh(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def test_installed_wheel_runs_outside_the_checkout(tmp_path):
+    built = sh(
+        sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "dist", ROOT
+    )
+    assert built.returncode == 0, built.stderr
+    wheel = next((tmp_path / "dist").glob("mxconform-*.whl"))
+    venv = tmp_path / "venv"
+    assert sh(sys.executable, "-m", "venv", venv).returncode == 0
+    installed = sh(venv / "bin" / "pip", "install", "-q", f"{wheel}[embedded]")
+    assert installed.returncode == 0, installed.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = sh(venv / "bin" / "mxconform", "run", "-k", "whoami", cwd=empty)
+    assert run.returncode == 0, run.stdout + run.stderr
+    document = json.loads((empty / "reports" / "latest" / "results.json").read_text())
+    assert {c["verdict"] for c in document["checks"]} <= {"PASS", "INFO", "SKIP"}
+    assert any(c["check_id"] == "tokens.valid.accepted.whoami" for c in document["checks"])
+    listed = sh(venv / "bin" / "mxconform", "targets", cwd=empty)
+    assert "synapse-legacy (default)" in listed.stdout
