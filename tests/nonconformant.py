@@ -163,6 +163,25 @@ def _expired_is_hard_logout(ex: Exchange) -> None:
         ex.set_json(data)
 
 
+def _uia_wrong_password_accepted(ex: Exchange) -> None:
+    data = ex.json()
+    if (
+        ex.status == 401
+        and isinstance(data, dict)
+        and "flows" in data
+        and data.get("errcode") == "M_FORBIDDEN"
+    ):
+        ex.status = 200
+        ex.set_json({})
+
+
+def _delete_devices_does_nothing(ex: Exchange) -> None:
+    if urlsplit(ex.path).path == "/_matrix/client/v3/delete_devices" and b'"auth"' in ex.body:
+        ex.status = 200
+        ex.response_headers = {"content-type": "application/json"}
+        ex.set_json({})
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -179,6 +198,8 @@ BREAKAGES = {
         Breakage("uia-flows-without-stages", outbound=_uia_flows_without_stages),
         Breakage("uia-before-username-check", outbound=_uia_before_username_check),
         Breakage("expired-is-hard-logout", outbound=_expired_is_hard_logout),
+        Breakage("uia-wrong-password-accepted", outbound=_uia_wrong_password_accepted),
+        Breakage("delete-devices-does-nothing", inbound=_delete_devices_does_nothing),
     )
 }
 _HOP = {

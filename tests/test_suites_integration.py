@@ -128,10 +128,19 @@ def test_unreachable_target_is_error_not_fail(run_harness):
 # Synapse 1.163 deviates from the spec here; the check is right to FAIL (see known-issues/).
 SYNAPSE_DEVIATIONS = {"legacy.refresh.consumed[-]"}
 QUICK_LEGACY = "legacy and not expired"
+PASSWORD_UIA_OPS = [
+    "get-login-token",
+    "change-password",
+    "deactivate",
+    "add-3pid",
+    "delete-device",
+    "delete-devices",
+    "cross-signing-replace",
+]
 
 
 def test_synapse_legacy_api_conforms_but_for_known_deviations(run_harness, synapse):
-    run = run_harness(synapse.base_url, "-k", "legacy")
+    run = run_harness(synapse.base_url, "-k", "legacy or uia")
     assert run.with_verdict("FAIL") == SYNAPSE_DEVIATIONS
     assert run.with_verdict("ERROR") == set()
     verdicts = run.verdicts()
@@ -143,6 +152,12 @@ def test_synapse_legacy_api_conforms_but_for_known_deviations(run_harness, synap
             "legacy.logout.all",
         ):
             assert verdicts[f"{check}[{transport}]"] == "PASS"
+        for op in PASSWORD_UIA_OPS:
+            assert verdicts[f"uia.challenge.{op}[{transport}]"] == "PASS"
+            assert verdicts[f"uia.wrong-password.{op}[{transport}]"] == "PASS"
+            expected = "SKIP" if op == "add-3pid" else "PASS"
+            assert verdicts[f"uia.completed.{op}[{transport}]"] == expected
+    assert verdicts["uia.challenge.register[-]"] == "PASS"
     hk = run.document["targets"][0]["housekeeping"]
     assert hk["problems"] == [] and set(hk["users_created"]) == set(hk["users_deactivated"])
 
@@ -180,6 +195,18 @@ def test_synapse_legacy_api_conforms_but_for_known_deviations(run_harness, synap
             "legacy.token.expired",
             set(),
             keys("legacy.token.expired", probes=None),
+        ),
+        (
+            "uia-wrong-password-accepted",
+            "uia.wrong-password",
+            keys("uia.wrong-password", probes=PASSWORD_UIA_OPS),
+            set(),
+        ),
+        (
+            "delete-devices-does-nothing",
+            "uia.completed.delete-devices",
+            keys("uia.completed.delete-devices", probes=None),
+            set(),
         ),
     ],
 )

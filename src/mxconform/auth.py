@@ -143,8 +143,16 @@ class LegacyUsers:
     """Creates test users on one target through its declared provisioning, and cleans up."""
 
     def __init__(
-        self, target: Target, shared_secret: str | None, secrets_: SecretRegistry, names: UserNames
+        self,
+        target: Target,
+        shared_secret: str | None,
+        secrets_: SecretRegistry,
+        names: UserNames,
+        server_name: str = "localhost",
     ) -> None:
+        self.server_name = server_name
+        self._passwords: dict[str, str] = {}
+        self._deactivated: set[str] = set()
         self._target = target
         self._shared_secret = shared_secret
         self._secrets = secrets_
@@ -184,6 +192,14 @@ class LegacyUsers:
         self.housekeeping.users_created.append(user_id)
         self._sessions.append(Session(user_id, "", "", password))
 
+    def password_changed(self, user_id: str, password: str) -> None:
+        """A check changed this user's password: cleanup logs in with the new one."""
+        self._passwords[user_id] = password
+
+    def deactivated(self, user_id: str) -> None:
+        """A check deactivated this user itself: nothing left for cleanup to do."""
+        self._deactivated.add(user_id)
+
     async def login(self, client: MatrixClient, user: Session, note: str) -> Session:
         """Another device for a user the harness created (m.login.password)."""
         resp = await client.request(
@@ -221,8 +237,13 @@ class LegacyUsers:
         password), whatever the checks did to its earlier tokens."""
         users = {s.user_id: s for s in self._sessions}
         for user in users.values():
+            if user.user_id in self._deactivated:
+                self.housekeeping.users_deactivated.append(user.user_id)
+                continue
+            password = self._passwords.get(user.user_id, user.password)
+            current = Session(user.user_id, "", "", password)
             try:
-                fresh = await self.login(client, user, "cleanup: log in to deactivate")
+                fresh = await self.login(client, current, "cleanup: log in to deactivate")
                 await self._deactivate(client, fresh)
                 self.housekeeping.users_deactivated.append(user.user_id)
             except HarnessError as exc:

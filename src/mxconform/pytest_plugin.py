@@ -287,7 +287,9 @@ async def legacy_users(
     """Creates test users through the target's declared provisioning; cleans up at the end."""
     run = get_run(request.config)
     state = run.state(target.name)
-    users = LegacyUsers(state.target, target.shared_secret, run.secrets, run.names)
+    users = LegacyUsers(
+        state.target, target.shared_secret, run.secrets, run.names, target.server_name
+    )
     state.users = users
     try:
         yield users

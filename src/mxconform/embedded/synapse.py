@@ -100,6 +100,8 @@ def synapse_config(
         "bcrypt_rounds": 4,
         # Short-lived refreshable tokens when a client opts in, so expiry can be checked quickly.
         "refreshable_access_token_lifetime": "3s",
+        # POST /login/get_token (a UIA endpoint) is off unless enabled.
+        "login_via_existing_session": {"enabled": True, "require_ui_auth": True},
         "rc_message": _RELAXED,
         "rc_registration": _RELAXED,
         "rc_login": {"address": _RELAXED, "account": _RELAXED, "failed_attempts": _RELAXED},

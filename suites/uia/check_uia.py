@@ -1,0 +1,139 @@
+"""User-Interactive Authentication on all eight UIA operations, in legacy mode.
+
+Every check uses a fresh user, so no grace window from another check's UIA can let a request
+through. Effects are proved by reading state back, never by the status code alone.
+"""
+
+import pytest
+
+from mxconform import legacy
+from mxconform.matchers import body, expect, expect_true, match
+from mxconform.uia import AUTHENTICATED, OPERATIONS
+
+pytestmark = pytest.mark.api("legacy")
+
+with_token = pytest.mark.parametrize("operation", AUTHENTICATED, ids=str)
+every = pytest.mark.parametrize("operation", OPERATIONS, ids=str)
+
+
+async def prepare(hs, legacy_users, operation, transport):
+    prepared = await operation.prepare(hs, legacy_users, transport)
+    if prepared.unsupported:
+        pytest.skip(prepared.unsupported)
+    return prepared
+
+
+async def challenge_changes_nothing(hs, prepared, operation):
+    resp = await prepared.send(hs, None)
+    expect(resp, match.status(401), match.json_keys_present("flows"))
+    expect(
+        resp,
+        match.flows_of_stages(),
+        match.json_key_type("session", str, absent_ok=True),
+        req="UIA-401-SHAPE",
+    )
+    took, seen = await prepared.took_effect()
+    expect_true(
+        not took,
+        f"{operation}: a request without auth changed nothing ({seen})",
+        expected="no effect",
+        observed=seen,
+    )
+    return resp
+
+
+@with_token
+@pytest.mark.check("uia.challenge", "UIA-NOAUTH-401", "UIA-401-SHAPE")
+async def check_request_without_auth_is_challenged(hs, legacy_users, operation, transport):
+    """Without `auth` the operation answers a 401 challenge and, read back, did not happen."""
+    prepared = await prepare(hs, legacy_users, operation, transport)
+    await challenge_changes_nothing(hs, prepared, operation)
+
+
+@pytest.mark.check("uia.challenge.register", "UIA-NOAUTH-401", "UIA-401-SHAPE")
+async def check_registration_without_auth_is_challenged(hs, legacy_users):
+    """Registration without `auth` answers a 401 challenge and registers nobody."""
+    prepared = await prepare(hs, legacy_users, OPERATIONS[0], None)
+    resp = await prepared.send(hs, None)
+    if resp.status_code == 403:
+        pytest.skip("the server has registration turned off (403)")
+    await challenge_changes_nothing(hs, prepared, OPERATIONS[0])
+
+
+@with_token
+@pytest.mark.check("uia.wrong-password", "UIA-STAGE-FAILED")
+async def check_wrong_password_stage_is_refused(hs, legacy_users, operation, transport):
+    """A wrong password stage answers 401 M_FORBIDDEN with the same session, the stage not
+    completed, and the operation not done."""
+    prepared = await prepare(hs, legacy_users, operation, transport)
+    first = await prepared.send(hs, None)
+    expect(first, match.status(401), req="UIA-NOAUTH-401")
+    flows = [f.get("stages") for f in (body(first) or {}).get("flows", [])]
+    if ["m.login.password"] not in flows:
+        pytest.skip(f"no password stage is offered here (flows: {flows})")
+    session = body(first).get("session")
+    user = prepared.user
+    resp = await prepared.send(hs, legacy.password_auth(user.user_id, "wrong-Passw0rd", session))
+    expect(resp, match.status(401), match.errcode("M_FORBIDDEN"), match.flows_of_stages())
+    if session is not None:
+        expect(resp, match.json_key_equal("session", session))
+    completed = (body(resp) or {}).get("completed") or []
+    expect_true(
+        "m.login.password" not in completed,
+        "the failed stage is not completed",
+        expected="m.login.password not in completed",
+        observed=completed,
+    )
+    took, seen = await prepared.took_effect()
+    expect_true(
+        not took,
+        f"{operation}: the refused request changed nothing ({seen})",
+        expected="no effect",
+        observed=seen,
+    )
+
+
+@with_token
+@pytest.mark.check("uia.completed", "UIA-DONE")
+async def check_completed_password_stage_performs_the_operation(
+    hs, legacy_users, operation, transport
+):
+    """With the password stage completed the operation succeeds, and reading back shows it
+    happened."""
+    prepared = await prepare(hs, legacy_users, operation, transport)
+    first = await prepared.send(hs, None)
+    expect(first, match.status(401), req="UIA-NOAUTH-401")
+    user = prepared.user
+    resp = await prepared.send(
+        hs, legacy.password_auth(user.user_id, user.password, body(first).get("session"))
+    )
+    if prepared.effect_unobservable:
+        expect_true(
+            resp.status_code != 401,
+            "the password stage was accepted",
+            expected="past UIA (not 401)",
+            observed=f"HTTP {resp.status_code}",
+        )
+        pytest.skip(f"UIA passed; the effect is not checked: {prepared.effect_unobservable}")
+    expect(resp, match.status(200))
+    if operation.id == "get-login-token":
+        expect(
+            resp,
+            match.json_key_type("login_token", str, absent_ok=False),
+            match.json_key_type("expires_in_ms", int, absent_ok=False),
+            req="LOGINTOKEN-200",
+        )
+        token = body(resp)["login_token"]
+        once = await legacy.login_token(hs, token)
+        expect(once, match.status(200), req="LOGINTOKEN-200")
+        again = await legacy.login_token(hs, token)
+        expect(again, match.status(403), match.errcode("M_FORBIDDEN"), req="LOGINTOKEN-SINGLE-USE")
+        return
+    took, seen = await prepared.took_effect()
+    expect_true(
+        took,
+        f"{operation}: the completed request took effect ({seen})",
+        req=operation.requirement,
+        expected="effect visible",
+        observed=seen,
+    )
