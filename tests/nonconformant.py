@@ -182,6 +182,16 @@ def _delete_devices_does_nothing(ex: Exchange) -> None:
         ex.set_json({})
 
 
+def _cross_signing_always_uia(ex: Exchange) -> None:
+    if (
+        urlsplit(ex.path).path == "/_matrix/client/v3/keys/device_signing/upload"
+        and b'"auth"' not in ex.body
+    ):
+        ex.status = 401
+        ex.response_headers = {"content-type": "application/json"}
+        ex.set_json({"flows": [{"stages": ["m.login.password"]}], "params": {}, "session": "x"})
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -200,6 +210,7 @@ BREAKAGES = {
         Breakage("expired-is-hard-logout", outbound=_expired_is_hard_logout),
         Breakage("uia-wrong-password-accepted", outbound=_uia_wrong_password_accepted),
         Breakage("delete-devices-does-nothing", inbound=_delete_devices_does_nothing),
+        Breakage("cross-signing-always-uia", inbound=_cross_signing_always_uia),
     )
 }
 _HOP = {

@@ -126,7 +126,7 @@ def test_unreachable_target_is_error_not_fail(run_harness):
 
 
 # Synapse 1.163 deviates from the spec here; the check is right to FAIL (see known-issues/).
-SYNAPSE_DEVIATIONS = {"legacy.refresh.consumed[-]"}
+SYNAPSE_DEVIATIONS = {"legacy.refresh.consumed[-]", "uia.fallback-page[-]"}
 QUICK_LEGACY = "legacy and not expired"
 PASSWORD_UIA_OPS = [
     "get-login-token",
@@ -200,6 +200,12 @@ def test_synapse_legacy_api_conforms_but_for_known_deviations(run_harness, synap
             "uia-wrong-password-accepted",
             "uia.wrong-password",
             keys("uia.wrong-password", probes=PASSWORD_UIA_OPS),
+            set(),
+        ),
+        (
+            "cross-signing-always-uia",
+            "uia.cross-signing",
+            {"uia.cross-signing.first-upload[-]", "uia.cross-signing.identical-reupload[-]"},
             set(),
         ),
         (

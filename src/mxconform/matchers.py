@@ -127,6 +127,15 @@ class match:
         return Matcher("flows as a list of {stages: [string]}", probe)
 
     @staticmethod
+    def content_type(expected: str) -> Matcher:
+        def probe(r: httpx.Response) -> tuple[bool, str]:
+            ctype = r.headers.get("content-type")
+            main = (ctype or "").split(";")[0].strip().lower()
+            return main == expected, f"Content-Type {ctype!r}"
+
+        return Matcher(f"Content-Type {expected}", probe)
+
+    @staticmethod
     def content_type_json() -> Matcher:
         def probe(r: httpx.Response) -> tuple[bool, str]:
             ctype = r.headers.get("content-type")

@@ -1,0 +1,124 @@
+"""UIA rules beyond one operation: cross-signing uploads that need no UIA, the fallback page,
+and what a server does with a session replayed or changed (recorded where the spec is silent).
+"""
+
+import pytest
+
+from mxconform import legacy
+from mxconform.auth import CLIENT_V3
+from mxconform.client import bearer_header
+from mxconform.matchers import body, expect, expect_true, match
+from mxconform.uia import cross_signing_keys, master_key_id, stored_master_key, upload_cross_signing
+from mxconform.verdicts import observe
+
+pytestmark = pytest.mark.api("legacy")
+
+
+@pytest.mark.check("uia.cross-signing.first-upload", "XSIGN-UIA")
+async def check_first_cross_signing_upload_needs_no_uia(hs, fresh_user):
+    """The first upload of cross-signing keys succeeds without UIA, and the keys are stored."""
+    keys = cross_signing_keys(fresh_user.user_id)
+    resp = await upload_cross_signing(hs, fresh_user, keys)
+    expect(resp, match.status(200))
+    stored = await stored_master_key(hs, fresh_user)
+    expect_true(
+        stored == master_key_id(keys),
+        "the uploaded master key is stored",
+        expected=master_key_id(keys),
+        observed=stored,
+    )
+
+
+@pytest.mark.check("uia.cross-signing.identical-reupload", "XSIGN-UIA")
+async def check_identical_reupload_needs_no_uia(hs, fresh_user):
+    """Uploading exactly the stored cross-signing keys again succeeds without UIA (v1.11)."""
+    keys = cross_signing_keys(fresh_user.user_id)
+    expect(await upload_cross_signing(hs, fresh_user, keys), match.status(200))
+    expect(await upload_cross_signing(hs, fresh_user, keys), match.status(200))
+
+
+async def delete_devices_session(hs, legacy_users, user):
+    """Two extra devices of `user`, and a UIA session opened to delete the first."""
+    devices = []
+    for _ in range(2):
+        resp = await legacy.login_password(hs, user.user_id, user.password)
+        expect(resp, match.status(200), req="LOGIN-200")
+        devices.append(body(resp)["device_id"])
+    first = await hs.request(
+        "POST",
+        f"{CLIENT_V3}/delete_devices",
+        json={"devices": devices[:1]},
+        credentials=bearer_header(user.access_token),
+    )
+    expect(first, match.status(401), req="UIA-NOAUTH-401")
+    return devices, body(first).get("session")
+
+
+async def listed(hs, user):
+    return legacy.device_ids(await legacy.devices(hs, bearer_header(user.access_token)))
+
+
+@pytest.mark.check("uia.fallback-page", "UIA-FALLBACK-PAGE")
+async def check_password_fallback_page_is_html(hs, fresh_user, legacy_users):
+    """The fallback page of the password stage answers an HTML page for an open session."""
+    _, session = await delete_devices_session(hs, legacy_users, fresh_user)
+    if session is None:
+        pytest.skip("the server gave no UIA session to open a fallback page for")
+    resp = await hs.request(
+        "GET", f"{CLIENT_V3}/auth/m.login.password/fallback/web", params={"session": session}
+    )
+    expect(resp, match.status(200), match.content_type("text/html"))
+
+
+@pytest.mark.check("uia.session.replay", "UIA-SESSION-SCOPE")
+async def check_completed_session_replayed_for_another_request(hs, fresh_user, legacy_users):
+    """A session completed for one request, replayed for a different one: recorded."""
+    devices, session = await delete_devices_session(hs, legacy_users, fresh_user)
+    if session is None:
+        pytest.skip("the server gave no UIA session to replay")
+    done = await hs.request(
+        "POST",
+        f"{CLIENT_V3}/delete_devices",
+        json={
+            "devices": devices[:1],
+            "auth": legacy.password_auth(fresh_user.user_id, fresh_user.password, session),
+        },
+        credentials=bearer_header(fresh_user.access_token),
+    )
+    expect(done, match.status(200), req="UIA-DONE")
+    replay = await hs.request(
+        "DELETE",
+        f"{CLIENT_V3}/devices/{devices[1]}",
+        json={"auth": {"session": session}},
+        credentials=bearer_header(fresh_user.access_token),
+    )
+    if replay.status_code >= 400:
+        expect(replay, match.json_keys_present("errcode"), req="API-ERR-SHAPE")
+    still = devices[1] in await listed(hs, fresh_user)
+    observe(
+        f"replay on another endpoint: HTTP {replay.status_code} "
+        f"{(body(replay) or {}).get('errcode')}; other device still there: {still}"
+    )
+
+
+@pytest.mark.check("uia.session.body-change", "UIA-SESSION-SCOPE")
+async def check_body_changed_mid_session(hs, fresh_user, legacy_users):
+    """A UIA session opened for one body and completed with another: recorded."""
+    devices, session = await delete_devices_session(hs, legacy_users, fresh_user)
+    if session is None:
+        pytest.skip("the server gave no UIA session")
+    resp = await hs.request(
+        "POST",
+        f"{CLIENT_V3}/delete_devices",
+        json={
+            "devices": devices[1:],
+            "auth": legacy.password_auth(fresh_user.user_id, fresh_user.password, session),
+        },
+        credentials=bearer_header(fresh_user.access_token),
+    )
+    remaining = await listed(hs, fresh_user)
+    observe(
+        f"completed with a changed body: HTTP {resp.status_code}; first device deleted: "
+        f"{devices[0] not in remaining}; second (the new body's) deleted: "
+        f"{devices[1] not in remaining}"
+    )
