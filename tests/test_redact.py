@@ -1,6 +1,7 @@
 """Redaction: secrets are masked by field name and scrubbed by value, everywhere."""
 
 import json
+import re
 
 import httpx
 from hypothesis import given
@@ -84,4 +85,4 @@ def test_any_token_sent_by_header_never_survives(token):
             reg.scrub(f"error mentioning {token}"),
         ]
     )
-    assert token not in stored
+    assert token not in re.sub(r"<redacted:[a-z_]+>", "", stored)

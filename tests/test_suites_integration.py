@@ -228,3 +228,86 @@ def test_each_broken_legacy_rule_turns_its_checks_fail(
     for check in run.checks:
         if check["verdict"] in ("FAIL", "WARN") and check["check_id"] + "[-]" not in deviations:
             assert check["requirements"] and check["evidence"]
+
+
+def test_static_users_are_never_changed_or_destroyed(tmp_path, monkeypatch, synapse):
+    """A target with given accounts: destructive checks SKIP with the reason, the accounts
+    still log in with their passwords afterwards, and every device the run made is gone."""
+    import httpx
+
+    from conftest import HarnessRun
+    from mxconform.auth import shared_secret_mac
+    from mxconform.cli import parser, run_suites
+
+    users = []
+    for n in range(2):
+        name, password = f"given-{tmp_path.name[-12:]}-{n}".lower(), f"pw-{n}-Abcdef123"
+        nonce = httpx.get(f"{synapse.base_url}/_synapse/admin/v1/register").json()["nonce"]
+        mac = shared_secret_mac(synapse.shared_secret, nonce, name, password, False)
+        resp = httpx.post(
+            f"{synapse.base_url}/_synapse/admin/v1/register",
+            json={
+                "nonce": nonce,
+                "username": name,
+                "password": password,
+                "admin": False,
+                "mac": mac,
+            },
+        )
+        assert resp.status_code == 200
+        users.append((resp.json()["user_id"], password, resp.json()["access_token"]))
+        monkeypatch.setenv(f"MXC_GIVEN_PW_{n}", password)
+    servers = tmp_path / "static.yaml"
+    servers.write_text(
+        "defaults: [given]\ntargets:\n  - name: given\n"
+        f"    base_url: {synapse.base_url}\n    server_name: localhost\n    auth: [legacy]\n"
+        "    max_requests_per_second: 1000\n"
+        "    provisioning:\n      method: static-users\n      users:\n"
+        + "".join(
+            f"        - {{user_id: '{u}', password: '${{MXC_GIVEN_PW_{n}}}'}}\n"
+            for n, (u, _, _) in enumerate(users)
+        )
+    )
+    args = parser().parse_args(
+        [
+            "run",
+            "--servers",
+            str(servers),
+            "--report-dir",
+            str(tmp_path / "reports"),
+            "-k",
+            # get_token is limited to one mint a minute per account: honoured, but slow
+            "not expired and not get-login-token",
+        ]
+    )
+    run = HarnessRun(run_suites(args))
+    by_id = {c["check_id"] + f"[{c['transport'] or '-'}]": c for c in run.checks}
+    for destructive in (
+        "legacy.logout.all[header]",
+        "uia.completed.deactivate[header]",
+        "uia.completed.change-password[query]",
+        "uia.cross-signing.first-upload[-]",
+        "uia.challenge.cross-signing-replace[header]",
+    ):
+        assert by_id[destructive]["verdict"] == "SKIP"
+        assert "static-users" in by_id[destructive]["message"]
+    assert by_id["uia.completed.delete-devices[header]"]["verdict"] == "PASS"
+    hk = run.document["targets"][0]["housekeeping"]
+    # Only registration checks create accounts here; the harness cleans those up.
+    assert all("-inhibit-" in u or "-uia-reg-" in u for u in hk["users_created"])
+    assert sorted(hk["users_created"]) == sorted(hk["users_deactivated"])
+    for user_id, password, token in users:
+        login = httpx.post(
+            f"{synapse.base_url}/_matrix/client/v3/login",
+            json={
+                "type": "m.login.password",
+                "password": password,
+                "identifier": {"type": "m.id.user", "user": user_id},
+            },
+        )
+        assert login.status_code == 200, "the given account must still log in as before"
+        devices = httpx.get(
+            f"{synapse.base_url}/_matrix/client/v3/devices",
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()["devices"]
+        assert len(devices) == 2, "only the account's own device and this login remain"

@@ -140,3 +140,23 @@ def test_known_issues_file_is_validated_and_matched(tmp_path):
     (tmp_path / "known.yaml").write_text("known_issues:\n  - check: a.b\n    reason: r\n")
     with pytest.raises(ConfigError, match=r"known.yaml: known_issues\[0\].link: required"):
         load_known_issues(local, tmp_path / "servers.yaml")
+
+
+def test_static_users_and_registration_token_take_env_secrets(tmp_path, monkeypatch):
+    text = GOOD + (
+        "  - name: given\n    base_url: https://hs.example.org\n    server_name: example.org\n"
+        "    auth: [legacy]\n    provisioning:\n      method: static-users\n      users:\n"
+        "        - {user_id: '@alice:example.org', password: '${ALICE_PW}'}\n"
+        "  - name: tokened\n    base_url: https://hs.example.org\n    server_name: example.org\n"
+        "    auth: [legacy]\n"
+        "    provisioning: {method: registration-token, token: '${REG_TOKEN}'}\n"
+    )
+    servers = load_servers(write(tmp_path, text))
+    monkeypatch.delenv("ALICE_PW", raising=False)
+    [(where, ref)] = servers.select(["given"])[0].secret_refs()
+    assert where.endswith("users[0].password")
+    with pytest.raises(ConfigError, match="ALICE_PW is not set"):
+        ref.resolve(where)
+    assert servers.select(["tokened"])[0].secret_refs()[0][1].variable == "REG_TOKEN"
+    inline = text.replace("'${ALICE_PW}'", "hunter2")
+    assert "users[0].password: secrets must be given" in error_for(tmp_path, inline)

@@ -17,7 +17,13 @@ from typing import Any
 from .client import HarnessError, MatrixClient, bearer_header
 from .matchers import body
 from .redact import SecretRegistry
-from .targets import OpenRegistration, SynapseSharedSecret, Target
+from .targets import (
+    OpenRegistration,
+    RegistrationToken,
+    StaticUsers,
+    SynapseSharedSecret,
+    Target,
+)
 
 CLIENT_V3 = "/_matrix/client/v3"
 
@@ -73,40 +79,46 @@ def _session_from(data: Any, password: str, what: str) -> Session:
     return Session(data["user_id"], data["access_token"], data["device_id"], password)
 
 
-async def _register_open(client: MatrixClient, username: str, password: str) -> Session:
-    """The full UIA dance on /register, completed with m.login.dummy."""
+async def _register_uia(
+    client: MatrixClient, username: str, password: str, token: str | None
+) -> Session:
+    """The full UIA dance on /register: a flow of dummy (and, given a token,
+    registration-token) stages, completed in order."""
+    supported = {"m.login.dummy"} | ({"m.login.registration_token"} if token else set())
     request: dict[str, Any] = {
         "username": username,
         "password": password,
         "initial_device_display_name": "mxconform",
     }
-    first = await client.request(
-        "POST",
-        f"{CLIENT_V3}/register",
-        json=request,
-        note="provisioning: registration, UIA challenge",
+    resp = await client.request(
+        "POST", f"{CLIENT_V3}/register", json=request, note="provisioning: UIA challenge"
     )
-    challenge = body(first)
-    if first.status_code != 401 or not isinstance(challenge, dict):
-        raise HarnessError(
-            f"open-registration: expected a 401 UIA challenge, got {first.status_code}"
-        )
+    challenge = body(resp)
+    if resp.status_code != 401 or not isinstance(challenge, dict):
+        raise HarnessError(f"registration: expected a 401 UIA challenge, got {resp.status_code}")
     flows = [f.get("stages") for f in challenge.get("flows", []) if isinstance(f, dict)]
-    if ["m.login.dummy"] not in flows:
+    usable = [f for f in flows if isinstance(f, list) and f and set(f) <= supported]
+    if not usable:
         raise HarnessError(
-            f"open-registration: the server offers no dummy-only flow (flows: {flows}); "
+            f"registration: no flow the harness can complete (flows: {flows}); "
             "use another provisioning method"
         )
-    request["auth"] = {"type": "m.login.dummy", "session": challenge.get("session")}
-    done = await client.request(
-        "POST",
-        f"{CLIENT_V3}/register",
-        json=request,
-        note="provisioning: registration, m.login.dummy stage",
-    )
-    if done.status_code != 200:
-        raise HarnessError(f"open-registration: registration failed with {done.status_code}")
-    return _session_from(body(done), password, "open-registration")
+    session = challenge.get("session")
+    for stage in usable[0]:
+        auth: dict[str, Any] = {"type": stage}
+        if session is not None:
+            auth["session"] = session
+        if stage == "m.login.registration_token":
+            auth["token"] = token
+        request["auth"] = auth
+        resp = await client.request(
+            "POST", f"{CLIENT_V3}/register", json=request, note=f"provisioning: {stage} stage"
+        )
+        if resp.status_code == 200:
+            return _session_from(body(resp), password, "registration")
+        if resp.status_code != 401:
+            raise HarnessError(f"registration: stage {stage} failed with {resp.status_code}")
+    raise HarnessError("registration: every stage done but no account was returned")
 
 
 def shared_secret_mac(secret: str, nonce: str, username: str, password: str, admin: bool) -> str:
@@ -151,6 +163,8 @@ class LegacyUsers:
         server_name: str = "localhost",
     ) -> None:
         self.server_name = server_name
+        self._static_turn = 0
+        self._static_devices: list[Session] = []
         self._passwords: dict[str, str] = {}
         self._deactivated: set[str] = set()
         self._target = target
@@ -160,12 +174,42 @@ class LegacyUsers:
         self._sessions: list[Session] = []
         self.housekeeping = Housekeeping()
 
+    def note_login(self, data: Any) -> None:
+        """Every device any check logs in on a given (static) account is logged out at the
+        end, so the account is left as it was found."""
+        if not isinstance(self._target.provisioning, StaticUsers) or not isinstance(data, dict):
+            return
+        given = {u.user_id for u in self._target.provisioning.users}
+        if data.get("user_id") in given and isinstance(data.get("access_token"), str):
+            self._static_devices.append(
+                Session(data["user_id"], data["access_token"], str(data.get("device_id")), "")
+            )
+
+    @property
+    def may_destroy(self) -> bool:
+        """Whether checks may change or destroy accounts: never for given (static) users."""
+        return not isinstance(self._target.provisioning, StaticUsers)
+
     async def create(self, client: MatrixClient, purpose: str) -> Session:
+        """A user for a check: newly registered, or a new device of a given static user."""
+        method = self._target.provisioning
+        where = f"target {self._target.name}: provisioning"
+        if isinstance(method, StaticUsers):
+            given = method.users[self._static_turn % len(method.users)]
+            self._static_turn += 1
+            password = given.password.resolve(f"{where}.users")
+            self._secrets.add(password, "password")
+            return await self.login(
+                client, Session(given.user_id, "", "", password), f"setup: device for {purpose}"
+            )
         username = self._names.next(purpose)
         password = self.new_password()
-        method = self._target.provisioning
         if isinstance(method, OpenRegistration):
-            session = await _register_open(client, username, password)
+            session = await _register_uia(client, username, password, None)
+        elif isinstance(method, RegistrationToken):
+            token = method.token.resolve(f"{where}.token")
+            self._secrets.add(token, "token")
+            session = await _register_uia(client, username, password, token)
         elif isinstance(method, SynapseSharedSecret):
             if self._shared_secret is None:
                 raise HarnessError("synapse-shared-secret provisioning has no secret")
@@ -217,7 +261,6 @@ class LegacyUsers:
             raise HarnessError(f"login as {user.user_id} failed with HTTP {resp.status_code}")
         session = _session_from(body(resp), user.password, "login")
         self._secrets.add(session.access_token, "access_token")
-        self._sessions.append(session)
         return session
 
     async def logout(self, client: MatrixClient, session: Session, note: str) -> None:
@@ -235,6 +278,16 @@ class LegacyUsers:
     async def cleanup(self, client: MatrixClient) -> None:
         """Deactivate every account this run created (a fresh login, then UIA with the
         password), whatever the checks did to its earlier tokens."""
+        for device in self._static_devices:  # given accounts: only our own devices go
+            resp = await client.request(
+                "POST",
+                f"{CLIENT_V3}/logout",
+                json={},
+                credentials=bearer_header(device.access_token),
+                note="cleanup: log out a device we made on a given account",
+            )
+            if resp.status_code == 200:
+                self.housekeeping.devices_logged_out += 1
         users = {s.user_id: s for s in self._sessions}
         for user in users.values():
             if user.user_id in self._deactivated:

@@ -114,11 +114,9 @@ def run_suites(args: argparse.Namespace) -> RunOutcome:
 
 
 def start_check(target: Target) -> None:
-    """Fail early, as a usage error, on a remote target whose secret variable is unset."""
-    if target.embedded is None:
-        secret = getattr(target.provisioning, "shared_secret", None)
-        if secret is not None:
-            secret.resolve(f"target {target.name}: provisioning.shared_secret")
+    """Fail early, as a usage error, on a target whose secret variables are not set."""
+    for where, ref in target.secret_refs():
+        ref.resolve(where)
 
 
 def print_summary(document: dict[str, Any], report_dir: Path, wall_s: float) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -160,7 +161,9 @@ class MatrixClient:
         secrets: SecretRegistry,
         pacer: Pacer,
         policy: RequestPolicy,
+        on_login: Callable[[Any], None] | None = None,
     ) -> None:
+        self._on_login = on_login
         self._http = http
         self.base_url = base_url.rstrip("/")
         self.recorder = recorder
@@ -170,7 +173,13 @@ class MatrixClient:
 
     def with_recorder(self, recorder: Recorder) -> MatrixClient:
         return MatrixClient(
-            self._http, self.base_url, recorder, self._secrets, self._pacer, self._policy
+            self._http,
+            self.base_url,
+            recorder,
+            self._secrets,
+            self._pacer,
+            self._policy,
+            self._on_login,
         )
 
     async def request(
@@ -204,6 +213,13 @@ class MatrixClient:
                 break
             attempts += 1
             await asyncio.sleep(retry_delay(response, self._policy.max_retry_wait_s))
+        if (
+            self._on_login
+            and method == "POST"
+            and path.endswith("/login")
+            and (response.status_code == 200)
+        ):
+            self._on_login(response.json())
         if response.status_code == 429:
             raise RateLimited(f"{method} {path}: still rate-limited (429) after {attempts} retries")
         return response

@@ -46,6 +46,10 @@ from .verdicts import CheckState, Unmet, Verdict, begin, end, verdict_for_level
 
 CHECK_MARKER = "check"
 API_MARKER = "api"
+DESTRUCTIVE_MARKER = "destructive"
+DESTRUCTIVE_REASON = (
+    "would change or destroy an account given in servers.yaml (static-users): never run"
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,6 +87,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "stable id and the requirements it covers",
     )
     config.addinivalue_line("markers", "api(name): the auth API a check exercises (legacy, oauth)")
+    config.addinivalue_line(
+        "markers", "destructive: the check changes or destroys its account (not on static users)"
+    )
     _interrupt_anywhere()
 
 
@@ -111,7 +118,6 @@ class TargetState:
     target: Target
     running: RunningTarget | None = None
     start_error: str | None = None
-    http: httpx.AsyncClient | None = None
     pacer: Pacer | None = None
     setup_recorder: Recorder = field(default_factory=Recorder)
     info: dict[str, Any] = field(default_factory=dict)
@@ -236,7 +242,6 @@ async def target_client(
     t = state.target
     state.pacer = Pacer(t.request_rate)
     async with new_http_client() as http:
-        state.http = http
         yield MatrixClient(
             http,
             target.base_url,
@@ -244,8 +249,8 @@ async def target_client(
             run.secrets,
             state.pacer,
             RequestPolicy(t.timeout_s, t.max_rate_limit_retries, t.max_retry_wait_s),
+            on_login=lambda data: state.users.note_login(data) if state.users else None,
         )
-        state.http = None
 
 
 @pytest.fixture(scope="session")
@@ -392,6 +397,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     begin(state)
     if api and target_name in run.states and api not in run.state(target_name).target.auth:
         pytest.skip(f"the {api} API is not offered by this target (servers.yaml auth)")
+    if (
+        item.get_closest_marker(DESTRUCTIVE_MARKER) is not None
+        and target_name in run.states
+        and run.state(target_name).target.provisioning.method == "static-users"
+    ):
+        pytest.skip(DESTRUCTIVE_REASON)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -78,7 +78,29 @@ class SynapseSharedSecret(_Strict):
     shared_secret: SecretRef | None = None
 
 
-Provisioning = Annotated[OpenRegistration | SynapseSharedSecret, Field(discriminator="method")]
+class RegistrationToken(_Strict):
+    """Register users through the UIA dance on /register with m.login.registration_token."""
+
+    method: Literal["registration-token"]
+    token: SecretRef
+
+
+class StaticUser(_Strict):
+    user_id: Annotated[str, Field(pattern=r"^@[^:]+:.+$")]
+    password: SecretRef
+
+
+class StaticUsers(_Strict):
+    """Accounts given by the operator: logged in to, never changed or destroyed."""
+
+    method: Literal["static-users"]
+    users: Annotated[list[StaticUser], Field(min_length=1)]
+
+
+Provisioning = Annotated[
+    OpenRegistration | SynapseSharedSecret | RegistrationToken | StaticUsers,
+    Field(discriminator="method"),
+]
 
 
 class Target(_Strict):
@@ -131,6 +153,18 @@ class Target(_Strict):
             return self.max_requests_per_second
         return 1000.0 if self.embedded else 20.0
 
+    def secret_refs(self) -> list[tuple[str, SecretRef]]:
+        """Every secret the target's provisioning names, with where it is named."""
+        p = self.provisioning
+        where = f"target {self.name}: provisioning"
+        if isinstance(p, SynapseSharedSecret) and p.shared_secret is not None:
+            return [(f"{where}.shared_secret", p.shared_secret)]
+        if isinstance(p, RegistrationToken):
+            return [(f"{where}.token", p.token)]
+        if isinstance(p, StaticUsers):
+            return [(f"{where}.users[{i}].password", u.password) for i, u in enumerate(p.users)]
+        return []
+
     def offers(self, api: AuthApi) -> bool:
         return api in self.auth
 
@@ -179,12 +213,20 @@ class ServersFile(_Strict):
         return [by_name[n] for n in dict.fromkeys(wanted)]
 
 
+PROVISIONING_METHODS = (
+    "open-registration",
+    "synapse-shared-secret",
+    "registration-token",
+    "static-users",
+)
+
+
 def _where(path: Path, loc: tuple[int | str, ...]) -> str:
     parts = ""
     for item in loc:
         if isinstance(item, int):
             parts += f"[{item}]"
-        elif item in ("open-registration", "synapse-shared-secret") or item.startswith("function-"):
+        elif item in PROVISIONING_METHODS or item.startswith("function-"):
             continue  # pydantic's union branch names are noise to a user
         else:
             parts += f".{item}" if parts else item

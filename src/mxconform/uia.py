@@ -53,6 +53,7 @@ class UiaOperation:
     requirement: str
     password_stage: bool  # whether the flows should offer m.login.password to this user
     prepare: Preparer
+    destructive: bool = False  # changes or destroys the account: never on given accounts
 
     def __str__(self) -> str:
         return self.id
@@ -297,11 +298,13 @@ async def _register(client: MatrixClient, users: LegacyUsers, t: Transport) -> P
 OPERATIONS: tuple[UiaOperation, ...] = (
     UiaOperation("register", "REG-UIA", False, _register),
     UiaOperation("get-login-token", "LOGINTOKEN-UIA-ALWAYS", True, _get_login_token),
-    UiaOperation("change-password", "PWD-CHANGE", True, _change_password),
-    UiaOperation("deactivate", "DEACT-UIA", True, _deactivate),
+    UiaOperation("change-password", "PWD-CHANGE", True, _change_password, destructive=True),
+    UiaOperation("deactivate", "DEACT-UIA", True, _deactivate, destructive=True),
     UiaOperation("add-3pid", "3PID-ADD", True, _add_3pid),
     UiaOperation("delete-device", "DEV-DELETE", True, _delete_device),
     UiaOperation("delete-devices", "DEV-DELETE", True, _delete_devices),
-    UiaOperation("cross-signing-replace", "XSIGN-UIA", True, _replace_cross_signing),
+    UiaOperation(
+        "cross-signing-replace", "XSIGN-UIA", True, _replace_cross_signing, destructive=True
+    ),
 )
 AUTHENTICATED = tuple(op for op in OPERATIONS if op.id != "register")

@@ -123,6 +123,7 @@ async def check_logout_revokes_the_token_and_deletes_the_device(hs, fresh_user, 
     )
 
 
+@pytest.mark.destructive  # logs out every device of the account, not only ours
 @pytest.mark.check("legacy.logout.all", "LOGOUT-ALL")
 async def check_logout_all_revokes_every_token(hs, fresh_user, transport):
     """POST /logout/all answers 200 and every token of the user is refused afterwards."""

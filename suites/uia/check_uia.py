@@ -8,6 +8,7 @@ import pytest
 
 from mxconform import legacy
 from mxconform.matchers import body, expect, expect_true, match
+from mxconform.pytest_plugin import DESTRUCTIVE_REASON
 from mxconform.uia import AUTHENTICATED, OPERATIONS
 
 pytestmark = pytest.mark.api("legacy")
@@ -17,6 +18,8 @@ every = pytest.mark.parametrize("operation", OPERATIONS, ids=str)
 
 
 async def prepare(hs, legacy_users, operation, transport):
+    if operation.destructive and not legacy_users.may_destroy:
+        pytest.skip(DESTRUCTIVE_REASON)
     prepared = await operation.prepare(hs, legacy_users, transport)
     if prepared.unsupported:
         pytest.skip(prepared.unsupported)

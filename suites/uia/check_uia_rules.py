@@ -14,6 +14,7 @@ from mxconform.verdicts import observe
 pytestmark = pytest.mark.api("legacy")
 
 
+@pytest.mark.destructive  # sets the account's cross-signing identity
 @pytest.mark.check("uia.cross-signing.first-upload", "XSIGN-UIA")
 async def check_first_cross_signing_upload_needs_no_uia(hs, fresh_user):
     """The first upload of cross-signing keys succeeds without UIA, and the keys are stored."""
@@ -29,6 +30,7 @@ async def check_first_cross_signing_upload_needs_no_uia(hs, fresh_user):
     )
 
 
+@pytest.mark.destructive  # sets the account's cross-signing identity
 @pytest.mark.check("uia.cross-signing.identical-reupload", "XSIGN-UIA")
 async def check_identical_reupload_needs_no_uia(hs, fresh_user):
     """Uploading exactly the stored cross-signing keys again succeeds without UIA (v1.11)."""
