@@ -127,7 +127,9 @@ class EmbeddedSynapse:
         python: str | None = None,
         log_dir: Path | None = None,
         startup_timeout_s: float = 90.0,
+        extra_config: dict[str, Any] | None = None,
     ) -> None:
+        self.extra_config = extra_config or {}
         self.server_name = server_name
         self.python = python or sys.executable
         self.log_dir = log_dir
@@ -153,6 +155,7 @@ class EmbeddedSynapse:
         config = synapse_config(
             self.workdir, self.port, self.server_name, self.shared_secret, self.log_path
         )
+        config.update(self.extra_config)  # variants for tests (e.g. tokens required)
         config_path = self.workdir / "homeserver.yaml"
         config_path.write_text(yaml.safe_dump(config))
         console = open(self.workdir / "console.log", "wb")  # noqa: SIM115 - owned by the child
