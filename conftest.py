@@ -67,8 +67,8 @@ def run_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synapse: Embedd
     """Run the suites in-process against a base URL (the embedded Synapse or a proxy to it)."""
     monkeypatch.setenv(SECRET_VAR, synapse.shared_secret)
 
-    def run(base_url: str, *extra: str) -> HarnessRun:
-        servers = remote_servers_file(tmp_path, base_url)
+    def run(base_url: str, *extra: str, servers: Path | None = None) -> HarnessRun:
+        servers = servers or remote_servers_file(tmp_path, base_url)
         args = parser().parse_args(
             ["run", "--servers", str(servers), "--report-dir", str(tmp_path / "reports"), *extra]
         )

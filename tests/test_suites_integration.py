@@ -230,14 +230,12 @@ def test_each_broken_legacy_rule_turns_its_checks_fail(
             assert check["requirements"] and check["evidence"]
 
 
-def test_static_users_are_never_changed_or_destroyed(tmp_path, monkeypatch, synapse):
+def test_static_users_are_never_changed_or_destroyed(tmp_path, monkeypatch, synapse, run_harness):
     """A target with given accounts: destructive checks SKIP with the reason, the accounts
     still log in with their passwords afterwards, and every device the run made is gone."""
     import httpx
 
-    from conftest import HarnessRun
     from mxconform.auth import shared_secret_mac
-    from mxconform.cli import parser, run_suites
 
     users = []
     for n in range(2):
@@ -268,19 +266,8 @@ def test_static_users_are_never_changed_or_destroyed(tmp_path, monkeypatch, syna
             for n, (u, _, _) in enumerate(users)
         )
     )
-    args = parser().parse_args(
-        [
-            "run",
-            "--servers",
-            str(servers),
-            "--report-dir",
-            str(tmp_path / "reports"),
-            "-k",
-            # get_token is limited to one mint a minute per account: honoured, but slow
-            "not expired and not get-login-token",
-        ]
-    )
-    run = HarnessRun(run_suites(args))
+    # get_token is limited to one mint a minute per account: honoured, but slow
+    run = run_harness("", "-k", "not expired and not get-login-token", servers=servers)
     by_id = {c["check_id"] + f"[{c['transport'] or '-'}]": c for c in run.checks}
     for destructive in (
         "legacy.logout.all[header]",

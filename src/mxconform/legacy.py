@@ -101,6 +101,35 @@ async def logout_all(client: MatrixClient, credentials: Credentials) -> httpx.Re
     return await client.request("POST", f"{CLIENT_V3}/logout/all", json={}, credentials=credentials)
 
 
+async def delete_devices(
+    client: MatrixClient,
+    credentials: Credentials,
+    devices: list[str],
+    auth: dict[str, Any] | None = None,
+) -> httpx.Response:
+    body: dict[str, Any] = {"devices": devices}
+    if auth is not None:
+        body["auth"] = auth
+    return await client.request(
+        "POST", f"{CLIENT_V3}/delete_devices", json=body, credentials=credentials
+    )
+
+
+async def delete_device(
+    client: MatrixClient, credentials: Credentials, device: str, auth: dict[str, Any] | None
+) -> httpx.Response:
+    body = {"auth": auth} if auth is not None else {}
+    return await client.request(
+        "DELETE", f"{CLIENT_V3}/devices/{device}", json=body, credentials=credentials
+    )
+
+
+async def fallback_page(client: MatrixClient, stage: str, session: str) -> httpx.Response:
+    return await client.request(
+        "GET", f"{CLIENT_V3}/auth/{stage}/fallback/web", params={"session": session}
+    )
+
+
 def device_ids(resp: httpx.Response) -> set[str]:
     """The device ids a GET /devices answer lists (empty when it is not a device list)."""
     try:

@@ -171,3 +171,14 @@ def expect_true(
     """A non-response expectation (a follow-up read, a comparison between responses)."""
     if not condition:
         unmet(message, req=req, expected=expected, observed=observed)
+
+
+def expect_uia_challenge(resp: httpx.Response) -> None:
+    """A 401 UIA challenge: `flows` of string `stages`, and a `session` string if any."""
+    expect(resp, match.status(401), match.json_keys_present("flows"), req="UIA-NOAUTH-401")
+    expect(
+        resp,
+        match.flows_of_stages(),
+        match.json_key_type("session", str, absent_ok=True),
+        req="UIA-401-SHAPE",
+    )

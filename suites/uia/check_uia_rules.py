@@ -5,7 +5,6 @@ and what a server does with a session replayed or changed (recorded where the sp
 import pytest
 
 from mxconform import legacy
-from mxconform.auth import CLIENT_V3
 from mxconform.client import bearer_header
 from mxconform.matchers import body, expect, expect_true, match
 from mxconform.uia import cross_signing_keys, master_key_id, stored_master_key, upload_cross_signing
@@ -39,21 +38,24 @@ async def check_identical_reupload_needs_no_uia(hs, fresh_user):
     expect(await upload_cross_signing(hs, fresh_user, keys), match.status(200))
 
 
-async def delete_devices_session(hs, legacy_users, user):
+async def delete_devices_session(hs, user):
     """Two extra devices of `user`, and a UIA session opened to delete the first."""
     devices = []
     for _ in range(2):
         resp = await legacy.login_password(hs, user.user_id, user.password)
         expect(resp, match.status(200), req="LOGIN-200")
         devices.append(body(resp)["device_id"])
-    first = await hs.request(
-        "POST",
-        f"{CLIENT_V3}/delete_devices",
-        json={"devices": devices[:1]},
-        credentials=bearer_header(user.access_token),
-    )
+    first = await legacy.delete_devices(hs, bearer_header(user.access_token), devices[:1])
     expect(first, match.status(401), req="UIA-NOAUTH-401")
-    return devices, body(first).get("session")
+    session = body(first).get("session")
+    if session is None:
+        pytest.skip("the server gave no UIA session (the spec makes it optional)")
+    return devices, session
+
+
+async def complete_deleting(hs, user, devices, session):
+    auth = legacy.password_auth(user.user_id, user.password, session)
+    return await legacy.delete_devices(hs, bearer_header(user.access_token), devices, auth)
 
 
 async def listed(hs, user):
@@ -61,38 +63,21 @@ async def listed(hs, user):
 
 
 @pytest.mark.check("uia.fallback-page", "UIA-FALLBACK-PAGE")
-async def check_password_fallback_page_is_html(hs, fresh_user, legacy_users):
+async def check_password_fallback_page_is_html(hs, fresh_user):
     """The fallback page of the password stage answers an HTML page for an open session."""
-    _, session = await delete_devices_session(hs, legacy_users, fresh_user)
-    if session is None:
-        pytest.skip("the server gave no UIA session to open a fallback page for")
-    resp = await hs.request(
-        "GET", f"{CLIENT_V3}/auth/m.login.password/fallback/web", params={"session": session}
-    )
+    _, session = await delete_devices_session(hs, fresh_user)
+    resp = await legacy.fallback_page(hs, "m.login.password", session)
     expect(resp, match.status(200), match.content_type("text/html"))
 
 
 @pytest.mark.check("uia.session.replay", "UIA-SESSION-SCOPE")
-async def check_completed_session_replayed_for_another_request(hs, fresh_user, legacy_users):
+async def check_completed_session_replayed_for_another_request(hs, fresh_user):
     """A session completed for one request, replayed for a different one: recorded."""
-    devices, session = await delete_devices_session(hs, legacy_users, fresh_user)
-    if session is None:
-        pytest.skip("the server gave no UIA session to replay")
-    done = await hs.request(
-        "POST",
-        f"{CLIENT_V3}/delete_devices",
-        json={
-            "devices": devices[:1],
-            "auth": legacy.password_auth(fresh_user.user_id, fresh_user.password, session),
-        },
-        credentials=bearer_header(fresh_user.access_token),
-    )
+    devices, session = await delete_devices_session(hs, fresh_user)
+    done = await complete_deleting(hs, fresh_user, devices[:1], session)
     expect(done, match.status(200), req="UIA-DONE")
-    replay = await hs.request(
-        "DELETE",
-        f"{CLIENT_V3}/devices/{devices[1]}",
-        json={"auth": {"session": session}},
-        credentials=bearer_header(fresh_user.access_token),
+    replay = await legacy.delete_device(
+        hs, bearer_header(fresh_user.access_token), devices[1], {"session": session}
     )
     if replay.status_code >= 400:
         expect(replay, match.json_keys_present("errcode"), req="API-ERR-SHAPE")
@@ -104,20 +89,10 @@ async def check_completed_session_replayed_for_another_request(hs, fresh_user, l
 
 
 @pytest.mark.check("uia.session.body-change", "UIA-SESSION-SCOPE")
-async def check_body_changed_mid_session(hs, fresh_user, legacy_users):
+async def check_body_changed_mid_session(hs, fresh_user):
     """A UIA session opened for one body and completed with another: recorded."""
-    devices, session = await delete_devices_session(hs, legacy_users, fresh_user)
-    if session is None:
-        pytest.skip("the server gave no UIA session")
-    resp = await hs.request(
-        "POST",
-        f"{CLIENT_V3}/delete_devices",
-        json={
-            "devices": devices[1:],
-            "auth": legacy.password_auth(fresh_user.user_id, fresh_user.password, session),
-        },
-        credentials=bearer_header(fresh_user.access_token),
-    )
+    devices, session = await delete_devices_session(hs, fresh_user)
+    resp = await complete_deleting(hs, fresh_user, devices[1:], session)
     remaining = await listed(hs, fresh_user)
     observe(
         f"completed with a changed body: HTTP {resp.status_code}; first device deleted: "
