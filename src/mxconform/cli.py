@@ -202,6 +202,19 @@ def rerender(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def diff(args: argparse.Namespace) -> int:
+    """Compare two runs; exit 1 when the newer one has regressions."""
+    from .report.diff import diff_results, render_diff
+
+    try:
+        old, new = read_document(Path(args.old)), read_document(Path(args.new))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+    result = diff_results(old, new)
+    print(render_diff(result))
+    return EXIT_FAIL if result.regressions else EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mxconform", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -220,6 +233,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--servers", metavar="FILE")
     rep = sub.add_parser("report", help="re-render index.html and junit.xml from results.json")
     rep.add_argument("results", metavar="RESULTS_JSON")
+    d = sub.add_parser("diff", help="compare two results.json files (exit 1 on regressions)")
+    d.add_argument("old", metavar="OLD_RESULTS_JSON")
+    d.add_argument("new", metavar="NEW_RESULTS_JSON")
     return p
 
 
@@ -232,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(args)
         if args.command == "targets":
             return list_targets(args)
+        if args.command == "diff":
+            return diff(args)
         return rerender(args)
     except (ConfigError, HarnessError) as exc:
         print(f"mxconform: error: {exc}", file=sys.stderr)

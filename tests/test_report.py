@@ -1,0 +1,127 @@
+"""Renderers and the run-to-run diff, on synthetic results documents."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mxconform.cli import main
+from mxconform.report import render_all
+from mxconform.report.diff import diff_results
+from mxconform.results import SCHEMA_VERSION
+
+
+def check(check_id: str, verdict: str, transport: str | None = "header", **extra) -> dict:
+    return {
+        "check_id": check_id,
+        "title": check_id,
+        "requirements": ["TOKEN-MISSING"],
+        "target": "t",
+        "auth_api": "legacy",
+        "transport": transport,
+        "verdict": verdict,
+        "message": "m",
+        "expected": None,
+        "observed": None,
+        "findings": [],
+        "observations": [],
+        "duration_s": 0.01,
+        "evidence": [],
+        "nodeid": "",
+        "known_issue": None,
+        **extra,
+    }
+
+
+def document(*checks: dict) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "harness": {"version": "x", "git_commit": None},
+        "run": {"started_at": "a", "finished_at": "b", "duration_s": 1, "command": "c"},
+        "targets": [
+            {
+                "name": "t",
+                "auth": ["legacy"],
+                "base_url": "http://t",
+                "server_name": "t",
+                "provisioning": "static-users",
+                "housekeeping": None,
+            }
+        ],
+        "summary": {},
+        "requirements": {},
+        "checks": list(checks),
+    }
+
+
+def test_diff_sorts_changes_and_flags_regressions():
+    old = document(
+        check("a", "PASS"),
+        check("b", "FAIL"),
+        check("c", "FAIL"),
+        check("d", "INFO"),
+        check("gone", "PASS"),
+    )
+    new = document(
+        check("a", "FAIL"),
+        check("b", "PASS"),
+        check("c", "FAIL"),
+        check("d", "WARN"),
+        check("new", "FAIL"),
+        check("known", "FAIL", known_issue={"reason": "r", "link": "https://x"}),
+    )
+    d = diff_results(old, new)
+    assert [k[0] for k in d.regressions] == ["a", "new"]
+    assert [k[0] for k in d.fixed] == ["b"] and [k[0] for k in d.still_failing] == ["c"]
+    assert d.changed == [(("d", "t", "header"), "INFO", "WARN")]
+    assert [k[0] for k in d.removed] == ["gone"]
+    assert {k[0] for k in d.added} == {"new", "known"}
+
+
+def test_diff_command_exit_codes(tmp_path: Path, capsys):
+    old, new = tmp_path / "old.json", tmp_path / "new.json"
+    old.write_text(json.dumps(document(check("a", "PASS"))))
+    new.write_text(json.dumps(document(check("a", "FAIL"))))
+    assert main(["diff", str(old), str(new)]) == 1
+    assert "regressions (new FAIL): 1" in capsys.readouterr().out
+    assert main(["diff", str(new), str(old)]) == 0
+    assert main(["diff", str(old), str(tmp_path / "missing.json")]) == 2
+
+
+def test_html_escapes_what_a_server_sent(tmp_path: Path):
+    hostile = check(
+        "x",
+        "FAIL",
+        message="<script>alert(1)</script>",
+        evidence=[
+            {
+                "method": "GET",
+                "url": "http://t/<img src=x onerror=1>",
+                "request_headers": [],
+                "request_body": None,
+                "status": 401,
+                "started_at": "",
+                "duration_ms": 1,
+                "error": None,
+                "note": None,
+                "response_headers": [["content-type", "text/html"]],
+                "response_body": "<script>steal()</script>",
+            }
+        ],
+    )
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document(hostile)))
+    html_path, junit_path = render_all(path)
+    html = html_path.read_text()
+    assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img" not in html
+    assert "default-src 'none'" in html
+    assert "<failure" in junit_path.read_text()
+
+
+def test_rendering_is_deterministic(tmp_path: Path):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document(check("a", "PASS"), check("b", "WARN"))))
+    first = [p.read_text() for p in render_all(path)]
+    second = [p.read_text() for p in render_all(path)]
+    assert first == second
