@@ -80,3 +80,17 @@ def test_report_can_be_regenerated_from_results(main_run, capsys):
     (main_run.report_dir / "index.html").unlink()
     assert main(["report", str(results)]) == 0
     assert (main_run.report_dir / "index.html").is_file()
+
+
+def test_results_follow_the_published_schema(main_run):
+    import jsonschema
+
+    from mxconform.paths import data_file
+
+    schema = json.loads(data_file("results.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    document = json.loads((main_run.report_dir / "results.json").read_text())
+    jsonschema.validate(document, schema)
+    document["checks"][0]["verdict"] = "MAYBE"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, schema)
