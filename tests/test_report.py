@@ -111,7 +111,7 @@ def test_html_escapes_what_a_server_sent(tmp_path: Path):
     )
     path = tmp_path / "results.json"
     path.write_text(json.dumps(document(hostile)))
-    html_path, junit_path = render_all(path)
+    html_path, junit_path, _ = render_all(path)
     html = html_path.read_text()
     assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<img" not in html
@@ -122,6 +122,42 @@ def test_html_escapes_what_a_server_sent(tmp_path: Path):
 def test_rendering_is_deterministic(tmp_path: Path):
     path = tmp_path / "results.json"
     path.write_text(json.dumps(document(check("a", "PASS"), check("b", "WARN"))))
-    first = [p.read_text() for p in render_all(path)]
-    second = [p.read_text() for p in render_all(path)]
+    first = [p.read_text() for p in render_all(path)[:2]]
+    second = [p.read_text() for p in render_all(path)[:2]]
     assert first == second
+
+
+def test_allure_results_carry_labels_links_and_exchanges(tmp_path: Path):
+    exchange = {
+        "method": "GET",
+        "url": "http://t/x",
+        "request_headers": [],
+        "status": 401,
+        "request_body": None,
+        "started_at": "",
+        "duration_ms": 1,
+        "error": None,
+        "note": None,
+        "response_headers": [],
+        "response_body": {"errcode": "X"},
+    }
+    doc = document(check("tokens.missing.rejected.whoami", "FAIL", evidence=[exchange]))
+    doc["run"]["started_at"] = "2026-11-26T10:00:00+00:00"
+    doc["requirements"] = {
+        "TOKEN-MISSING": {
+            "level": "MUST",
+            "area": "tokens",
+            "statement": "s",
+            "url": "https://spec.matrix.org/x",
+        }
+    }
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc))
+    allure_dir = render_all(path)[2]
+    [result_file] = list(allure_dir.glob("*-result.json"))
+    result = json.loads(result_file.read_text())
+    labels = {(label["name"], label["value"]) for label in result["labels"]}
+    assert {("epic", "legacy API"), ("feature", "tokens"), ("story", "TOKEN-MISSING")} <= labels
+    assert result["status"] == "failed" and result["links"][0]["url"].startswith("https://spec")
+    [attachment] = result["attachments"]
+    assert json.loads((allure_dir / attachment["source"]).read_text())["status"] == 401
