@@ -27,7 +27,9 @@ def synapse() -> Iterator[EmbeddedSynapse]:
         yield server
 
 
-def remote_servers_file(folder: Path, base_url: str, name: str = "under-test") -> Path:
+def remote_servers_file(
+    folder: Path, base_url: str, name: str = "under-test", auth: str = "[legacy]"
+) -> Path:
     """A servers.yaml naming one already-running server, provisioned by shared secret."""
     path = folder / "servers.yaml"
     path.write_text(
@@ -36,7 +38,7 @@ def remote_servers_file(folder: Path, base_url: str, name: str = "under-test") -
         f"  - name: {name}\n"
         f"    base_url: {base_url}\n"
         "    server_name: localhost\n"
-        "    auth: [legacy]\n"
+        f"    auth: {auth}\n"
         f"    provisioning: {{method: synapse-shared-secret, shared_secret: '${{{SECRET_VAR}}}'}}\n"
         "    max_requests_per_second: 1000\n"
     )
@@ -75,3 +77,13 @@ def run_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synapse: Embedd
         return HarnessRun(run_suites(args))
 
     return run
+
+
+@pytest.fixture
+def servers_file(tmp_path: Path):
+    """Write a servers.yaml for one running server: `servers_file(base_url, auth="[oauth]")`."""
+
+    def write(base_url: str, auth: str = "[legacy]") -> Path:
+        return remote_servers_file(tmp_path, base_url, auth=auth)
+
+    return write

@@ -192,6 +192,133 @@ def _cross_signing_always_uia(ex: Exchange) -> None:
         ex.set_json({"flows": [{"stages": ["m.login.password"]}], "params": {}, "session": "x"})
 
 
+def _path(ex: Exchange) -> str:
+    return urlsplit(ex.path).path
+
+
+def _request_json(ex: Exchange) -> Any:
+    try:
+        return json.loads(ex.body) if ex.body else None
+    except ValueError:
+        return None
+
+
+def _answer(ex: Exchange, status: int, data: Any) -> None:
+    ex.status = status
+    ex.response_headers = {"content-type": "application/json"}
+    ex.set_json(data)
+
+
+def _ignore_bearer_header(ex: Exchange) -> None:
+    ex.headers = [(k, v) for k, v in ex.headers if k.lower() != "authorization"]
+
+
+def _no_legacy_login(ex: Exchange) -> None:
+    if _path(ex) == "/_matrix/client/v3/login" and ex.method == "GET":
+        _answer(ex, 404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
+
+
+def _serves_auth_metadata(ex: Exchange) -> None:
+    if _path(ex) == "/_matrix/client/v1/auth_metadata":
+        _answer(ex, 200, {"issuer": "https://example.org/"})
+
+
+def _login_answers_without_device(ex: Exchange) -> None:
+    data = ex.json()
+    if _path(ex) == "/_matrix/client/v3/login" and ex.status == 200 and isinstance(data, dict):
+        data.pop("device_id", None)
+        ex.set_json(data)
+
+
+def _login_ignores_device_id(ex: Exchange) -> None:
+    data, sent = ex.json(), _request_json(ex)
+    if (
+        _path(ex) == "/_matrix/client/v3/login"
+        and ex.status == 200
+        and isinstance(sent, dict)
+        and "device_id" in sent
+        and isinstance(data, dict)
+    ):
+        data["device_id"] = "SOMEOTHERDEVICE"
+        ex.set_json(data)
+
+
+def _drop_display_name(ex: Exchange) -> None:
+    sent = _request_json(ex)
+    if _path(ex) == "/_matrix/client/v3/login" and isinstance(sent, dict):
+        sent.pop("initial_device_display_name", None)
+        ex.body = json.dumps(sent).encode()
+
+
+def _every_name_available(ex: Exchange) -> None:
+    if _path(ex) == "/_matrix/client/v3/register/available":
+        _answer(ex, 200, {"available": True})
+
+
+def _invalid_username_wrong_errcode(ex: Exchange) -> None:
+    data = ex.json()
+    if isinstance(data, dict) and data.get("errcode") == "M_INVALID_USERNAME":
+        data["errcode"] = "M_UNKNOWN"
+        ex.set_json(data)
+
+
+def _inhibit_login_ignored(ex: Exchange) -> None:
+    data, sent = ex.json(), _request_json(ex)
+    if (
+        _path(ex) == "/_matrix/client/v3/register"
+        and ex.status == 200
+        and isinstance(sent, dict)
+        and sent.get("inhibit_login")
+        and isinstance(data, dict)
+    ):
+        data.update(access_token="unwanted-token-000", device_id="UNWANTED")
+        ex.set_json(data)
+
+
+def _refresh_without_access_token(ex: Exchange) -> None:
+    data = ex.json()
+    if _path(ex) == "/_matrix/client/v3/refresh" and ex.status == 200 and isinstance(data, dict):
+        data.pop("access_token", None)
+        ex.set_json(data)
+
+
+def _logout_all_does_nothing(ex: Exchange) -> None:
+    if _path(ex) == "/_matrix/client/v3/logout/all":
+        _answer(ex, 200, {})
+
+
+_UIA_PATHS = (
+    "/account/password",
+    "/account/deactivate",
+    "/account/3pid/add",
+    "/devices/",
+    "/delete_devices",
+    "/keys/device_signing/upload",
+    "/login/get_token",
+)
+
+
+def _uia_skipped_without_auth(ex: Exchange) -> None:
+    sent = _request_json(ex)
+    if (
+        any(p in _path(ex) for p in _UIA_PATHS)
+        and ex.method in ("POST", "DELETE")
+        and not (isinstance(sent, dict) and "auth" in sent)
+    ):
+        _answer(ex, 200, {})
+
+
+def _uia_completed_does_nothing(ex: Exchange) -> None:
+    sent = _request_json(ex)
+    if (
+        any(p in _path(ex) for p in _UIA_PATHS)
+        and isinstance(sent, dict)
+        and isinstance(sent.get("auth"), dict)
+        and sent["auth"].get("password")
+    ):
+        _answer(ex, 200, {"login_token": "forged-login-token", "expires_in_ms": 1000})
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -211,6 +338,19 @@ BREAKAGES = {
         Breakage("uia-wrong-password-accepted", outbound=_uia_wrong_password_accepted),
         Breakage("delete-devices-does-nothing", inbound=_delete_devices_does_nothing),
         Breakage("cross-signing-always-uia", inbound=_cross_signing_always_uia),
+        Breakage("ignore-bearer-header", inbound=_ignore_bearer_header),
+        Breakage("no-legacy-login", inbound=_no_legacy_login),
+        Breakage("serves-auth-metadata", inbound=_serves_auth_metadata),
+        Breakage("login-answers-without-device", outbound=_login_answers_without_device),
+        Breakage("login-ignores-device-id", outbound=_login_ignores_device_id),
+        Breakage("drop-display-name", inbound=_drop_display_name),
+        Breakage("every-name-available", inbound=_every_name_available),
+        Breakage("invalid-username-wrong-errcode", outbound=_invalid_username_wrong_errcode),
+        Breakage("inhibit-login-ignored", outbound=_inhibit_login_ignored),
+        Breakage("refresh-without-access-token", outbound=_refresh_without_access_token),
+        Breakage("logout-all-does-nothing", inbound=_logout_all_does_nothing),
+        Breakage("uia-skipped-without-auth", inbound=_uia_skipped_without_auth),
+        Breakage("uia-completed-does-nothing", inbound=_uia_completed_does_nothing),
     )
 }
 _HOP = {

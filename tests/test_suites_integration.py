@@ -298,3 +298,106 @@ def test_static_users_are_never_changed_or_destroyed(tmp_path, monkeypatch, syna
             headers={"Authorization": f"Bearer {token}"},
         ).json()["devices"]
         assert len(devices) == 2, "only the account's own device and this login remain"
+
+
+BOTH = ("header", "query")
+
+
+@pytest.mark.parametrize(
+    ("breakage", "select", "must_fail"),
+    [
+        (
+            "ignore-bearer-header",
+            "tokens.valid or tokens.whoami",
+            keys("tokens.valid.accepted", ("header",)) | {"tokens.whoami.identity[header]"},
+        ),
+        (
+            "no-legacy-login",
+            "discovery.legacy or legacy.login.flows",
+            {"discovery.legacy.offered[-]", "legacy.login.flows[-]"},
+        ),
+        (
+            "login-answers-without-device",
+            "legacy.login.password",
+            {"legacy.login.password.identifier[-]", "legacy.login.password.user-field[-]"},
+        ),
+        ("login-ignores-device-id", "legacy.login.device-reuse", {"legacy.login.device-reuse[-]"}),
+        ("drop-display-name", "legacy.login.display-name", {"legacy.login.display-name[-]"}),
+        ("every-name-available", "legacy.register.available", {"legacy.register.available[-]"}),
+        (
+            "invalid-username-wrong-errcode",
+            "legacy.register.invalid-username",
+            {"legacy.register.invalid-username[-]"},
+        ),
+        (
+            "refresh-without-access-token",
+            "legacy.refresh.new-pair",
+            keys("legacy.refresh.new-pair", BOTH, probes=None),
+        ),
+        (
+            "logout-all-does-nothing",
+            "legacy.logout.all",
+            keys("legacy.logout.all", BOTH, probes=None),
+        ),
+        (
+            "uia-skipped-without-auth",
+            "uia.challenge",
+            keys("uia.challenge", BOTH, probes=PASSWORD_UIA_OPS),
+        ),
+        (
+            "uia-completed-does-nothing",
+            "uia.completed",
+            keys(
+                "uia.completed",
+                BOTH,
+                probes=[op for op in PASSWORD_UIA_OPS if op not in ("add-3pid", "delete-devices")],
+            )
+            - keys("uia.completed.get-login-token", BOTH, probes=None),
+        ),
+    ],
+)
+def test_every_check_group_can_fail(run_harness, proxy, breakage, select, must_fail):
+    """One broken rule per check the other tests do not break: each turns FAIL."""
+    proxy.use(breakage)
+    run = run_harness(proxy.base_url, "-k", select)
+    assert must_fail <= run.with_verdict("FAIL"), run.verdicts()
+    for check in run.checks:
+        if check["verdict"] == "FAIL" and f"{check['check_id']}[{check['transport'] or '-'}]" in (
+            must_fail
+        ):
+            assert check["requirements"] and check["evidence"] and check["message"]
+
+
+@pytest.mark.parametrize(
+    ("breakage", "select", "warned"),
+    [
+        # The spec asks for 404 M_UNRECOGNIZED with a SHOULD.
+        ("serves-auth-metadata", "discovery.oauth.absent", "discovery.oauth.absent[-]"),
+        # "an access_token and device_id should not be returned": a lower-case should.
+        (
+            "inhibit-login-ignored",
+            "legacy.register.inhibit-login",
+            "legacy.register.inhibit-login[-]",
+        ),
+    ],
+)
+def test_broken_shoulds_warn(run_harness, proxy, breakage, select, warned):
+    proxy.use(breakage)
+    run = run_harness(proxy.base_url, "-k", select)
+    assert run.verdicts() == {warned: "WARN"}
+
+
+def test_declared_apis_decide_fail_and_skip(servers_file, run_harness, synapse):
+    """Declaring the OAuth API on a legacy-only server is a FAIL; an API not declared makes its
+    checks SKIP as not offered (and a legacy API served anyway gets the SHOULD warning)."""
+    both = servers_file(synapse.base_url, auth="[legacy, oauth]")
+    run = run_harness("", "-k", "discovery", servers=both)
+    assert run.verdicts()["discovery.oauth.offered[-]"] == "FAIL"
+    assert run.outcome.exit_code == 1
+    oauth_only = servers_file(synapse.base_url, auth="[oauth]")
+    run = run_harness("", "-k", "discovery or tokens.valid", servers=oauth_only)
+    verdicts = run.verdicts()
+    assert verdicts["discovery.legacy.absent[-]"] == "WARN"
+    skipped = [c for c in run.checks if c["check_id"].startswith("tokens.valid")]
+    assert skipped and all(c["verdict"] == "SKIP" for c in skipped)
+    assert all("legacy API is not offered" in c["message"] for c in skipped)
