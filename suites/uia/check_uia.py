@@ -26,17 +26,15 @@ async def prepare(hs, legacy_users, operation, transport):
     return prepared
 
 
-async def challenge_changes_nothing(hs, prepared, operation):
-    resp = await prepared.send(hs, None)
-    expect_uia_challenge(resp)
+async def expect_no_effect(prepared, operation, what):
+    """Read the state back: the refused request must not have happened."""
     took, seen = await prepared.took_effect()
     expect_true(
         not took,
-        f"{operation}: a request without auth changed nothing ({seen})",
+        f"{operation}: {what} changed nothing ({seen})",
         expected="no effect",
         observed=seen,
     )
-    return resp
 
 
 @with_token
@@ -44,7 +42,8 @@ async def challenge_changes_nothing(hs, prepared, operation):
 async def check_request_without_auth_is_challenged(hs, legacy_users, operation, transport):
     """Without `auth` the operation answers a 401 challenge and, read back, did not happen."""
     prepared = await prepare(hs, legacy_users, operation, transport)
-    await challenge_changes_nothing(hs, prepared, operation)
+    expect_uia_challenge(await prepared.send(hs, None))
+    await expect_no_effect(prepared, operation, "a request without auth")
 
 
 @pytest.mark.check("uia.challenge.register", "UIA-NOAUTH-401", "UIA-401-SHAPE")
@@ -54,7 +53,8 @@ async def check_registration_without_auth_is_challenged(hs, legacy_users):
     resp = await prepared.send(hs, None)
     if resp.status_code == 403:
         pytest.skip("the server has registration turned off (403)")
-    await challenge_changes_nothing(hs, prepared, OPERATIONS[0])
+    expect_uia_challenge(resp)
+    await expect_no_effect(prepared, OPERATIONS[0], "a registration without auth")
 
 
 @with_token
@@ -81,13 +81,7 @@ async def check_wrong_password_stage_is_refused(hs, legacy_users, operation, tra
         expected="m.login.password not in completed",
         observed=completed,
     )
-    took, seen = await prepared.took_effect()
-    expect_true(
-        not took,
-        f"{operation}: the refused request changed nothing ({seen})",
-        expected="no effect",
-        observed=seen,
-    )
+    await expect_no_effect(prepared, operation, "the refused request")
 
 
 @with_token
