@@ -114,6 +114,9 @@ def build_document(
         "targets": targets,
         "summary": summarise(checks),
         "requirements": cited_requirements(checks),
+        "uncovered_requirements": sorted(
+            set(requirements.catalogue()) - {rid for c in checks for rid in c["requirements"]}
+        ),
         "checks": checks,
     }
     # Last line of defence: scrub every string by value before anything is written.

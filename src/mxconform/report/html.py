@@ -5,6 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
+import shlex
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -30,12 +34,43 @@ def _pretty(value: Any) -> str:
 _ENV.filters["pretty"] = _pretty
 
 
-def _style_hash(style: str) -> str:
-    """CSP hash of the inline stylesheet, so the page needs no 'unsafe-inline' at all."""
-    return base64.b64encode(hashlib.sha256(str(style).encode()).digest()).decode()
+def _asset(name: str) -> str:
+    return (Path(__file__).parent / "templates" / name).read_text()
 
 
-_ENV.globals["style_hash"] = _style_hash
+def _csp_hash(text: str) -> str:
+    """CSP hash of an inline block, so the page needs no 'unsafe-inline' at all."""
+    return "sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+_PLACEHOLDER = re.compile(r"<redacted:([a-z_]+)>")
+
+
+def curl_command(exchange: dict[str, Any]) -> str:
+    """The exchange as a curl command; every redacted secret becomes a $PLACEHOLDER."""
+
+    def unmask(text: str) -> str:
+        return _PLACEHOLDER.sub(lambda m: "$" + m.group(1).upper(), text)
+
+    parts = ["curl", "-X", exchange["method"], shlex.quote(unmask(exchange["url"]))]
+    for name, value in exchange.get("request_headers", []):
+        parts += ["-H", shlex.quote(unmask(f"{name}: {value}"))]
+    body = exchange.get("request_body")
+    if body is not None:
+        if isinstance(body, dict) and "form" in body:
+            text = "&".join(f"{k}={v}" for k, v in body["form"])
+        else:
+            text = body if isinstance(body, str) else json.dumps(body)
+        parts += ["--data", shlex.quote(unmask(text))]
+    return " ".join(parts)
+
+
+_ENV.filters["curl"] = curl_command
+
+
+def _area(document: dict[str, Any], check: dict[str, Any]) -> str:
+    req = document.get("requirements", {}).get(check["requirements"][0], {})
+    return str(req.get("area", "other"))
 
 
 def render_html(document: dict[str, Any]) -> str:
@@ -43,8 +78,32 @@ def render_html(document: dict[str, Any]) -> str:
     checks = sorted(
         document["checks"], key=lambda c: (c["target"], order.get(c["verdict"], 99), c["check_id"])
     )
+    area_of = {id(c): _area(document, c) for c in checks}
+    targets = list(dict.fromkeys(c["target"] for c in checks))
+    areas = sorted(set(area_of.values()))
+    matrix = {
+        (area, target): Counter(
+            c["verdict"] for c in checks if area_of[id(c)] == area and c["target"] == target
+        )
+        for area in areas
+        for target in targets
+    }
+    by_requirement: dict[str, list[dict[str, Any]]] = {}
+    for check in checks:
+        for rid in check["requirements"]:
+            by_requirement.setdefault(rid, []).append(check)
+    style, script = _asset("report.css"), _asset("report.js")
     return _ENV.get_template("index.html.j2").render(
         doc=document,
         checks=checks,
         verdicts=[v.value for v in VERDICT_ORDER],
+        targets=targets,
+        areas=areas,
+        matrix=matrix,
+        by_requirement=by_requirement,
+        area=lambda check: area_of[id(check)],
+        style=style,
+        script=script,
+        csp=f"default-src 'none'; style-src '{_csp_hash(style)}'; "
+        f"script-src '{_csp_hash(script)}'; img-src data:",
     )

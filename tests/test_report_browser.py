@@ -1,0 +1,116 @@
+"""The HTML report in a real browser (Playwright driving Debian's chromium, headless): it makes
+no network request, logs no console error, filters rows from the URL fragment and the
+checkboxes, opens a check's evidence, and shows a server's <script> as text."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from test_report import check, document
+
+from mxconform.report import render_all
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def report(tmp_path: Path) -> Path:
+    exchange = {
+        "method": "GET",
+        "url": "http://t/_matrix/client/v3/account/whoami",
+        "request_headers": [["authorization", "Bearer <redacted:credential>"]],
+        "request_body": None,
+        "started_at": "",
+        "duration_ms": 1,
+        "error": None,
+        "note": None,
+        "status": 401,
+        "response_headers": [],
+        "response_body": {"errcode": "M_X", "error": "<script>window.pwned=1</script>"},
+    }
+    doc = document(
+        check("tokens.a", "PASS", evidence=[exchange]),
+        check("tokens.b", "FAIL", evidence=[exchange], message="<img src=x onerror=alert(1)>"),
+        check("tokens.c", "INFO"),
+    )
+    doc["requirements"] = {
+        "TOKEN-MISSING": {
+            "level": "MUST",
+            "area": "tokens",
+            "statement": "s",
+            "url": "https://spec.matrix.org/x",
+        }
+    }
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc))
+    return render_all(path)[0]
+
+
+def open_report(browser, report: Path, fragment: str = ""):
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("request", lambda r: problems.append(r.url) if not r.url.startswith("file:") else None)
+    page.goto(report.as_uri() + fragment)
+    return page, problems
+
+
+def visible_rows(page) -> list[str]:
+    return page.eval_on_selector_all(
+        "tr.check:not([hidden]) td:nth-child(2) code", "els => els.map(e => e.textContent)"
+    )
+
+
+def test_report_is_quiet_and_offline(browser, report):
+    page, problems = open_report(browser, report)
+    assert visible_rows(page) == ["tokens.b", "tokens.c", "tokens.a"]
+    assert page.evaluate("window.pwned") is None
+    assert "<script>window.pwned=1</script>" in page.inner_text("body")
+    assert "<img src=x onerror=alert(1)>" in page.inner_text("body")
+    assert problems == []
+
+
+def test_filters_follow_the_fragment_and_the_checkboxes(browser, report):
+    page, problems = open_report(browser, report, "#verdict=FAIL")
+    assert visible_rows(page) == ["tokens.b"]
+    page.check('input[data-group="verdict"][value="PASS"]')
+    assert sorted(visible_rows(page)) == ["tokens.a", "tokens.b"]
+    assert "verdict=" in page.evaluate("location.hash")
+    assert page.inner_text("#shown-count") == "2"
+    assert problems == []
+
+
+def test_a_check_detail_opens(browser, report):
+    page, _ = open_report(browser, report)
+    row = page.locator("tr.check", has_text="tokens.a")
+    details = row.locator("details.evidence")
+    assert details.get_attribute("open") is None
+    details.locator("summary").first.click()
+    assert details.get_attribute("open") is not None
+    curl = row.locator("details details pre").first.text_content() or ""
+    assert curl.startswith("curl -X GET") and "Bearer $CREDENTIAL" in curl
