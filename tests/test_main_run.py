@@ -63,6 +63,8 @@ def test_outputs_are_rendered_from_results(main_run):
     cases = suites.findall(".//testcase")
     assert len(cases) == len(json.loads((out / "results.json").read_text())["checks"])
     assert not suites.findall(".//failure")  # the known issue is reported as skipped
+    per_target = ET.parse(out / "junit-synapse-legacy.xml").getroot()
+    assert len(per_target.findall(".//testcase")) == len(cases)
     assert (out / "logs" / "synapse-legacy" / "synapse-homeserver.log").is_file()
 
 

@@ -401,3 +401,15 @@ def test_declared_apis_decide_fail_and_skip(servers_file, run_harness, synapse):
     skipped = [c for c in run.checks if c["check_id"].startswith("tokens.valid")]
     assert skipped and all(c["verdict"] == "SKIP" for c in skipped)
     assert all("legacy API is not offered" in c["message"] for c in skipped)
+
+
+def test_baseline_comparison_turns_a_new_fail_into_exit_1(run_harness, proxy, synapse, capsys):
+    proxy.use("conformant")
+    before = run_harness(proxy.base_url, "-k", "tokens.missing")
+    assert before.outcome.exit_code == 0
+    baseline = before.outcome.report_dir / "results.json"
+    proxy.use("accept-without-token")
+    after = run_harness(proxy.base_url, "-k", "tokens.missing", "--baseline", str(baseline))
+    assert after.outcome.exit_code == 1
+    out = capsys.readouterr().out
+    assert "regressions (new FAIL): 5" in out and "tokens.missing.rejected.whoami" in out

@@ -61,6 +61,11 @@ class _Capture:
 
 
 def run_suites(args: argparse.Namespace) -> RunOutcome:
+    if args.baseline:
+        try:
+            read_document(Path(args.baseline))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"--baseline: {exc}") from None
     path, servers = _load(args.servers)
     selected = servers.select(args.server or [])
     for t in selected:  # resolve secrets now: a missing variable is a usage error, not ERROR
@@ -99,8 +104,15 @@ def run_suites(args: argparse.Namespace) -> RunOutcome:
         return RunOutcome(EXIT_ERROR, None, code, capture.secrets)
     document = read_document(capture.report_dir / "results.json")
     print_summary(document, capture.report_dir, wall)
+    regressions = False
+    if args.baseline:
+        from .report.diff import diff_results, render_diff
+
+        result = diff_results(read_document(Path(args.baseline)), document)
+        print(f"\ncompared with {args.baseline}:\n{render_diff(result)}")
+        regressions = bool(result.regressions)
     counts = [c["verdict"] for c in document["checks"]]
-    if gating_failures(document["checks"]):
+    if gating_failures(document["checks"]) or regressions:
         exit_code = EXIT_FAIL
     elif "ERROR" in counts or code in (
         pytest.ExitCode.INTERRUPTED,
@@ -225,6 +237,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--spec-version", metavar="V")
     r.add_argument("-k", metavar="EXPR", help="select checks (pytest -k expression)")
     r.add_argument("-v", "--verbose", action="store_true")
+    r.add_argument(
+        "--baseline",
+        metavar="OLD_RESULTS_JSON",
+        help="compare with an earlier run; regressions make the exit code 1",
+    )
     s = sub.add_parser("serve", help="start embedded targets and print their URLs")
     s.add_argument("names", nargs="*", metavar="NAME")
     s.add_argument("--servers", metavar="FILE")

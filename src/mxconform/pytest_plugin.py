@@ -5,6 +5,7 @@ It is inert for ordinary tests: only items marked `@pytest.mark.check(...)` are 
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import signal
 import sys
@@ -561,6 +562,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "duration_s": round((finished - run.started_at).total_seconds(), 2),
             "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
             "servers_file": str(run.servers_path),
+            # servers files hold only ${ENV} references, so hashing the file leaks no secret
+            "servers_file_sha256": hashlib.sha256(run.servers_path.read_bytes()).hexdigest(),
+            "hypothesis_seed": None,  # no suite draws from hypothesis yet
             "spec_version_override": run.spec_override,
         },
         targets=[_target_json(s) for s in run.states.values()],

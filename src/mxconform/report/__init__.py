@@ -18,6 +18,8 @@ def render_all(results_path: Path) -> list[Path]:
     html_path.write_text(render_html(document))
     junit_path = out / "junit.xml"
     junit_path.write_text(render_junit(document))
+    for target in dict.fromkeys(c["target"] for c in document["checks"]):
+        (out / f"junit-{target}.xml").write_text(render_junit(document, only_target=target))
     allure_path = out / "allure-results"
     render_allure(document, allure_path)
     return [html_path, junit_path, allure_path]

@@ -12,9 +12,12 @@ def _name(check: dict[str, Any]) -> str:
     return f"{check['check_id']}{suffix}"
 
 
-def render_junit(document: dict[str, Any]) -> str:
+def render_junit(document: dict[str, Any], only_target: str | None = None) -> str:
+    """All targets in one file, or one target's checks (`junit-<target>.xml`)."""
     suites = ET.Element("testsuites", name="mxconform")
     for target in dict.fromkeys(c["target"] for c in document["checks"]):
+        if only_target is not None and target != only_target:
+            continue
         checks = [c for c in document["checks"] if c["target"] == target]
         counts = Counter(c["verdict"] for c in checks)
         suite = ET.SubElement(
