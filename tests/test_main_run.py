@@ -56,7 +56,8 @@ def test_outputs_are_rendered_from_results(main_run):
     assert (out.parent / "latest").resolve() == out.resolve()
     html = (out / "index.html").read_text()
     assert "Content-Security-Policy" in html and "tokens.valid.accepted.whoami" in html
-    assert html.count("<script") == 1, "only the report's own (CSP-hashed) filter script"
+    assert html.count("<script>") == 1, "only the report's own (CSP-hashed) filter script"
+    assert html.count('<script type="application/json"') == 1  # inert evidence data
     head = unescape(html.split("<body>")[0])
     assert "script-src 'sha256-" in head and "http://" not in head
     suites = ET.parse(out / "junit.xml").getroot()

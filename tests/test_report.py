@@ -114,7 +114,8 @@ def test_html_escapes_what_a_server_sent(tmp_path: Path):
     path.write_text(json.dumps(document(hostile)))
     html_path, junit_path, _ = render_all(path)
     html = html_path.read_text()
-    assert html.count("<script") == 1  # the report's own filter script, nothing a server sent
+    # the report's own filter script and its inert evidence data, nothing a server sent
+    assert html.count("<script>") == 1 and html.count("<script") == 2
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<img" not in html
     assert "default-src 'none'" in unescape(html.split("<body>")[0])

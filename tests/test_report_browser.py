@@ -114,3 +114,6 @@ def test_a_check_detail_opens(browser, report):
     assert details.get_attribute("open") is not None
     curl = row.locator("details details pre").first.text_content() or ""
     assert curl.startswith("curl -X GET") and "Bearer $CREDENTIAL" in curl
+    # PASS evidence is built on demand from inert JSON; a server's markup stays text there too
+    assert "<script>window.pwned=1</script>" in row.locator("details.evidence").inner_text()
+    assert page.evaluate("window.pwned") is None

@@ -42,3 +42,49 @@
   window.addEventListener("hashchange", apply);
   apply();
 })();
+
+// Evidence of PASS, SKIP and INFO checks is built when its <details> is first opened, from the
+// inert JSON block; everything a server sent goes in as text, never as markup.
+(function () {
+  "use strict";
+  var data = null;
+  function el(tag, text) {
+    var node = document.createElement(tag);
+    if (text !== undefined) { node.textContent = text; }
+    return node;
+  }
+  function pretty(value) {
+    if (value === null || value === undefined) { return ""; }
+    return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+  }
+  function block(headers, body) {
+    var lines = headers.map(function (h) { return h[0] + ": " + h[1]; }).join("\n");
+    var text = pretty(body);
+    return el("pre", lines + (text ? "\n\n" + text : ""));
+  }
+  function fill(details) {
+    if (data === null) { data = JSON.parse(document.getElementById("lazy-evidence").textContent); }
+    (data[details.dataset.evidence] || []).forEach(function (e) {
+      var box = el("div");
+      box.className = "exchange";
+      var outcome = e.status ? String(e.status) : String(e.error);
+      box.appendChild(el("code", e.method + " " + e.url));
+      box.appendChild(document.createTextNode(" → " + outcome + " in " + e.duration_ms + " ms" +
+        (e.note ? " (" + e.note + ")" : "")));
+      box.appendChild(block(e.request_headers, e.request_body));
+      box.appendChild(block(e.response_headers, e.response_body));
+      var curl = el("details");
+      curl.appendChild(el("summary", "as curl (secrets as $PLACEHOLDERS)"));
+      curl.appendChild(el("pre", e.curl));
+      box.appendChild(curl);
+      details.appendChild(box);
+    });
+    details.dataset.filled = "1";
+  }
+  document.addEventListener("toggle", function (event) {
+    var details = event.target;
+    if (details.matches && details.matches("details.lazy") && details.open && !details.dataset.filled) {
+      fill(details);
+    }
+  }, true);
+})();
