@@ -319,6 +319,22 @@ def _uia_completed_does_nothing(ex: Exchange) -> None:
         _answer(ex, 200, {"login_token": "forged-login-token", "expires_in_ms": 1000})
 
 
+_first_unknown = {"left": 0}
+
+
+def _wrong_errcode_twice(ex: Exchange) -> None:
+    """Breaks the first two M_UNKNOWN_TOKEN answers after `use()`, then behaves: flaky."""
+    data = ex.json()
+    if (
+        isinstance(data, dict)
+        and data.get("errcode") == "M_UNKNOWN_TOKEN"
+        and _first_unknown["left"] > 0
+    ):
+        _first_unknown["left"] -= 1
+        data["errcode"] = "M_FORBIDDEN"
+        ex.set_json(data)
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -351,6 +367,7 @@ BREAKAGES = {
         Breakage("logout-all-does-nothing", inbound=_logout_all_does_nothing),
         Breakage("uia-skipped-without-auth", inbound=_uia_skipped_without_auth),
         Breakage("uia-completed-does-nothing", inbound=_uia_completed_does_nothing),
+        Breakage("wrong-errcode-twice", outbound=_wrong_errcode_twice),
     )
 }
 _HOP = {
@@ -415,6 +432,7 @@ class BreakingProxy:
 
     def use(self, breakage: str) -> None:
         self.breakage = BREAKAGES[breakage]
+        _first_unknown["left"] = 2
 
     def __enter__(self) -> BreakingProxy:
         self._thread.start()

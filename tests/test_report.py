@@ -164,3 +164,16 @@ def test_allure_results_carry_labels_links_and_exchanges(tmp_path: Path):
     assert result["status"] == "failed" and result["links"][0]["url"].startswith("https://spec")
     [attachment] = result["attachments"]
     assert json.loads((allure_dir / attachment["source"]).read_text())["status"] == 401
+
+
+def test_merge_repeats_keeps_the_worst_verdict_and_every_runs_evidence():
+    from mxconform.report.repeat import merge_repeats
+
+    first = document(check("a", "PASS", evidence=[{"n": 1}]), check("b", "PASS"))
+    second = document(check("a", "FAIL", evidence=[{"n": 2}]), check("b", "PASS"))
+    merged = merge_repeats([first, second])
+    a, b = merged["checks"]
+    assert a["verdict"] == "FAIL" and a["flaky"]["verdicts"] == ["PASS", "FAIL"]
+    assert [r["evidence"] for r in a["flaky"]["runs"]] == [[{"n": 1}], [{"n": 2}]]
+    assert "flaky" not in b and b["repeats"] == 2
+    assert merged["summary"]["t"]["flaky"] == 1

@@ -413,3 +413,16 @@ def test_baseline_comparison_turns_a_new_fail_into_exit_1(run_harness, proxy, sy
     assert after.outcome.exit_code == 1
     out = capsys.readouterr().out
     assert "regressions (new FAIL): 5" in out and "tokens.missing.rejected.whoami" in out
+
+
+def test_repeated_runs_mark_checks_whose_verdict_changes_flaky(run_harness, proxy):
+    proxy.use("wrong-errcode-twice")  # the first run's two refusals are wrong, then fine
+    run = run_harness(proxy.base_url, "-k", "tokens.unknown.rejected.whoami", "--repeat", "2")
+    flaky = {f"{c['check_id']}[{c['transport']}]": c for c in run.checks if c.get("flaky")}
+    assert set(flaky) == keys("tokens.unknown.rejected", probes=["whoami"])
+    for check in flaky.values():
+        assert check["verdict"] == "FAIL" and check["flaky"]["verdicts"] == ["FAIL", "PASS"]
+        assert all(r["evidence"] for r in check["flaky"]["runs"])
+    assert run.document["run"]["repeats"] == 2
+    assert run.outcome.report_dir.name.endswith("-repeat2")
+    assert "FLAKY" in (run.outcome.report_dir / "index.html").read_text()

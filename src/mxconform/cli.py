@@ -15,22 +15,15 @@ import pytest
 
 from .client import HarnessError
 from .lifecycle import RunningTarget, start_target
-from .paths import default_servers_file, suites_dir
+from .paths import servers_file, suites_dir
 from .results import gating_failures, read_document
 from .targets import ConfigError, ServersFile, Target, load_servers
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 
-def _servers_path(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    local = Path("servers.yaml")
-    return local if local.is_file() else default_servers_file()
-
-
 def _load(arg: str | None) -> tuple[Path, ServersFile]:
-    path = _servers_path(arg)
+    path = servers_file(arg)
     return path, load_servers(path)
 
 
@@ -61,6 +54,38 @@ class _Capture:
 
 
 def run_suites(args: argparse.Namespace) -> RunOutcome:
+    """Run the suites once, or `--repeat N` times merged into one report."""
+    repeat = getattr(args, "repeat", 1) or 1
+    if repeat < 1:
+        raise ConfigError("--repeat: expected a number of runs from 1 up")
+    if repeat == 1:
+        return _run_once(args)
+    outcomes = [_run_once(args) for _ in range(repeat)]
+    secrets = [s for o in outcomes for s in o.secrets]
+    folders = [o.report_dir for o in outcomes if o.report_dir is not None]
+    if len(folders) != repeat:
+        return RunOutcome(EXIT_ERROR, None, outcomes[-1].pytest_exit, secrets)
+    from .report import render_all
+    from .report.repeat import merge_repeats
+    from .results import write_document
+
+    merged = merge_repeats([read_document(f / "results.json") for f in folders])
+    folder = folders[-1].parent / f"{folders[-1].name}-repeat{repeat}"
+    folder.mkdir()
+    write_document(merged, folder / "results.json")
+    render_all(folder / "results.json")
+    latest = folder.parent / "latest"
+    if latest.is_symlink():
+        latest.unlink()
+    latest.symlink_to(folder.name, target_is_directory=True)
+    flaky = [c["check_id"] for c in merged["checks"] if c.get("flaky")]
+    print(f"\n{repeat} runs merged: {len(flaky)} flaky; report: {folder / 'index.html'}")
+    for check_id in flaky:
+        print(f"  flaky: {check_id}")
+    return RunOutcome(max(o.exit_code for o in outcomes), folder, outcomes[-1].pytest_exit, secrets)
+
+
+def _run_once(args: argparse.Namespace) -> RunOutcome:
     if args.baseline:
         try:
             read_document(Path(args.baseline))
@@ -237,6 +262,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--spec-version", metavar="V")
     r.add_argument("-k", metavar="EXPR", help="select checks (pytest -k expression)")
     r.add_argument("-v", "--verbose", action="store_true")
+    r.add_argument(
+        "--repeat",
+        metavar="N",
+        type=int,
+        default=1,
+        help="run N times; checks whose verdict changes between runs are marked flaky",
+    )
     r.add_argument(
         "--baseline",
         metavar="OLD_RESULTS_JSON",

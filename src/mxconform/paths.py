@@ -20,6 +20,14 @@ def default_servers_file() -> Path:
     return bundled if bundled.is_file() else _CHECKOUT / "servers.yaml"
 
 
+def servers_file(arg: str | None) -> Path:
+    """The servers file to use: the one named, else ./servers.yaml, else the bundled one."""
+    if arg:
+        return Path(arg)
+    local = Path("servers.yaml")
+    return local if local.is_file() else default_servers_file()
+
+
 def data_file(name: str) -> Path:
     return _PACKAGE / "data" / name
 

@@ -32,7 +32,7 @@ from .client import (
 )
 from .lifecycle import RunningTarget, start_target
 from .matchers import body
-from .paths import default_servers_file, git_commit
+from .paths import git_commit, servers_file
 from .redact import SecretRegistry
 from .results import CheckRecord, build_document, write_document
 from .targets import (
@@ -119,7 +119,6 @@ class TargetState:
     target: Target
     running: RunningTarget | None = None
     start_error: str | None = None
-    pacer: Pacer | None = None
     setup_recorder: Recorder = field(default_factory=Recorder)
     info: dict[str, Any] = field(default_factory=dict)
     users: LegacyUsers | None = None
@@ -142,14 +141,7 @@ class Run:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        servers_opt = config.getoption("servers")
-        path = (
-            Path(servers_opt)
-            if servers_opt
-            else (
-                Path("servers.yaml") if Path("servers.yaml").is_file() else default_servers_file()
-            )
-        )
+        path = servers_file(config.getoption("servers"))
         try:
             servers: ServersFile = load_servers(path)
             self.targets = servers.select(config.getoption("server"))
@@ -241,14 +233,14 @@ async def target_client(
     run = get_run(request.config)
     state = run.state(target.name)
     t = state.target
-    state.pacer = Pacer(t.request_rate)
+
     async with new_http_client() as http:
         yield MatrixClient(
             http,
             target.base_url,
             state.setup_recorder,
             run.secrets,
-            state.pacer,
+            Pacer(t.request_rate),  # shared by every client of this target
             RequestPolicy(t.timeout_s, t.max_rate_limit_retries, t.max_retry_wait_s),
             on_login=lambda data: state.users.note_login(data) if state.users else None,
         )
