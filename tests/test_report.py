@@ -38,7 +38,12 @@ def document(*checks: dict) -> dict:
     return {
         "schema_version": SCHEMA_VERSION,
         "harness": {"version": "x", "git_commit": None},
-        "run": {"started_at": "a", "finished_at": "b", "duration_s": 1, "command": "c"},
+        "run": {
+            "started_at": "2026-11-26T10:00:00+00:00",
+            "finished_at": "2026-11-26T10:00:01+00:00",
+            "duration_s": 1,
+            "command": "c",
+        },
         "targets": [
             {
                 "name": "t",
@@ -50,7 +55,14 @@ def document(*checks: dict) -> dict:
             }
         ],
         "summary": {},
-        "requirements": {},
+        "requirements": {
+            "TOKEN-MISSING": {
+                "level": "MUST",
+                "area": "tokens",
+                "statement": "s",
+                "url": "https://spec.matrix.org/x",
+            }
+        },
         "checks": list(checks),
     }
 
@@ -145,15 +157,6 @@ def test_allure_results_carry_labels_links_and_exchanges(tmp_path: Path):
         "response_body": {"errcode": "X"},
     }
     doc = document(check("tokens.missing.rejected.whoami", "FAIL", evidence=[exchange]))
-    doc["run"]["started_at"] = "2026-11-26T10:00:00+00:00"
-    doc["requirements"] = {
-        "TOKEN-MISSING": {
-            "level": "MUST",
-            "area": "tokens",
-            "statement": "s",
-            "url": "https://spec.matrix.org/x",
-        }
-    }
     path = tmp_path / "results.json"
     path.write_text(json.dumps(doc))
     allure_dir = render_all(path)[2]

@@ -57,14 +57,6 @@ def report(tmp_path: Path) -> Path:
         check("tokens.b", "FAIL", evidence=[exchange], message="<img src=x onerror=alert(1)>"),
         check("tokens.c", "INFO"),
     )
-    doc["requirements"] = {
-        "TOKEN-MISSING": {
-            "level": "MUST",
-            "area": "tokens",
-            "statement": "s",
-            "url": "https://spec.matrix.org/x",
-        }
-    }
     path = tmp_path / "results.json"
     path.write_text(json.dumps(doc))
     return render_all(path)[0]
