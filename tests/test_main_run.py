@@ -60,6 +60,7 @@ def test_outputs_are_rendered_from_results(main_run):
     assert html.count('<script type="application/json"') == 1  # inert evidence data
     head = unescape(html.split("<body>")[0])
     assert "script-src 'sha256-" in head and "http://" not in head
+    assert "https://spec.matrix.org/v1.15/client-server-api/#" in html  # Synapse's version
     suites = ET.parse(out / "junit.xml").getroot()
     cases = suites.findall(".//testcase")
     assert len(cases) == len(json.loads((out / "results.json").read_text())["checks"])

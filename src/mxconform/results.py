@@ -81,9 +81,17 @@ def summarise(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def cited_requirements(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def cited_requirements(
+    checks: list[dict[str, Any]], targets: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The rules the run cites, each linked to the latest spec and, per target, to the spec
+    version that target was held to."""
     cat = requirements.catalogue()
     ids = sorted({rid for c in checks for rid in c["requirements"]})
+    versions = {
+        t["name"]: requirements.parse_version(t.get("spec_version_evaluated") or "")
+        for t in targets
+    }
     return {
         rid: {
             "level": cat[rid].level,
@@ -92,6 +100,7 @@ def cited_requirements(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]
             "since": cat[rid].since,
             "until": cat[rid].until,
             "url": cat[rid].url(None),
+            "url_by_target": {name: cat[rid].url(v) for name, v in versions.items()},
         }
         for rid in ids
         if rid in cat
@@ -113,7 +122,7 @@ def build_document(
         "run": run,
         "targets": targets,
         "summary": summarise(checks),
-        "requirements": cited_requirements(checks),
+        "requirements": cited_requirements(checks, targets),
         "uncovered_requirements": sorted(
             set(requirements.catalogue()) - {rid for c in checks for rid in c["requirements"]}
         ),

@@ -82,12 +82,15 @@ def render_html(document: dict[str, Any]) -> str:
     area_of = {id(c): _area(document, c) for c in checks}
     targets = list(dict.fromkeys(c["target"] for c in checks))
     areas = sorted(set(area_of.values()))
+    columns = list(dict.fromkeys((c["target"], c.get("auth_api") or "general") for c in checks))
     matrix = {
-        (area, target): Counter(
-            c["verdict"] for c in checks if area_of[id(c)] == area and c["target"] == target
+        (area, column): Counter(
+            c["verdict"]
+            for c in checks
+            if area_of[id(c)] == area and (c["target"], c.get("auth_api") or "general") == column
         )
         for area in areas
-        for target in targets
+        for column in columns
     }
     by_requirement: dict[str, list[dict[str, Any]]] = {}
     for check in checks:
@@ -110,6 +113,7 @@ def render_html(document: dict[str, Any]) -> str:
         targets=targets,
         areas=areas,
         matrix=matrix,
+        columns=columns,
         by_requirement=by_requirement,
         area=lambda check: area_of[id(check)],
         lazy_verdicts=LAZY_VERDICTS,
