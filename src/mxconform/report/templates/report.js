@@ -43,8 +43,9 @@
   apply();
 })();
 
-// Evidence of PASS, SKIP and INFO checks is built when its <details> is first opened, from the
-// inert JSON block; everything a server sent goes in as text, never as markup.
+// Evidence of PASS, SKIP and INFO checks is built when its button is first pressed, from the
+// inert JSON block (a plain button keeps thousands of rows cheap to load); everything a server
+// sent goes in as text, never as markup.
 (function () {
   "use strict";
   var data = null;
@@ -62,9 +63,11 @@
     var text = pretty(body);
     return el("pre", lines + (text ? "\n\n" + text : ""));
   }
-  function fill(details) {
+  function build(key) {
     if (data === null) { data = JSON.parse(document.getElementById("lazy-evidence").textContent); }
-    (data[details.dataset.evidence] || []).forEach(function (e) {
+    var holder = el("div");
+    holder.className = "evidence";
+    (data[key] || []).forEach(function (e) {
       var box = el("div");
       box.className = "exchange";
       var outcome = e.status ? String(e.status) : String(e.error);
@@ -77,14 +80,19 @@
       curl.appendChild(el("summary", "as curl (secrets as $PLACEHOLDERS)"));
       curl.appendChild(el("pre", e.curl));
       box.appendChild(curl);
-      details.appendChild(box);
+      holder.appendChild(box);
     });
-    details.dataset.filled = "1";
+    return holder;
   }
-  document.addEventListener("toggle", function (event) {
-    var details = event.target;
-    if (details.matches && details.matches("details.lazy") && details.open && !details.dataset.filled) {
-      fill(details);
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("button.lazy-evidence") : null;
+    if (!button) { return; }
+    var shown = button.nextElementSibling;
+    if (shown && shown.classList.contains("evidence")) {
+      shown.hidden = !shown.hidden;
+    } else {
+      button.insertAdjacentElement("afterend", build(button.dataset.evidence));
     }
-  }, true);
+    button.setAttribute("aria-expanded", String(!(button.nextElementSibling.hidden)));
+  });
 })();
