@@ -83,10 +83,16 @@ def test_no_secret_of_the_run_reaches_any_file(main_run):
 
 
 def test_report_can_be_regenerated_from_results(main_run, capsys):
+    """Re-rendering a stored results.json gives the same page and JUnit as the run did."""
     results = main_run.report_dir / "results.json"
+    outputs = ("index.html", "junit.xml", "junit-synapse-legacy.xml")
+    before = {name: (main_run.report_dir / name).read_text() for name in outputs}
     (main_run.report_dir / "index.html").unlink()
     assert main(["report", str(results)]) == 0
-    assert (main_run.report_dir / "index.html").is_file()
+    after = {name: (main_run.report_dir / name).read_text() for name in outputs}
+    assert after == before
+    assert main(["report", str(results), "--baseline", str(results)]) == 0
+    assert "regressions (new FAIL): 0" in capsys.readouterr().out
 
 
 def test_results_follow_the_published_schema(main_run):

@@ -231,12 +231,19 @@ def rerender(args: argparse.Namespace) -> int:
 
     path = Path(args.results)
     try:
-        read_document(path)
+        document = read_document(path)
+        baseline = read_document(Path(args.baseline)) if args.baseline else None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+        raise ConfigError(str(exc)) from None
     for out in render_all(path):
         print(out)
-    return EXIT_OK
+    if baseline is None:
+        return EXIT_OK
+    from .report.diff import diff_results, render_diff
+
+    result = diff_results(baseline, document)
+    print(f"\ncompared with {args.baseline}:\n{render_diff(result)}")
+    return EXIT_FAIL if result.regressions else EXIT_OK
 
 
 def diff(args: argparse.Namespace) -> int:
@@ -282,6 +289,11 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--servers", metavar="FILE")
     rep = sub.add_parser("report", help="re-render index.html and junit.xml from results.json")
     rep.add_argument("results", metavar="RESULTS_JSON")
+    rep.add_argument(
+        "--baseline",
+        metavar="OLD_RESULTS_JSON",
+        help="also print the diff against an earlier run (exit 1 on regressions)",
+    )
     d = sub.add_parser("diff", help="compare two results.json files (exit 1 on regressions)")
     d.add_argument("old", metavar="OLD_RESULTS_JSON")
     d.add_argument("new", metavar="NEW_RESULTS_JSON")
