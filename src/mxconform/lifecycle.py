@@ -5,10 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from .client import HarnessError
 from .embedded.synapse import EmbeddedSynapse, synapse_available
 from .targets import SynapseSharedSecret, Target
+
+
+class Stoppable(Protocol):
+    def stop(self, scrub: Callable[[str], str] | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class AdminAccess:
+    """Credentials for a MAS-style admin API: client credentials giving `urn:mas:admin`."""
+
+    url: str  # base URL under which /api/admin/v1 and /oauth2/token live
+    client_id: str
+    client_secret: str
 
 
 @dataclass
@@ -19,7 +33,8 @@ class RunningTarget:
     base_url: str
     server_name: str
     shared_secret: str | None
-    embedded: EmbeddedSynapse | None = None
+    embedded: Stoppable | None = None
+    oauth_admin: AdminAccess | None = None
 
     @property
     def name(self) -> str:

@@ -21,7 +21,8 @@ from pydantic import (
 from pydantic_core import core_schema
 
 AuthApi = Literal["legacy", "oauth"]
-EmbeddedKind = Literal["synapse-legacy"]
+EmbeddedKind = Literal["synapse-legacy", "synapse-oauth"]
+LoginDriverName = Literal["form", "mas-admin", "browser", "static"]
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -103,6 +104,56 @@ Provisioning = Annotated[
 ]
 
 
+class MasAdmin(_Strict):
+    """A client allowed `urn:mas:admin` through client credentials (MAS's admin API)."""
+
+    # Where /api/admin/v1 lives; the issuer when not given.
+    url: Annotated[str | None, Field(pattern=r"^https?://")] = None
+    client_id: Annotated[str, Field(min_length=1)]
+    client_secret: SecretRef
+
+
+class OAuthAccount(_Strict):
+    """An account on the authorisation server, given by the operator (never changed)."""
+
+    username: Annotated[str, Field(min_length=1)]
+    password: SecretRef
+
+
+class StaticToken(_Strict):
+    """A token pair obtained by hand, for the `static` driver."""
+
+    access_token: SecretRef
+    refresh_token: SecretRef | None = None
+
+
+class BrowserStep(_Strict):
+    """One step of a browser login script; `{username}` and `{password}` are filled in."""
+
+    wait_url: str | None = None  # a regular expression the page URL must match first
+    fill: dict[str, str] | None = None  # CSS selector -> value
+    click: str | None = None  # CSS selector
+    optional: bool = False  # skip the step when its selector is not on the page
+
+    @model_validator(mode="after")
+    def _one_action(self) -> BrowserStep:
+        if self.wait_url is None and self.fill is None and self.click is None:
+            raise ValueError("a browser step needs wait_url, fill or click")
+        return self
+
+
+class OAuthConfig(_Strict):
+    """How the harness gets OAuth tokens for its users on this target."""
+
+    driver: LoginDriverName = "form"
+    admin: MasAdmin | None = None
+    accounts: list[OAuthAccount] = []
+    browser: list[BrowserStep] = []
+    tokens: list[StaticToken] = []
+    # How long to keep asking the homeserver after a revocation (it may cache introspection).
+    revocation_grace_s: Annotated[float, Field(ge=0, le=600)] = 10.0
+
+
 class Target(_Strict):
     """One homeserver under test, as declared by its operator."""
 
@@ -111,7 +162,9 @@ class Target(_Strict):
     base_url: str | None = None
     server_name: str | None = None
     auth: Annotated[list[AuthApi], Field(min_length=1)]
-    provisioning: Provisioning
+    # How the harness creates legacy users; required when `legacy` is declared.
+    provisioning: Provisioning | None = None
+    oauth: OAuthConfig | None = None
     spec_version: Annotated[str | None, Field(pattern=r"^(v\d+\.\d+|r0\.\d+\.\d+)$")] = None
     known_issues: str | None = None
     timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
@@ -143,6 +196,12 @@ class Target(_Strict):
         else:
             if self.base_url is not None:
                 raise ValueError("an embedded target gets its base_url when it starts")
+        if "legacy" in self.auth and self.provisioning is None:
+            raise ValueError("a target declaring the legacy API needs provisioning")
+        if self.embedded == "synapse-oauth" and "legacy" in self.auth:
+            raise ValueError("the synapse-oauth embedded target offers only the oauth API")
+        if self.embedded == "synapse-legacy" and "oauth" in self.auth:
+            raise ValueError("the synapse-legacy embedded target offers only the legacy API")
         if self.synapse_python is not None and self.embedded is None:
             raise ValueError("synapse_python only applies to embedded targets")
         return self
@@ -155,15 +214,26 @@ class Target(_Strict):
 
     def secret_refs(self) -> list[tuple[str, SecretRef]]:
         """Every secret the target's provisioning names, with where it is named."""
+        refs: list[tuple[str, SecretRef]] = []
         p = self.provisioning
         where = f"target {self.name}: provisioning"
         if isinstance(p, SynapseSharedSecret) and p.shared_secret is not None:
-            return [(f"{where}.shared_secret", p.shared_secret)]
+            refs.append((f"{where}.shared_secret", p.shared_secret))
         if isinstance(p, RegistrationToken):
-            return [(f"{where}.token", p.token)]
+            refs.append((f"{where}.token", p.token))
         if isinstance(p, StaticUsers):
-            return [(f"{where}.users[{i}].password", u.password) for i, u in enumerate(p.users)]
-        return []
+            refs += [(f"{where}.users[{i}].password", u.password) for i, u in enumerate(p.users)]
+        o = self.oauth
+        where = f"target {self.name}: oauth"
+        if o is not None:
+            if o.admin is not None:
+                refs.append((f"{where}.admin.client_secret", o.admin.client_secret))
+            refs += [(f"{where}.accounts[{i}].password", a.password) for i, a in enumerate(o.accounts)]
+            for i, t in enumerate(o.tokens):
+                refs.append((f"{where}.tokens[{i}].access_token", t.access_token))
+                if t.refresh_token is not None:
+                    refs.append((f"{where}.tokens[{i}].refresh_token", t.refresh_token))
+        return refs
 
     def offers(self, api: AuthApi) -> bool:
         return api in self.auth
