@@ -4,7 +4,7 @@ import json
 import re
 
 import httpx
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from mxconform.redact import SecretRegistry, redact_body, redact_headers, redact_url
@@ -71,6 +71,8 @@ def test_bodies_are_capped():
     st.text(alphabet=st.characters(codec="ascii", categories=["L", "N"]), min_size=8, max_size=64)
 )
 def test_any_token_sent_by_header_never_survives(token):
+    # A token that is part of the fixed text around it (e.g. "authoriz") proves nothing.
+    assume(token not in "authorization Bearer error mentioning http://h/x access_token")
     reg = SecretRegistry()
     request = httpx.Request(
         "GET",

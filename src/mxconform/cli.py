@@ -220,7 +220,8 @@ def list_targets(args: argparse.Namespace) -> int:
         default = " (default)" if t.name in servers.defaults else ""
         print(
             f"  {t.name}{default}: {where}; auth {', '.join(t.auth)}; "
-            f"provisioning {t.provisioning.method}"
+            + (f"provisioning {t.provisioning.method}" if t.provisioning else "")
+            + (f"oauth driver {t.oauth.driver}" if t.oauth else "")
             + (f"; spec {t.spec_version}" if t.spec_version else "")
         )
     return EXIT_OK

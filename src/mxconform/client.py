@@ -182,6 +182,13 @@ class MatrixClient:
             self._on_login,
         )
 
+    def with_http(self, http: httpx.AsyncClient) -> MatrixClient:
+        """The same target, pacing and policy over another connection pool (a driver's own
+        cookie jar)."""
+        clone = self.with_recorder(self.recorder)
+        clone._http = http
+        return clone
+
     async def request(
         self,
         method: str,
@@ -189,7 +196,9 @@ class MatrixClient:
         *,
         credentials: Credentials = NO_CREDENTIALS,
         json: Any = None,
+        form: dict[str, str] | list[tuple[str, str]] | None = None,
         params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
         note: str | None = None,
     ) -> httpx.Response:
         url = path if path.startswith("http") else self.base_url + path
@@ -204,7 +213,8 @@ class MatrixClient:
                 url,
                 params=query or None,
                 json=json,
-                headers=list(credentials.headers),
+                data=form,  # type: ignore[arg-type]
+                headers=[*credentials.headers, *(headers or {}).items()],
                 timeout=self._policy.timeout_s,
             )
             await self._pacer.wait()
@@ -264,7 +274,8 @@ def _wire_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
 
 
 def new_http_client() -> httpx.AsyncClient:
-    """One pooled client per target; redirects are never followed silently."""
+    """One pooled client per target; redirects are never followed silently. Login drivers
+    use their own clients, one cookie jar per simulated user agent."""
     return httpx.AsyncClient(
         follow_redirects=False,
         headers={"User-Agent": "mxconform"},

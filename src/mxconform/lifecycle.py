@@ -13,6 +13,8 @@ from .targets import SynapseSharedSecret, Target
 
 
 class Stoppable(Protocol):
+    startup_s: float | None
+
     def stop(self, scrub: Callable[[str], str] | None = None) -> None: ...
 
 

@@ -78,6 +78,40 @@ class match:
         return Matcher(f"{key} {shown}", probe)
 
     @staticmethod
+    def json_list_contains(key: str, *values: str) -> Matcher:
+        def probe(r: httpx.Response) -> tuple[bool, str]:
+            found = field_of(r, key)
+            if not isinstance(found, list):
+                return False, f"{key} {_show(found)}"
+            missing = [v for v in values if v not in found]
+            return not missing, f"{key} {found!r}"
+
+        return Matcher(f"{key} listing {', '.join(values)}", probe)
+
+    @staticmethod
+    def oauth_error(*codes: str) -> Matcher:
+        """An RFC 6749 error body: `error` is one of the codes."""
+
+        def probe(r: httpx.Response) -> tuple[bool, str]:
+            found = field_of(r, "error")
+            return found in codes, f"error {_show(found)}"
+
+        return Matcher(f"error {' or '.join(codes)}", probe)
+
+    @staticmethod
+    def not_redirect_to(redirect_uri: str) -> Matcher:
+        """The server did not send the user agent to an (unregistered) redirect URI."""
+
+        def probe(r: httpx.Response) -> tuple[bool, str]:
+            location = r.headers.get("location", "")
+            hit = r.status_code in (301, 302, 303, 307, 308) and location.startswith(
+                redirect_uri
+            )
+            return not hit, f"HTTP {r.status_code} Location {location or 'absent'}"
+
+        return Matcher(f"no redirect to {redirect_uri}", probe)
+
+    @staticmethod
     def json_keys_present(*keys: str) -> Matcher:
         def probe(r: httpx.Response) -> tuple[bool, str]:
             data = body(r)

@@ -30,8 +30,11 @@ from .client import (
     Transport,
     new_http_client,
 )
+from .drivers import Account, Unsupported
 from .lifecycle import RunningTarget, start_target
 from .matchers import body
+from .oauth import Metadata, OAuthApi, discover
+from .oauth_users import OAuthLogin, OAuthUsers
 from .paths import git_commit, servers_file
 from .redact import SecretRegistry
 from .results import CheckRecord, build_document, write_document
@@ -39,11 +42,12 @@ from .targets import (
     ConfigError,
     KnownIssue,
     ServersFile,
+    StaticUsers,
     Target,
     load_known_issues,
     load_servers,
 )
-from .verdicts import CheckState, Unmet, Verdict, begin, end, verdict_for_level
+from .verdicts import CheckState, Unmet, Verdict, begin, end, unmet, verdict_for_level
 
 CHECK_MARKER = "check"
 API_MARKER = "api"
@@ -51,6 +55,18 @@ DESTRUCTIVE_MARKER = "destructive"
 DESTRUCTIVE_REASON = (
     "would change or destroy an account given in servers.yaml (static-users): never run"
 )
+OAUTH_DESTRUCTIVE_REASON = (
+    "would change or destroy an account given in servers.yaml (oauth accounts or static "
+    "tokens): never run"
+)
+# What produces a check's OAuth tokens, per login driver (shown with every OAuth check).
+GRANTS = {
+    "form": "authorization code + PKCE, pages filled by the form driver",
+    "browser": "authorization code + PKCE, pages driven in Chromium",
+    "mas-admin": "personal session minted through MAS's admin API",
+    "static": "tokens given in servers.yaml",
+}
+OAUTH_FIXTURES = ("oauth_users", "oauth_user", "oauth_account")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -78,6 +94,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="V",
         help="hold every target to this spec version "
         "(e.g. v1.20) instead of the newest it advertises",
+    )
+    group.addoption(
+        "--oauth-driver",
+        choices=sorted(GRANTS),
+        help="log in to OAuth targets with this driver instead of the one in servers.yaml",
     )
 
 
@@ -122,6 +143,7 @@ class TargetState:
     setup_recorder: Recorder = field(default_factory=Recorder)
     info: dict[str, Any] = field(default_factory=dict)
     users: LegacyUsers | None = None
+    oauth_users: OAuthUsers | None = None
     known_issues: list[KnownIssue] = field(default_factory=list)
 
 
@@ -134,6 +156,7 @@ class ActiveCheck:
     auth_api: str | None
     title: str
     recorded: bool = False
+    grant: str | None = None
 
 
 class Run:
@@ -148,6 +171,7 @@ class Run:
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
         self.servers_path = path
+        self.oauth_driver: str | None = config.getoption("oauth_driver")
         self.spec_override: str | None = config.getoption("spec_version")
         if self.spec_override and requirements.parse_version(self.spec_override) is None:
             raise pytest.UsageError(f"--spec-version: expected vX.Y, got {self.spec_override!r}")
@@ -166,6 +190,10 @@ class Run:
 
     def state(self, name: str) -> TargetState:
         return self.states[name]
+
+    def driver_of(self, target: Target) -> str:
+        configured = target.oauth.driver if target.oauth else "form"
+        return self.oauth_driver or configured
 
 
 _RUN_KEY = pytest.StashKey[Run]()
@@ -317,6 +345,74 @@ async def logged_out_token(
     return second.access_token
 
 
+@pytest.fixture(scope="session")
+async def oauth_metadata(
+    target: RunningTarget, target_client: MatrixClient, request: pytest.FixtureRequest
+) -> Metadata:
+    """The target's OAuth 2.0 server metadata. A target declaring the OAuth API but serving
+    none fails every OAuth check; one not declaring it never gets here (SKIP)."""
+    meta, resp = await discover(target_client)
+    if meta is None:
+        unmet(
+            f"the target declares the OAuth 2.0 API but GET {resp.request.url.path} "
+            f"answers HTTP {resp.status_code}",
+            req="OAUTH-META-ENDPOINT",
+            expected="HTTP 200 with server metadata",
+            observed=f"HTTP {resp.status_code}",
+        )
+    assert meta is not None
+    get_run(request.config).state(target.name).info["oauth_metadata_path"] = meta.path
+    return meta
+
+
+@pytest.fixture(scope="session")
+async def oauth_users(
+    target: RunningTarget,
+    target_client: MatrixClient,
+    oauth_metadata: Metadata,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[OAuthUsers]:
+    """Accounts and logins through the target's login driver; revoked and deactivated at
+    the end."""
+    run = get_run(request.config)
+    state = run.state(target.name)
+    users = OAuthUsers(
+        state.target,
+        target,
+        oauth_metadata,
+        target_client,
+        run.secrets,
+        run.names,
+        run.oauth_driver,
+        artifacts_dir=report_dir(run) / "browser" / target.name,
+    )
+    state.oauth_users = users
+    state.info["oauth_driver"] = users.config.driver
+    try:
+        yield users
+    finally:
+        await users.cleanup(target_client)
+
+
+@pytest.fixture(scope="session")
+async def oauth_user(oauth_users: OAuthUsers, target_client: MatrixClient) -> OAuthLogin:
+    """The run's main OAuth user on this target, with one device logged in."""
+    account = await oauth_users.account(target_client, "oauth")
+    return await oauth_users.login(target_client, account, "setup: main OAuth login")
+
+
+@pytest.fixture
+def oauth(hs: MatrixClient, oauth_metadata: Metadata) -> OAuthApi:
+    """The target's OAuth 2.0 endpoints, called through the check's recording client."""
+    return OAuthApi(hs, oauth_metadata)
+
+
+@pytest.fixture
+async def oauth_account(oauth_users: OAuthUsers, target_client: MatrixClient) -> Account:
+    """An account of this check alone (nothing else logged in on it)."""
+    return await oauth_users.account(target_client, "check")
+
+
 @pytest.fixture(autouse=True)
 def _requirement_gate(request: pytest.FixtureRequest) -> None:
     """SKIP a check whose requirements do not apply at the target's spec version."""
@@ -390,12 +486,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     begin(state)
     if api and target_name in run.states and api not in run.state(target_name).target.auth:
         pytest.skip(f"the {api} API is not offered by this target (servers.yaml auth)")
-    if (
-        item.get_closest_marker(DESTRUCTIVE_MARKER) is not None
-        and target_name in run.states
-        and run.state(target_name).target.provisioning.method == "static-users"
+    if target_name in run.states and any(
+        f in getattr(item, "fixturenames", ()) for f in OAUTH_FIXTURES
     ):
-        pytest.skip(DESTRUCTIVE_REASON)
+        run.active.grant = GRANTS[run.driver_of(run.state(target_name).target)]
+    if item.get_closest_marker(DESTRUCTIVE_MARKER) is not None and target_name in run.states:
+        t = run.state(target_name).target
+        if api == "oauth" and t.oauth and (t.oauth.accounts or t.oauth.driver == "static"):
+            if t.oauth.admin is None:
+                pytest.skip(OAUTH_DESTRUCTIVE_REASON)
+        elif api != "oauth" and isinstance(t.provisioning, StaticUsers):
+            pytest.skip(DESTRUCTIVE_REASON)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -436,9 +537,11 @@ def _judge(
         return Verdict.SKIP, str(reason).removeprefix("Skipped: "), None
     if excinfo is None:
         verdict = state.verdict()
-        messages = [f.message for f in state.findings] + state.observations
+        messages = [f.message for f in state.findings] + state.observations + state.notes
         return verdict, "; ".join(messages) or "as required", None
     exc = excinfo.value
+    if isinstance(exc, Unsupported):
+        return Verdict.SKIP, str(exc), None
     if isinstance(exc, Unmet):
         f = exc.finding
         return (
@@ -490,6 +593,7 @@ def _record(
         duration_s=round(duration_s, 4),
         evidence=[e.to_json() for e in active.recorder.exchanges],
         nodeid=item.nodeid,
+        grant=active.grant,
     )
     if active.target in run.states:
         for known in run.state(active.target).known_issues:
@@ -587,12 +691,23 @@ def _target_json(state: TargetState) -> dict[str, Any]:
         "base_url": running.base_url if running else t.base_url,
         "server_name": running.server_name if running else t.server_name,
         "auth": list(t.auth),
-        "provisioning": t.provisioning.method,
+        "provisioning": t.provisioning.method if t.provisioning else None,
         "start_error": state.start_error,
         **state.info,
-        "housekeeping": state.users.housekeeping.to_json() if state.users else None,
+        "housekeeping": _housekeeping(state),
         "setup_exchanges": len(state.setup_recorder.exchanges),
     }
+
+
+def _housekeeping(state: TargetState) -> dict[str, Any] | None:
+    parts = [u.housekeeping.to_json() for u in (state.users, state.oauth_users) if u]
+    if not parts:
+        return None
+    merged: dict[str, Any] = {}
+    for part in parts:
+        for key, value in part.items():
+            merged[key] = merged.get(key, 0 if isinstance(value, int) else []) + value
+    return merged
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -107,11 +107,15 @@ def _redact_pairs(
 
 
 def redact_url(url: str, registry: SecretRegistry) -> str:
+    """Secret-named query (and fragment) parameters masked: OAuth codes travel in either."""
     parts = urlsplit(url)
     if parts.query:
         pairs = _redact_pairs(parse_qsl(parts.query, keep_blank_values=True), registry)
         query = urlencode(pairs, safe="<>:")
         parts = parts._replace(query=query)
+    if "=" in parts.fragment:
+        pairs = _redact_pairs(parse_qsl(parts.fragment, keep_blank_values=True), registry)
+        parts = parts._replace(fragment=urlencode(pairs, safe="<>:"))
     return registry.scrub(urlunsplit(parts))
 
 
@@ -137,6 +141,8 @@ def redact_headers(
                 if not bare_scheme:
                     registry.add(value, "credential")
                 out.append((name, value if bare_scheme else mask("credential")))
+        elif lowered in ("location", "content-location"):
+            out.append((name, redact_url(value, registry)))
         else:
             out.append((name, registry.scrub(value)))
     return out

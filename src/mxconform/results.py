@@ -34,6 +34,8 @@ class CheckRecord:
     nodeid: str = ""
     # Set when the target's known-issues file lists this check (expected to FAIL).
     known_issue: dict[str, str] | None = None
+    # OAuth checks: what produced the check's tokens (the login driver's grant).
+    grant: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str | None]:

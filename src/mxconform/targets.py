@@ -228,7 +228,8 @@ class Target(_Strict):
         if o is not None:
             if o.admin is not None:
                 refs.append((f"{where}.admin.client_secret", o.admin.client_secret))
-            refs += [(f"{where}.accounts[{i}].password", a.password) for i, a in enumerate(o.accounts)]
+            for i, a in enumerate(o.accounts):
+                refs.append((f"{where}.accounts[{i}].password", a.password))
             for i, t in enumerate(o.tokens):
                 refs.append((f"{where}.tokens[{i}].access_token", t.access_token))
                 if t.refresh_token is not None:

@@ -229,12 +229,12 @@ def master_key_id(keys: dict[str, Any]) -> str:
 
 
 async def upload_cross_signing(
-    client: MatrixClient, user: Session, keys: dict[str, Any]
+    client: MatrixClient, user: Session, keys: dict[str, Any], auth: dict[str, Any] | None = None
 ) -> httpx.Response:
     return await client.request(
         "POST",
         f"{CLIENT_V3}/keys/device_signing/upload",
-        json=keys,
+        json=keys if auth is None else {**keys, "auth": auth},
         credentials=bearer_header(user.access_token),
     )
 

@@ -64,6 +64,7 @@ class CheckState:
     requirement_ids: list[str]
     findings: list[Finding] = field(default_factory=list)
     observations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def primary(self) -> str:
@@ -113,3 +114,18 @@ def unmet(message: str, *, req: str | None, expected: Any = None, observed: Any 
 def observe(note: str) -> None:
     """Record what happened where the spec is silent (the check becomes INFO)."""
     current().observations.append(note)
+
+
+def note(text: str) -> None:
+    """Keep a measurement with the verdict (a token lifetime, a delay) without changing it."""
+    current().notes.append(text)
+
+
+def caution(message: str, *, req: str | None, expected: Any = None, observed: Any = None) -> None:
+    """WARN whatever the rule's level: the rule held by what can be seen, but the server did
+    something a careful implementer should look at (e.g. a 2xx that changed nothing)."""
+    state = current()
+    rid = req or state.primary
+    if rid not in state.requirement_ids:
+        state.requirement_ids.append(rid)
+    state.findings.append(Finding(rid, Verdict.WARN, message, expected, observed))

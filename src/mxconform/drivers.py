@@ -1,0 +1,404 @@
+"""Login drivers: how the harness gets a user's consent without a person.
+
+Consent is interactive by design. Each driver stands in for the person in one way:
+`form` fills the server's HTML pages (a real parser, a cookie jar per user agent),
+`browser` runs a scripted Chromium, `mas-admin` mints tokens through MAS's admin API, and
+`static` uses tokens the operator obtained by hand. Suites see one interface; a check that
+needs what a driver cannot do is SKIP with the driver's reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, cast
+from urllib.parse import urljoin
+
+import httpx
+import lxml.html
+
+from .client import HarnessError, MatrixClient, Recorder, bearer_header
+from .lifecycle import AdminAccess
+from .matchers import body
+from .oauth import basic_auth, is_redirect_to
+
+_REDIRECTS = (301, 302, 303, 307, 308)
+_REFUSING = ("deny", "reject", "cancel", "decline")
+_MAX_STEPS = 14
+
+
+class DriverError(HarnessError):
+    """The driver could not get through the server's pages (or API): the check is ERROR."""
+
+
+class NoRegistrationPage(DriverError):
+    """prompt=create led to a login form, not a registration form."""
+
+
+class Unsupported(Exception):
+    """What a check needs is beyond this driver; the reason becomes the SKIP message."""
+
+
+@dataclass
+class Account:
+    """A user on the authorisation server."""
+
+    username: str
+    password: str | None
+    user_id: str  # the Matrix user ID
+    admin_id: str | None = None  # MAS's own ID for the user, when created through the admin API
+    given: bool = False  # named in servers.yaml: never changed or destroyed
+
+
+@dataclass
+class FormPage:
+    """The HTML form a driver chose on a page, with the values it will submit."""
+
+    action: str
+    fields: list[tuple[str, str]]
+    has_password: bool
+    signature: tuple[str, ...]
+    password_fields: int = 0
+
+
+def choose_form(html: str, url: str, fill: dict[str, str]) -> FormPage | None:
+    """The page's POST form to submit, filled: hidden fields kept, known fields filled,
+    required checkboxes ticked, and an approving submit button pressed."""
+    try:
+        doc = cast(lxml.html.HtmlElement, lxml.html.document_fromstring(html))
+    except (ValueError, lxml.etree.ParserError):
+        return None
+    doc.make_links_absolute(url)
+    forms = [f for f in doc.forms if (f.method or "GET").upper() == "POST"]
+    if not forms:
+        return None
+    with_password = [f for f in forms if f.xpath('.//input[@type="password"]')]
+    form = with_password[0] if with_password and "password" in fill else forms[0]
+    fields: list[tuple[str, str]] = []
+    names: list[str] = []
+    for element in form.inputs:
+        name = element.get("name")
+        if not name:
+            continue
+        names.append(name)
+        kind = (element.get("type") or "text").lower()
+        if kind in ("submit", "button", "image", "reset"):
+            continue
+        if kind == "checkbox":
+            if name in fill or element.get("required") is not None or element.checked:
+                fields.append((name, element.get("value") or "on"))
+            continue
+        if kind == "radio":
+            if element.checked:
+                fields.append((name, element.get("value") or "on"))
+            continue
+        if name in fill:
+            fields.append((name, fill[name]))
+        elif kind == "password" and "password" in fill:
+            fields.append((name, fill["password"]))  # e.g. a confirmation field
+        else:
+            fields.append((name, element.value or ""))
+    buttons = form.xpath('.//button[not(@type) or @type="submit"] | .//input[@type="submit"]')
+    approving = [
+        b for b in buttons if not any(word in (b.get("value") or "").lower() for word in _REFUSING)
+    ]
+    if approving and approving[0].get("name"):
+        fields.append((approving[0].get("name"), approving[0].get("value") or ""))
+    action = form.get("action") or url
+    return FormPage(
+        action=urljoin(url, action),
+        fields=fields,
+        has_password=bool(form.xpath('.//input[@type="password"]')),
+        signature=(urljoin(url, action), *sorted(names)),
+        password_fields=len(form.xpath('.//input[@type="password"]')),
+    )
+
+
+class UserAgent:
+    """One simulated browser: its own cookie jar, every exchange recorded."""
+
+    def __init__(self, template: MatrixClient) -> None:
+        self._http = httpx.AsyncClient(follow_redirects=False, headers={"User-Agent": "mxconform"})
+        self._client = template.with_http(self._http)
+
+    def client(self, recorder: Recorder) -> MatrixClient:
+        return self._client.with_recorder(recorder)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+
+async def walk_pages(
+    agent: MatrixClient,
+    start: str,
+    fill: dict[str, str],
+    *,
+    redirect_uri: str | None = None,
+    submissions: int = 4,
+    registration: bool = False,
+) -> str | None:
+    """Follow redirects and submit forms until the server sends the agent to `redirect_uri`
+    (returned), or a page without a form is reached after `submissions` forms (None)."""
+    url, method, form = start, "GET", None
+    submitted = 0
+    last: FormPage | None = None
+    for _ in range(_MAX_STEPS):
+        resp = await agent.request(method, url, form=form, note="login driver (form)")
+        if resp.status_code in _REDIRECTS:
+            location = urljoin(url, resp.headers.get("location", ""))
+            if redirect_uri is not None and is_redirect_to(location, redirect_uri):
+                return str(location)
+            url, method, form = location, "GET", None
+            continue
+        ctype = resp.headers.get("content-type", "")
+        page = choose_form(resp.text, url, fill) if "html" in ctype else None
+        if page is not None and last is not None and page.signature == last.signature:
+            raise DriverError(
+                f"the server showed the same form again after it was submitted "
+                f"(HTTP {resp.status_code} at {url}): login or consent refused"
+            )
+        if page is None or (redirect_uri is None and submitted >= submissions):
+            if redirect_uri is None and resp.status_code < 400:
+                return None
+            raise DriverError(f"stuck at {url}: HTTP {resp.status_code} with no form to submit")
+        looks_like_login = page.password_fields < 2 and "regist" not in url.lower()
+        if registration and page.has_password and submitted == 0 and looks_like_login:
+            raise NoRegistrationPage(f"prompt=create led to a login form at {url}")
+        last = page
+        submitted += 1
+        url, method, form = page.action, "POST", page.fields
+    raise DriverError(f"no result after {_MAX_STEPS} pages")
+
+
+class LoginDriver:
+    """The common interface; every method a driver cannot perform raises Unsupported."""
+
+    name: ClassVar[str]
+    grant: ClassVar[str]  # how this driver's tokens are produced, shown with each check
+    interactive: ClassVar[bool] = False  # can it pass the authorisation and account pages?
+
+    async def authorize(
+        self, account: Account, url: str, redirect_uri: str, recorder: Recorder, create: bool
+    ) -> str:
+        """Visit an authorisation URL as the user; the redirect back to the client."""
+        raise Unsupported(f"the {self.name} login driver does not drive authorisation pages")
+
+    async def approve(self, account: Account, url: str, recorder: Recorder) -> None:
+        """Approve what an account-management URL asks (e.g. a cross-signing reset)."""
+        raise Unsupported(f"the {self.name} login driver does not drive account pages")
+
+    async def approve_device(
+        self, account: Account, verification_uri: str, user_code: str, recorder: Recorder
+    ) -> None:
+        raise Unsupported(f"the {self.name} login driver does not drive device-link pages")
+
+    async def password_works(
+        self, account: Account, password: str, start_url: str, recorder: Recorder
+    ) -> bool:
+        """Whether the login page accepts this password (in a fresh user agent)."""
+        raise Unsupported(f"the {self.name} login driver cannot try passwords")
+
+    async def close(self) -> None:
+        return None
+
+
+class FormDriver(LoginDriver):
+    """Scripted login and consent through server-rendered HTML (MAS's pages, or ours)."""
+
+    name = "form"
+    grant = "authorization_code (HTML forms)"
+    interactive = True
+
+    def __init__(self, template: MatrixClient) -> None:
+        self._template = template
+        self._agents: dict[str, UserAgent] = {}
+
+    def _agent(self, account: Account) -> UserAgent:
+        if account.username not in self._agents:
+            self._agents[account.username] = UserAgent(self._template)
+        return self._agents[account.username]
+
+    @staticmethod
+    def _fill(account: Account) -> dict[str, str]:
+        if account.password is None:
+            raise Unsupported("no password is known for this account")
+        return {
+            "username": account.username,
+            "password": account.password,
+            "password_confirm": account.password,
+        }
+
+    async def authorize(
+        self, account: Account, url: str, redirect_uri: str, recorder: Recorder, create: bool
+    ) -> str:
+        agent = self._agent(account).client(recorder)
+        result = await walk_pages(
+            agent, url, self._fill(account), redirect_uri=redirect_uri, registration=create
+        )
+        if result is None:  # pragma: no cover - walk_pages raises instead
+            raise DriverError("the authorisation pages never redirected back")
+        return result
+
+    async def approve(self, account: Account, url: str, recorder: Recorder) -> None:
+        agent = self._agent(account).client(recorder)
+        await walk_pages(agent, url, self._fill(account), submissions=1)
+
+    async def approve_device(
+        self, account: Account, verification_uri: str, user_code: str, recorder: Recorder
+    ) -> None:
+        agent = self._agent(account).client(recorder)
+        fill = self._fill(account) | {"code": user_code}
+        await walk_pages(agent, verification_uri, fill, submissions=3)
+
+    async def password_works(
+        self, account: Account, password: str, start_url: str, recorder: Recorder
+    ) -> bool:
+        agent = UserAgent(self._template)
+        try:
+            fill = {"username": account.username, "password": password}
+            client = agent.client(recorder)
+            resp = await client.request("GET", start_url, note="fresh user agent: login page")
+            url = start_url
+            for _ in range(_MAX_STEPS):
+                if resp.status_code not in _REDIRECTS:
+                    break
+                url = urljoin(url, resp.headers.get("location", ""))
+                resp = await client.request("GET", url, note="fresh user agent: login page")
+            page = choose_form(resp.text, url, fill)
+            if page is None or not page.has_password:
+                raise DriverError(f"no login form at {url}")
+            after = await client.request(
+                "POST", page.action, form=page.fields, note="fresh user agent: try the password"
+            )
+            again = choose_form(after.text, page.action, fill)
+            return after.status_code in _REDIRECTS or not (again and again.has_password)
+        finally:
+            await agent.close()
+
+    async def close(self) -> None:
+        for agent in self._agents.values():
+            await agent.close()
+
+
+class MasAdminApi:
+    """The part of MAS's admin API the harness uses (client credentials → `urn:mas:admin`)."""
+
+    def __init__(self, access: AdminAccess, token_endpoint: str) -> None:
+        self.access = access
+        self.token_endpoint = token_endpoint
+        self._token: str | None = None
+        self.base = access.url.rstrip("/") + "/api/admin/v1"
+
+    async def _auth(self, client: MatrixClient) -> dict[str, str]:
+        if self._token is None:
+            resp = await client.request(
+                "POST",
+                self.token_endpoint,
+                form={"grant_type": "client_credentials", "scope": "urn:mas:admin"},
+                credentials=basic_auth(self.access.client_id, self.access.client_secret),
+                note="admin API: client credentials for urn:mas:admin",
+            )
+            token = (body(resp) or {}).get("access_token")
+            if resp.status_code != 200 or not isinstance(token, str):
+                raise DriverError(f"admin token refused: HTTP {resp.status_code}")
+            self._token = token
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def _call(
+        self, client: MatrixClient, method: str, path: str, payload: Any, note: str
+    ) -> httpx.Response:
+        headers = await self._auth(client)
+        resp = await client.request(
+            method, self.base + path, json=payload, headers=headers, note=note
+        )
+        if resp.status_code == 401:  # the admin token expired: one fresh one
+            self._token = None
+            headers = await self._auth(client)
+            resp = await client.request(
+                method, self.base + path, json=payload, headers=headers, note=note
+            )
+        return resp
+
+    async def create_user(self, client: MatrixClient, username: str, password: str) -> str:
+        resp = await self._call(
+            client, "POST", "/users", {"username": username}, "admin API: create a test user"
+        )
+        user_id = ((body(resp) or {}).get("data") or {}).get("id")
+        if resp.status_code not in (200, 201) or not isinstance(user_id, str):
+            raise DriverError(f"admin API: creating {username} failed: HTTP {resp.status_code}")
+        done = await self._call(
+            client,
+            "POST",
+            f"/users/{user_id}/set-password",
+            {"password": password, "skip_password_check": True},
+            "admin API: set the test user's password",
+        )
+        if done.status_code not in (200, 204):
+            raise DriverError(f"admin API: set-password failed: HTTP {done.status_code}")
+        return user_id
+
+    async def find_user(self, client: MatrixClient, username: str) -> str | None:
+        resp = await self._call(
+            client, "GET", f"/users/by-username/{username}", None, "admin API: find a user"
+        )
+        found = ((body(resp) or {}).get("data") or {}).get("id")
+        return found if resp.status_code == 200 and isinstance(found, str) else None
+
+    async def personal_session(
+        self, client: MatrixClient, admin_id: str, scope: str, name: str
+    ) -> tuple[str, str]:
+        resp = await self._call(
+            client,
+            "POST",
+            "/personal-sessions",
+            {"actor_user_id": admin_id, "human_name": name, "scope": scope},
+            "admin API: mint a personal session token",
+        )
+        data = (body(resp) or {}).get("data") or {}
+        token = (data.get("attributes") or {}).get("access_token")
+        if resp.status_code not in (200, 201) or not isinstance(token, str):
+            raise DriverError(f"admin API: personal session refused: HTTP {resp.status_code}")
+        return str(data.get("id")), token
+
+    async def revoke_personal_session(self, client: MatrixClient, session_id: str) -> bool:
+        resp = await self._call(
+            client,
+            "POST",
+            f"/personal-sessions/{session_id}/revoke",
+            None,
+            "cleanup: revoke a personal session",
+        )
+        return resp.status_code in (200, 204)
+
+    async def deactivate(self, client: MatrixClient, admin_id: str) -> bool:
+        resp = await self._call(
+            client, "POST", f"/users/{admin_id}/deactivate", None, "cleanup: deactivate"
+        )
+        return resp.status_code in (200, 204)
+
+
+class MasAdminDriver(LoginDriver):
+    """Tokens minted as MAS personal sessions: no pages, so no consent and no code grant."""
+
+    name = "mas-admin"
+    grant = "MAS admin API personal session"
+
+
+class StaticDriver(LoginDriver):
+    """Tokens the operator obtained by hand and gave through ${ENV} references."""
+
+    name = "static"
+    grant = "tokens given in servers.yaml"
+
+
+async def whoami(client: MatrixClient, token: str) -> tuple[str | None, str | None]:
+    """The user and device a token belongs to, or (None, None)."""
+    resp = await client.request(
+        "GET",
+        "/_matrix/client/v3/account/whoami",
+        credentials=bearer_header(token),
+        note="whose token is this",
+    )
+    data = body(resp) or {}
+    if resp.status_code != 200:
+        return None, None
+    return data.get("user_id"), data.get("device_id")
