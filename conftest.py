@@ -15,6 +15,8 @@ import pytest
 
 from mxconform.cli import RunOutcome, parser, run_suites
 from mxconform.embedded.synapse import EmbeddedSynapse, synapse_available
+from mxconform.lifecycle import RunningTarget, start_target
+from mxconform.targets import Target
 
 SECRET_VAR = "MXCONFORM_TEST_SHARED_SECRET"
 
@@ -25,6 +27,21 @@ def synapse() -> Iterator[EmbeddedSynapse]:
         pytest.skip("the embedded extra (matrix-synapse) is not installed")
     with EmbeddedSynapse() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def synapse_oauth() -> Iterator[RunningTarget]:
+    """Synapse delegated to the embedded OAuth server (the `synapse-oauth` target)."""
+    if not synapse_available():
+        pytest.skip("the embedded extra (matrix-synapse) is not installed")
+    target = Target(
+        name="synapse-oauth", embedded="synapse-oauth", server_name="localhost", auth=["oauth"]
+    )
+    running = start_target(target)
+    try:
+        yield running
+    finally:
+        running.stop()
 
 
 def remote_servers_file(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .client import HarnessError
 from .embedded.synapse import EmbeddedSynapse, synapse_available
+
+if TYPE_CHECKING:
+    from .embedded.authserver import EmbeddedAuthServer
 from .targets import SynapseSharedSecret, Target
 
 
@@ -47,15 +52,96 @@ class RunningTarget:
             self.embedded.stop(scrub)
 
 
+class DelegatedPair:
+    """Synapse in `matrix_authentication_service` mode and the OAuth server it trusts.
+
+    Stopped together: Synapse first (it calls the server), then the server. The shared
+    secret and the admin client secret are scrubbed from both kept logs.
+    """
+
+    def __init__(self, synapse: EmbeddedSynapse, authserver: EmbeddedAuthServer) -> None:
+        self.synapse = synapse
+        self.authserver = authserver
+        self.startup_s: float | None = None
+        self._secrets: list[str] = []
+
+    def keep_secret(self, *values: str) -> None:
+        self._secrets.extend(v for v in values if v)
+
+    def _scrub(self, scrub: Callable[[str], str] | None) -> Callable[[str], str]:
+        def clean(text: str) -> str:
+            for value in self._secrets:
+                text = text.replace(value, "<redacted:secret>")
+            return scrub(text) if scrub is not None else text
+
+        return clean
+
+    def stop(self, scrub: Callable[[str], str] | None = None) -> None:
+        clean = self._scrub(scrub)
+        try:
+            self.synapse.stop(clean)
+        finally:
+            self.authserver.stop(clean)
+
+
+def start_delegated(target: Target, log_dir: Path | None = None) -> RunningTarget:
+    """The `synapse-oauth` target: our OAuth server first (Synapse's config needs its URL),
+    then Synapse delegated to it, then the server learns where Synapse is."""
+    try:  # Flask and bcrypt are needed only when this target runs
+        from .embedded.authserver import EmbeddedAuthServer
+    except ImportError as exc:
+        raise HarnessError(
+            f"target {target.name}: the embedded OAuth server needs the embedded extra "
+            f"(pip install 'mxconform[embedded]'): {exc}"
+        ) from exc
+
+    started = time.perf_counter()
+    server_name = target.server_name or "localhost"
+    shared_secret = secrets.token_urlsafe(32)
+    admin_id, admin_secret = "mxconform-admin", secrets.token_urlsafe(32)
+    authserver = EmbeddedAuthServer(
+        shared_secret=shared_secret,
+        server_name=server_name,
+        admin_client_id=admin_id,
+        admin_client_secret=admin_secret,
+        log_dir=log_dir,
+    ).start()
+    synapse = EmbeddedSynapse(
+        server_name=server_name,
+        python=target.synapse_python,
+        log_dir=log_dir,
+        delegated_to=(authserver.base_url + "/", shared_secret),
+    )
+    pair = DelegatedPair(synapse, authserver)
+    pair.keep_secret(shared_secret, admin_secret)
+    try:
+        synapse.start()
+        authserver.synapse_url = synapse.base_url
+    except BaseException:
+        pair.stop()
+        raise
+    pair.startup_s = time.perf_counter() - started
+    return RunningTarget(
+        target,
+        synapse.base_url,
+        server_name,
+        None,
+        pair,
+        oauth_admin=AdminAccess(authserver.base_url, admin_id, admin_secret),
+    )
+
+
 def start_target(target: Target, log_dir: Path | None = None) -> RunningTarget:
     """Start an embedded target (and wait for it), or resolve a remote one's secrets."""
     where = f"target {target.name}"
+    if target.embedded is not None and not synapse_available(target.synapse_python):
+        raise HarnessError(
+            f"{where}: Synapse is not installed; install the embedded extra "
+            "(pip install 'mxconform[embedded]') or set synapse_python"
+        )
+    if target.embedded == "synapse-oauth":
+        return start_delegated(target, log_dir)
     if target.embedded == "synapse-legacy":
-        if not synapse_available(target.synapse_python):
-            raise HarnessError(
-                f"{where}: Synapse is not installed; install the embedded extra "
-                "(pip install 'mxconform[embedded]') or set synapse_python"
-            )
         server = EmbeddedSynapse(
             server_name=target.server_name or "localhost",
             python=target.synapse_python,

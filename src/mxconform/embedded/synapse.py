@@ -117,8 +117,37 @@ def synapse_config(
     }
 
 
+# Settings Synapse refuses (or ignores) when it delegates authentication to MAS.
+_NOT_WITH_MAS = (
+    "enable_registration",
+    "enable_registration_without_verification",
+    "registration_shared_secret",
+    "refreshable_access_token_lifetime",
+    "login_via_existing_session",
+)
+
+
+def delegated_synapse_config(
+    workdir: Path, port: int, server_name: str, endpoint: str, secret: str, log_path: Path
+) -> dict[str, Any]:
+    """The same test-friendly server, with authentication delegated to a MAS-shaped AS."""
+    config = synapse_config(workdir, port, server_name, secret, log_path)
+    for key in _NOT_WITH_MAS:
+        config.pop(key, None)
+    config["matrix_authentication_service"] = {
+        "enabled": True,
+        "endpoint": endpoint,
+        "secret": secret,
+    }
+    return config
+
+
 class EmbeddedSynapse:
-    """Owns one Synapse process and its temporary folder; `stop` is safe to call twice."""
+    """Owns one Synapse process and its temporary folder; `stop` is safe to call twice.
+
+    With `delegated_to=(endpoint, secret)` it runs in `matrix_authentication_service` mode;
+    `shared_secret` is then that secret (so it is scrubbed from the kept logs).
+    """
 
     def __init__(
         self,
@@ -128,13 +157,15 @@ class EmbeddedSynapse:
         log_dir: Path | None = None,
         startup_timeout_s: float = 90.0,
         extra_config: dict[str, Any] | None = None,
+        delegated_to: tuple[str, str] | None = None,
     ) -> None:
         self.extra_config = extra_config or {}
+        self.delegated_to = delegated_to
         self.server_name = server_name
         self.python = python or sys.executable
         self.log_dir = log_dir
         self.startup_timeout_s = startup_timeout_s
-        self.shared_secret = secrets.token_urlsafe(24)
+        self.shared_secret = delegated_to[1] if delegated_to else secrets.token_urlsafe(24)
         self.workdir = Path(tempfile.mkdtemp(prefix="mxconform-synapse-"))
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -152,9 +183,19 @@ class EmbeddedSynapse:
         started = time.perf_counter()
         self.port = free_port()
         (self.workdir / "signing.key").write_text(signing_key_line())
-        config = synapse_config(
-            self.workdir, self.port, self.server_name, self.shared_secret, self.log_path
-        )
+        if self.delegated_to is None:
+            config = synapse_config(
+                self.workdir, self.port, self.server_name, self.shared_secret, self.log_path
+            )
+        else:
+            config = delegated_synapse_config(
+                self.workdir,
+                self.port,
+                self.server_name,
+                self.delegated_to[0],
+                self.shared_secret,
+                self.log_path,
+            )
         config.update(self.extra_config)  # variants for tests (e.g. tokens required)
         config_path = self.workdir / "homeserver.yaml"
         config_path.write_text(yaml.safe_dump(config))
