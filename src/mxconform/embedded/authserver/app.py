@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import re
 import secrets
@@ -113,9 +114,10 @@ class _Payload(JsonPayload):
 
 def oauth_error(error: OAuth2Error) -> Response:
     status, body, headers = error()
-    response = Response(body, status=status)
+    response = Response(json.dumps(body), status=status)
     for name, value in headers:
         response.headers[name] = value
+    response.headers["Content-Type"] = "application/json"
     return response
 
 
