@@ -502,9 +502,19 @@ def test_authorize_sends_a_stranger_to_login_then_consent(synapse_oauth, client_
     assert ok.status_code == 303
     assert ok.headers["location"] == f"/consent/{query['id'][0]}"
     assert browser.http.cookies.get("session")
-    # Logged in: the next authorisation goes straight to consent.
+    # Logged in: the next authorisation goes straight to consent; prompt=none always fails.
     again = browser.get(authorize_url(synapse_oauth, **valid_params(client_id)))
     assert again.status_code == 303 and again.headers["location"].startswith("/consent/")
+    silent = browser.get(authorize_url(synapse_oauth, **valid_params(client_id, prompt="none")))
+    assert params_of(silent.headers["location"])["error"] == "login_required"
+
+
+@integration
+def test_login_hint_fills_in_the_username(synapse_oauth, client_id, browser):
+    hint = "mxid:@hinted:localhost"
+    first = browser.get(authorize_url(synapse_oauth, **valid_params(client_id, login_hint=hint)))
+    page = browser.get(first.headers["location"])
+    assert lxml.html.fromstring(page.text).forms[0].fields["username"] == "hinted"
 
 
 @integration
@@ -713,6 +723,8 @@ def test_device_grant(synapse_oauth, client_id, browser, user):
     assert "refresh_token" in token.json()
     again = token_request(synapse_oauth, **poll)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    unknown = token_request(synapse_oauth, **{**poll, "device_code": "nothing"})
+    assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_grant"
 
 
 @integration
@@ -803,6 +815,10 @@ def test_account_page_needs_login_and_comes_back(synapse_oauth, browser, user):
     back = browser.login(login, user[0], user[1])
     assert str(back.url).endswith("/account/?action=org.matrix.profile")
     assert f"@{user[0]}:localhost" in back.text
+    elsewhere = browser.submit(
+        browser.get("/login?next=//attacker.example/"), username=user[0], password=user[1]
+    )
+    assert elsewhere.headers["location"] == "/account/"  # never an open redirect
     unknown = browser.get("/account/?action=org.example.unknown")
     assert unknown.status_code == 200 and "Sessions" in unknown.text
 
@@ -966,6 +982,7 @@ MALFORMED: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/login", {"data": {"username": "a"}}),
     ("POST", "/register", {"data": {"csrf": "x"}}),
     ("GET", "/login?kind=continue_authorization_grant&id=../../etc", {}),
+    ("GET", "/login?next=//attacker.example/", {}),
     ("GET", "/api/admin/v1/users/by-username/x", {}),
     ("POST", "/api/admin/v1/users", {"content": b"{"}),
     ("GET", "/no/such/page", {}),

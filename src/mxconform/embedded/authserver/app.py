@@ -56,6 +56,7 @@ _ACTION_ALIASES = {
     "org.matrix.session_end": "org.matrix.device_delete",
 }
 _GRANT_ID = re.compile(r"^[0-9A-Z]{26}$")
+_SAFE_PATH = re.compile(r"^[A-Za-z0-9/?&=%._~+-]*$")
 _USERNAME = re.compile(r"^[a-z0-9._=/+-]{1,64}$")
 _KINDS = {
     "continue_authorization_grant": "/consent/",
@@ -192,8 +193,8 @@ def build_app(settings: Settings, core: Core) -> Flask:
         if kind in _KINDS and _GRANT_ID.match(ident):
             return _KINDS[kind] + ident
         target = request.args.get("next") or ""
-        if target.startswith("/") and not target.startswith("//") and "\\" not in target:
-            return target
+        if target.startswith("/account/") and _SAFE_PATH.match(target):
+            return target  # only back to our own account pages: no open redirect
         return "/account/"
 
     def login_redirect(path: str, kind: str | None = None, ident: str | None = None) -> Response:
@@ -238,8 +239,8 @@ def build_app(settings: Settings, core: Core) -> Flask:
             return client_redirect(redirect_uri, failure + _state(state), "query")
         prompts = (request.args.get("prompt") or "").split()
         user = current_user()
-        if "none" in prompts:  # as MAS: an interactive login is always needed
-            failure = [("error", "login_required" if user is None else "consent_required")]
+        if "none" in prompts:  # as MAS: consent is always interactive, so this always fails
+            failure = [("error", "login_required")]
             return client_redirect(redirect_uri, failure + _state(state), mode)
         grant_id = new_id()
         store.run(
@@ -257,7 +258,11 @@ def build_app(settings: Settings, core: Core) -> Flask:
         if user is not None:
             return redirect(f"/consent/{grant_id}", 303)
         entry = "/register" if "create" in prompts else "/login"
-        return login_redirect(entry, "continue_authorization_grant", grant_id)
+        response = login_redirect(entry, "continue_authorization_grant", grant_id)
+        hint = request.args.get("login_hint") or ""
+        if hint.startswith("mxid:@") and ":" in hint[6:]:  # MAS passes the hint to the page
+            response.headers["Location"] += "&login_hint=" + quote(hint, safe="")
+        return response
 
     def _state(state: str | None) -> list[tuple[str, str]]:
         return [("state", state)] if state else []
@@ -265,8 +270,8 @@ def build_app(settings: Settings, core: Core) -> Flask:
     @app.route("/consent/<grant_id>", methods=["GET", "POST"])
     def consent(grant_id: str) -> Response:
         row = store.one("SELECT * FROM auth_grants WHERE id = ?", grant_id)
-        if row is None or row["status"] != "pending":
-            return error_page("This authorisation request is unknown or already answered.", 404)
+        if row is None or row["status"] != "pending" or row["created_at"] + 3600 < time.time():
+            return error_page("This authorisation request is unknown, expired or answered.", 404)
         user = current_user()
         if user is None:
             return login_redirect("/login", "continue_authorization_grant", grant_id)
@@ -310,7 +315,9 @@ def build_app(settings: Settings, core: Core) -> Flask:
     def login() -> Response:
         other = "/register" + (f"?{request.query_string.decode()}" if request.query_string else "")
         if request.method == "GET":
-            return page(pages.LOGIN, title="Sign in", username="", other_url=other)
+            hint = request.args.get("login_hint") or ""
+            hinted = hint[6:].split(":", 1)[0] if hint.startswith("mxid:@") else ""
+            return page(pages.LOGIN, title="Sign in", username=hinted, other_url=other)
         if not csrf_ok():
             return error_page("The form expired; go back and try again.")
         username = (request.form.get("username") or "").strip()

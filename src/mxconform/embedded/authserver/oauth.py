@@ -464,7 +464,7 @@ class DeviceGrant(DeviceCodeGrant):
             "SELECT * FROM device_grants WHERE device_code_hash = ?", digest(device_code)
         )
         if row is None:
-            return None
+            raise InvalidGrantError("unknown device code")
         if row["status"] == "exchanged":
             raise InvalidGrantError("the device code was already exchanged")
         return DeviceCredential(
