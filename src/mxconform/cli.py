@@ -114,6 +114,8 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
         argv += ["--server", name]
     if args.spec_version:
         argv += ["--spec-version", args.spec_version]
+    if getattr(args, "oauth_driver", None):
+        argv += ["--oauth-driver", args.oauth_driver]
     if args.k:
         argv += ["-k", args.k]
     argv += ["-q"] if not args.verbose else ["-v"]
@@ -268,6 +270,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--server", metavar="NAME", action="append")
     r.add_argument("--report-dir", metavar="DIR", default="reports")
     r.add_argument("--spec-version", metavar="V")
+    r.add_argument(
+        "--oauth-driver",
+        choices=["browser", "form", "mas-admin", "static"],
+        help="log in to OAuth targets with this driver instead of servers.yaml's",
+    )
     r.add_argument("-k", metavar="EXPR", help="select checks (pytest -k expression)")
     r.add_argument("-v", "--verbose", action="store_true")
     r.add_argument(

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -206,6 +207,9 @@ class MatrixClient:
             *(params or {}).items(),
             *credentials.params,
         ]
+        form_type = (
+            [("Content-Type", "application/x-www-form-urlencoded")] if form is not None else []
+        )
         attempts = 0
         while True:
             request = self._http.build_request(
@@ -213,8 +217,8 @@ class MatrixClient:
                 url,
                 params=query or None,
                 json=json,
-                data=form,  # type: ignore[arg-type]
-                headers=[*credentials.headers, *(headers or {}).items()],
+                content=urlencode(form) if form is not None else None,
+                headers=[*credentials.headers, *(headers or {}).items(), *form_type],
                 timeout=self._policy.timeout_s,
             )
             await self._pacer.wait()

@@ -97,7 +97,7 @@ async def discover(client: MatrixClient) -> tuple[Metadata | None, httpx.Respons
 
 def native_client(redirect_uris: list[str] | None = None, **extra: Any) -> dict[str, Any]:
     """Client metadata for a public native client, the way the harness registers itself."""
-    return {
+    base = {
         "client_name": "mxconform",
         "client_uri": CLIENT_URI,
         "application_type": "native",
@@ -105,8 +105,8 @@ def native_client(redirect_uris: list[str] | None = None, **extra: Any) -> dict[
         "token_endpoint_auth_method": "none",
         "grant_types": ["authorization_code", "refresh_token", DEVICE_CODE_GRANT],
         "response_types": ["code"],
-        **extra,
     }
+    return base | extra
 
 
 @dataclass

@@ -14,11 +14,11 @@ SITE = "https://client.mxconform.example.org/"
 
 
 def web(redirects: list[str], **extra: Any) -> dict[str, Any]:
-    return native_client(redirects, application_type="web", client_uri=SITE, **extra)
+    return native_client(redirects, **({"application_type": "web", "client_uri": SITE} | extra))
 
 
 def native(redirects: list[str], **extra: Any) -> dict[str, Any]:
-    return native_client(redirects, client_uri=SITE, **extra)
+    return native_client(redirects, **({"client_uri": SITE} | extra))
 
 
 @dataclass(frozen=True)
