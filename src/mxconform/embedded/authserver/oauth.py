@@ -281,8 +281,9 @@ def _payload(grant: Any) -> Any:
     return grant.request.payload
 
 
-def _core(grant: Any) -> Core:
-    server: MatrixServer = grant.server
+def _core(part: Any) -> Core:
+    """The shared state, from a grant or an endpoint (authlib gives both a `server`)."""
+    server: MatrixServer = part.server
     return server.core
 
 
@@ -549,7 +550,7 @@ class DeviceAuthorization(DeviceAuthorizationEndpoint):
 
     def save_device_credential(self, client_id: str, scope: str, data: dict[str, Any]) -> None:
         now = time.time()
-        _core_of(self.server).store.run(
+        _core(self).store.run(
             "INSERT INTO device_grants (id, device_code_hash, user_code, client_id, scope, "
             "created_at, expires_at, interval, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
             new_id(),
@@ -563,10 +564,6 @@ class DeviceAuthorization(DeviceAuthorizationEndpoint):
         )
 
 
-def _core_of(server: MatrixServer) -> Core:
-    return server.core
-
-
 class Revocation(RevocationEndpoint):
     CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]  # noqa: RUF012
 
@@ -576,7 +573,7 @@ class Revocation(RevocationEndpoint):
         # RFC 7009 §2.1: a hint the server does not know is ignored, not an error.
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
-        store = _core_of(self.server).store
+        store = _core(self).store
         row = store.access_token(token_string) or store.refresh_token(token_string)
         if row is None:
             return None
@@ -586,7 +583,7 @@ class Revocation(RevocationEndpoint):
         return RevocableToken(session)
 
     def revoke_token(self, token: RevocableToken, request: Any) -> None:
-        _core_of(self.server).end_session(token.session.id)
+        _core(self).end_session(token.session.id)
 
 
 class MatrixClaims(ClientMetadataClaims):
@@ -619,5 +616,5 @@ class Registration(ClientRegistrationEndpoint):
     def save_client(
         self, client_info: dict[str, Any], client_metadata: dict[str, Any], request: Any
     ) -> Client:
-        _core_of(self.server).store.add_client(client_info["client_id"], client_metadata)
+        _core(self).store.add_client(client_info["client_id"], client_metadata)
         return Client(client_info["client_id"], client_metadata)
