@@ -11,20 +11,12 @@ from pathlib import Path
 import pytest
 from test_report import check, document
 
+from mxconform.browser import CHROMIUM_FLAGS
 from mxconform.report import render_all
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+FLAGS = ["--headless", *CHROMIUM_FLAGS]  # the browser driver's own flags
 
 
 @pytest.fixture(scope="module")

@@ -58,7 +58,7 @@ _TYPED_INPUTS = (
     " input[type=tel], input[type=url], input[type=number]"
 )
 # Chromium as root in a container: no sandbox; and no traffic of its own beside the pages.
-_FLAGS = [
+CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-dev-shm-usage",
     "--disable-gpu",
@@ -286,7 +286,7 @@ class BrowserDriver(LoginDriver):
             self._playwright = await async_playwright().start()
             try:
                 self._browser = await self._playwright.chromium.launch(
-                    executable_path=executable, headless=True, args=_FLAGS
+                    executable_path=executable, headless=True, args=CHROMIUM_FLAGS
                 )
             except Exception as exc:
                 await self._playwright.stop()

@@ -15,13 +15,13 @@ from . import legacy
 from .auth import CLIENT_V3
 from .client import MatrixClient, bearer_header
 from .drivers import Unsupported
-from .matchers import body
 from .oauth_users import OAuthLogin, OAuthUsers
 from .uia import (
     Prepared,
     cross_signing_keys,
     master_key_id,
     stored_master_key,
+    threepids_added,
     upload_cross_signing,
 )
 
@@ -59,6 +59,8 @@ def _device_gone(
 
 async def _second_device(client: MatrixClient, users: OAuthUsers, user: OAuthLogin) -> OAuthLogin:
     other = await users.login(client, user.account, "setup: a second device to delete")
+    if other.given:
+        raise Unsupported("the second device would be one given in servers.yaml: never risked")
     if other.device_id is None:
         raise Unsupported("the second login has no device to delete")
     return other
@@ -142,11 +144,7 @@ async def _deactivate(client: MatrixClient, users: OAuthUsers, user: OAuthLogin)
 
 async def _add_3pid(client: MatrixClient, users: OAuthUsers, user: OAuthLogin) -> Prepared:
     async def read() -> tuple[bool, str]:
-        listed = await client.request(
-            "GET", f"{CLIENT_V3}/account/3pid", credentials=bearer_header(user.tokens.access_token)
-        )
-        threepids = (body(listed) or {}).get("threepids", [])
-        return bool(threepids), f"third-party identifiers listed: {len(threepids)}"
+        return await threepids_added(client, user.tokens.access_token)
 
     return Prepared(
         "POST",

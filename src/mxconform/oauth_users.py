@@ -244,10 +244,8 @@ class OAuthUsers:
         raise Unsupported(f"the {self.driver.name} driver cannot log in")  # pragma: no cover
 
     async def _static_login(self, client: MatrixClient, account: Account) -> OAuthLogin:
-        tokens = self.config.tokens
-        if self._static_turn >= len(tokens):
-            raise Unsupported(f"servers.yaml gives only {len(tokens)} static token(s)")
-        given = tokens[self._static_turn]
+        tokens = self.config.tokens  # taken in turn: a given token is never used up
+        given = tokens[self._static_turn % len(tokens)]
         self._static_turn += 1
         where = f"target {self.target.name}: oauth.tokens"
         access = given.access_token.resolve(where)

@@ -246,6 +246,8 @@ def target(request: pytest.FixtureRequest) -> Iterator[RunningTarget]:
                 f"'{state.target.name}' at {state.running.base_url} in {startup:.1f}s",
             )
         run.secrets.add(state.running.shared_secret, "shared_secret")
+        if state.running.oauth_admin is not None:
+            run.secrets.add(state.running.oauth_admin.client_secret, "client_secret")
     try:
         yield state.running
     finally:

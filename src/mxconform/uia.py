@@ -157,11 +157,7 @@ async def _add_3pid(client: MatrixClient, users: LegacyUsers, t: Transport) -> P
     user = await users.create(client, "uia")
 
     async def read() -> tuple[bool, str]:
-        listed = await client.request(
-            "GET", f"{CLIENT_V3}/account/3pid", credentials=bearer_header(user.access_token)
-        )
-        threepids = (body(listed) or {}).get("threepids", [])
-        return bool(threepids), f"third-party identifiers listed: {len(threepids)}"
+        return await threepids_added(client, user.access_token)
 
     return Prepared(
         "POST",
@@ -173,6 +169,15 @@ async def _add_3pid(client: MatrixClient, users: LegacyUsers, t: Transport) -> P
         effect_unobservable="adding an address needs an e-mail validation the "
         "harness cannot perform",
     )
+
+
+async def threepids_added(client: MatrixClient, token: str) -> tuple[bool, str]:
+    """The read-back of add-3pid: whether the account lists any third-party identifier."""
+    listed = await client.request(
+        "GET", f"{CLIENT_V3}/account/3pid", credentials=bearer_header(token)
+    )
+    threepids = (body(listed) or {}).get("threepids", [])
+    return bool(threepids), f"third-party identifiers listed: {len(threepids)}"
 
 
 async def _get_login_token(client: MatrixClient, users: LegacyUsers, t: Transport) -> Prepared:

@@ -22,13 +22,14 @@ def grace(target):
     return target.target.oauth.revocation_grace_s if target.target.oauth else 10.0
 
 
-@pytest.mark.parametrize("which", ["access_token", "refresh_token"])
+@pytest.mark.parametrize("which", ["access-token", "refresh-token"])
 @pytest.mark.check("oauth.revoke.pair", "OAUTH-REVOKE-PAIR", "OAUTH-REVOKE-REQ")
 async def check_revoking_one_token_ends_the_pair(hs, oauth, grant, grace, which):
     """Revoking the access (or refresh) token makes both unusable: the refresh grant fails
     and the homeserver refuses the access token within the configured grace."""
     tokens = grant.login.tokens
-    revoked = await oauth.revoke(grant.login.client_id, getattr(tokens, which), which)
+    hint = which.replace("-", "_")  # the RFC 7009 token_type_hint
+    revoked = await oauth.revoke(grant.login.client_id, getattr(tokens, hint), hint)
     expect(revoked, match.status(200), req="OAUTH-REVOKE-REQ")
     refresh = await oauth.refresh(
         grant.login.client_id, tokens.refresh_token, "refresh after revocation"
