@@ -696,7 +696,8 @@ def test_device_grant(synapse_oauth, client_id, browser, user):
     grant = start.json()
     assert grant["verification_uri"] == base + "/link"
     assert grant["verification_uri_complete"] == f"{base}/link?code={grant['user_code']}"
-    assert grant["interval"] == 5 and grant["expires_in"] > 0
+    interval = synapse_oauth.embedded.authserver.device_code_interval_s
+    assert grant["interval"] == interval and grant["expires_in"] > 0
     assert grant["user_code"].isupper() and len(grant["user_code"]) <= 8
     poll = {"grant_type": DEVICE_GRANT, "device_code": grant["device_code"], "client_id": client_id}
     pending = token_request(synapse_oauth, **poll)
