@@ -29,6 +29,7 @@ class Exchange:
     status: int = 0
     response_headers: dict[str, str] | None = None
     response_body: bytes = b""
+    proxy: BreakingProxy | None = None
 
     def has_credentials(self) -> bool:
         query = dict(parse_qsl(urlsplit(self.path).query))
@@ -335,6 +336,96 @@ def _wrong_errcode_twice(ex: Exchange) -> None:
         ex.set_json(data)
 
 
+# ---- OAuth 2.0 API stand-ins (the proxy fronts a delegated Synapse; `/__as/` reaches the AS).
+
+AS_PREFIX = "/__as"
+
+
+def _metadata(ex: Exchange) -> dict[str, Any] | None:
+    data = ex.json()
+    if _path(ex).endswith("/auth_metadata") and isinstance(data, dict):
+        return data
+    return None
+
+
+def _metadata_without_s256(ex: Exchange) -> None:
+    data = _metadata(ex)
+    if data is not None:
+        data["code_challenge_methods_supported"] = ["plain"]
+        ex.set_json(data)
+
+
+def _through_proxy(key: str) -> Callable[[Exchange], None]:
+    """Point one metadata endpoint at the proxy, which then forwards it to the AS."""
+
+    def rewrite(ex: Exchange) -> None:
+        data = _metadata(ex)
+        if data is not None and ex.proxy is not None:
+            data[key] = ex.proxy.base_url + AS_PREFIX + urlsplit(data[key]).path
+            ex.set_json(data)
+
+    return rewrite
+
+
+def _forward_to_as(ex: Exchange, body: bytes | None = None) -> None:
+    assert ex.proxy is not None and ex.proxy.auth_server is not None
+    path = _path(ex).removeprefix(AS_PREFIX)
+    resp = ex.proxy._client.request(
+        ex.method, ex.proxy.auth_server + path, headers=ex.headers, content=body or ex.body
+    )
+    ex.status = resp.status_code
+    ex.response_headers = {"content-type": resp.headers.get("content-type", "text/plain")}
+    ex.response_body = resp.content
+
+
+def _registration_accepts_http_redirect(ex: Exchange) -> None:
+    """Registers the client with its http web redirect URIs quietly upgraded to https."""
+    if not _path(ex).startswith(AS_PREFIX):
+        return
+    data = _request_json(ex)
+    if isinstance(data, dict) and data.get("application_type") == "web":
+        data["redirect_uris"] = [
+            "https://" + u.removeprefix("http://") if u.startswith("http://") else u
+            for u in data.get("redirect_uris", [])
+        ]
+        _forward_to_as(ex, json.dumps(data).encode())
+        return
+    _forward_to_as(ex)
+
+
+def _registration_accepts_http_client_uri(ex: Exchange) -> None:
+    if not _path(ex).startswith(AS_PREFIX):
+        return
+    data = _request_json(ex)
+    if isinstance(data, dict) and str(data.get("client_uri", "")).startswith("http://"):
+        data["client_uri"] = "https://" + data["client_uri"].removeprefix("http://")
+        _forward_to_as(ex, json.dumps(data).encode())
+        return
+    _forward_to_as(ex)
+
+
+def _revocation_does_nothing(ex: Exchange) -> None:
+    if _path(ex).startswith(AS_PREFIX):
+        _answer(ex, 200, {})
+
+
+def _oauth_delete_devices_allowed(ex: Exchange) -> None:
+    """Performs delete_devices for an OAuth token (through Synapse's MAS API)."""
+    if not (_path(ex).endswith("/delete_devices") and ex.method == "POST"):
+        return
+    assert ex.proxy is not None and ex.proxy.delete_device is not None
+    headers = [(k, v) for k, v in ex.headers if k.lower() == "authorization"]
+    who = ex.proxy._client.get(
+        ex.proxy.upstream + "/_matrix/client/v3/account/whoami", headers=headers
+    )
+    if who.status_code != 200:
+        return
+    localpart = who.json()["user_id"][1:].split(":")[0]
+    for device in (_request_json(ex) or {}).get("devices", []):
+        ex.proxy.delete_device(localpart, device)
+    _answer(ex, 200, {})
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -368,6 +459,23 @@ BREAKAGES = {
         Breakage("uia-skipped-without-auth", inbound=_uia_skipped_without_auth),
         Breakage("uia-completed-does-nothing", inbound=_uia_completed_does_nothing),
         Breakage("wrong-errcode-twice", outbound=_wrong_errcode_twice),
+        Breakage("metadata-without-s256", outbound=_metadata_without_s256),
+        Breakage(
+            "registration-accepts-http-redirect",
+            inbound=_registration_accepts_http_redirect,
+            outbound=_through_proxy("registration_endpoint"),
+        ),
+        Breakage(
+            "registration-accepts-http-client-uri",
+            inbound=_registration_accepts_http_client_uri,
+            outbound=_through_proxy("registration_endpoint"),
+        ),
+        Breakage(
+            "revocation-does-nothing",
+            inbound=_revocation_does_nothing,
+            outbound=_through_proxy("revocation_endpoint"),
+        ),
+        Breakage("oauth-delete-devices-allowed", inbound=_oauth_delete_devices_allowed),
     )
 }
 _HOP = {
@@ -383,8 +491,18 @@ _HOP = {
 class BreakingProxy:
     """Runs on a loopback port; `breakage` can be switched between runs."""
 
-    def __init__(self, upstream: str, breakage: str = "conformant") -> None:
+    def __init__(
+        self,
+        upstream: str,
+        breakage: str = "conformant",
+        *,
+        auth_server: str | None = None,
+        delete_device: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.upstream = upstream.rstrip("/")
+        self.auth_server = auth_server.rstrip("/") if auth_server else None
+        # How the stand-in removes a device behind Synapse's back (Synapse's MAS API).
+        self.delete_device = delete_device
         self.breakage = BREAKAGES[breakage]
         self._client = httpx.Client(timeout=30)
         proxy = self
@@ -402,6 +520,7 @@ class BreakingProxy:
                     self.path,
                     [(k, v) for k, v in self.headers.items() if k.lower() not in _HOP],
                     self.rfile.read(length) if length else b"",
+                    proxy=proxy,
                 )
                 proxy.breakage.inbound(ex)
                 if not ex.status:

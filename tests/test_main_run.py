@@ -1,5 +1,6 @@
-"""The main job end to end: `mxconform run` against the embedded default target, as the README
-says, then the canary: no token, password or secret of the run appears in any output file."""
+"""The main job end to end: `mxconform run` against the embedded default targets (a legacy
+Synapse and a delegated one), as the README says, then the canary: no token, password or secret
+of the run appears in any output file."""
 
 from __future__ import annotations
 
@@ -30,10 +31,10 @@ def test_default_run_passes_on_embedded_synapse(main_run):
     assert main_run.exit_code == 0
     assert main_run.report_dir is not None
     document = json.loads((main_run.report_dir / "results.json").read_text())
-    assert [t["name"] for t in document["targets"]] == ["synapse-legacy"]
-    target = document["targets"][0]
-    assert target["server_header"].startswith("Synapse/1.163")
-    assert target["startup_s"] > 0
+    assert [t["name"] for t in document["targets"]] == ["synapse-legacy", "synapse-oauth"]
+    for target in document["targets"]:
+        assert target["server_header"].startswith("Synapse/1.163")
+        assert target["startup_s"] > 0
     verdicts = [c["verdict"] for c in document["checks"]]
     unexpected = [
         c["check_id"]
@@ -42,9 +43,21 @@ def test_default_run_passes_on_embedded_synapse(main_run):
     ]
     assert unexpected == []
     known = [c for c in document["checks"] if c["known_issue"]]
-    assert sorted(c["check_id"] for c in known) == ["legacy.refresh.consumed", "uia.fallback-page"]
+    assert sorted(c["check_id"] for c in known) == [
+        "legacy.refresh.consumed",
+        "oauth.metadata.issuer",
+        "uia.fallback-page",
+    ]
     assert document["summary"]["synapse-legacy"]["known_fail"] == 2
-    assert sum(v in ("PASS", "INFO") for v in verdicts) >= 20
+    assert document["summary"]["synapse-oauth"]["known_fail"] == 1
+    assert sum(v in ("PASS", "INFO") for v in verdicts) >= 150
+    by_api = {(c["target"], c["auth_api"]) for c in document["checks"] if c["verdict"] == "PASS"}
+    assert {("synapse-legacy", "legacy"), ("synapse-oauth", "oauth")} <= by_api
+    # Each target SKIPs the other API's checks, saying why.
+    oauth_on_legacy = [c for c in document["checks"] if c["target"] == "synapse-legacy"
+                       and c["auth_api"] == "oauth"]
+    assert oauth_on_legacy and {c["verdict"] for c in oauth_on_legacy} == {"SKIP"}
+    assert all("not offered" in c["message"] for c in oauth_on_legacy)
     transports = {c["transport"] for c in document["checks"] if c["verdict"] == "PASS"}
     assert {"header", "query"} <= transports
     ids = [(c["check_id"], c["target"], c["transport"]) for c in document["checks"]]
@@ -65,9 +78,11 @@ def test_outputs_are_rendered_from_results(main_run):
     cases = suites.findall(".//testcase")
     assert len(cases) == len(json.loads((out / "results.json").read_text())["checks"])
     assert not suites.findall(".//failure")  # the known issue is reported as skipped
-    per_target = ET.parse(out / "junit-synapse-legacy.xml").getroot()
-    assert len(per_target.findall(".//testcase")) == len(cases)
-    assert (out / "logs" / "synapse-legacy" / "synapse-homeserver.log").is_file()
+    for name in ("synapse-legacy", "synapse-oauth"):
+        per_target = ET.parse(out / f"junit-{name}.xml").getroot()
+        assert len(per_target.findall(".//testcase")) == len(cases) // 2
+        assert (out / "logs" / name / "synapse-homeserver.log").is_file()
+    assert (out / "logs" / "synapse-oauth" / "authserver.log").is_file()
 
 
 def test_no_secret_of_the_run_reaches_any_file(main_run):

@@ -1,0 +1,241 @@
+"""The OAuth 2.0 suite against the embedded delegated target: PASS where it conforms, FAIL
+where a stand-in breaks one rule. The harness runs in-process against a servers file naming
+the running Synapse (or a proxy in front of it) as a remote OAuth target with admin access."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+from nonconformant import BreakingProxy
+
+pytestmark = pytest.mark.integration
+
+ADMIN_SECRET_VAR = "MXCONFORM_TEST_ADMIN_SECRET"
+UIA_OPS = [
+    "delete-devices",
+    "delete-device",
+    "change-password",
+    "deactivate",
+    "add-3pid",
+    "cross-signing-replace",
+    "get-login-token",
+]
+
+
+@pytest.fixture
+def oauth_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synapse_oauth):
+    """servers.yaml for one OAuth target at `base_url` (the delegated Synapse or a proxy)."""
+    admin = synapse_oauth.oauth_admin
+    monkeypatch.setenv(ADMIN_SECRET_VAR, admin.client_secret)
+
+    def write(base_url: str, driver: str = "form", extra: str = "") -> Path:
+        path = tmp_path / "oauth-servers.yaml"
+        path.write_text(
+            "defaults: [oauth-under-test]\n"
+            "targets:\n"
+            "  - name: oauth-under-test\n"
+            f"    base_url: {base_url}\n"
+            "    server_name: localhost\n"
+            "    auth: [oauth]\n"
+            "    spec_version: v1.18\n"
+            "    max_requests_per_second: 1000\n"
+            "    oauth:\n"
+            f"      driver: {driver}\n"
+            "      revocation_grace_s: 3\n"
+            "      admin:\n"
+            f"        url: {admin.url}\n"
+            f"        client_id: {admin.client_id}\n"
+            f"        client_secret: '${{{ADMIN_SECRET_VAR}}}'\n" + extra
+        )
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="module")
+def oauth_proxy(synapse_oauth):
+    with BreakingProxy(
+        synapse_oauth.base_url,
+        auth_server=synapse_oauth.oauth_admin.url,
+        delete_device=synapse_oauth.embedded.authserver.homeserver.delete_device,
+    ) as proxy:
+        yield proxy
+
+
+def test_the_oauth_suite_passes_on_the_embedded_target(run_harness, synapse_oauth, oauth_servers):
+    servers = oauth_servers(synapse_oauth.base_url)
+    run = run_harness(synapse_oauth.base_url, "-k", "oauth", servers=servers)
+    verdicts = run.verdicts()
+    bad = {k: v for k, v in verdicts.items() if v in ("FAIL", "ERROR")}
+    assert bad == {"oauth.metadata.issuer[-]": "FAIL"}, bad
+    for op in UIA_OPS:
+        assert verdicts[f"oauth.uia.refused.{op}[-]"] == "PASS"
+        assert verdicts[f"oauth.uia.refused-with-password.{op}[-]"] == "PASS"
+    assert verdicts["oauth.uia.m-oauth.approved[-]"] == "PASS"
+    assert verdicts["oauth.authz.code-flow[-]"] == "PASS"
+    refused = next(c for c in run.checks if c["check_id"] == "oauth.uia.refused.delete-devices")
+    assert refused["grant"].startswith("authorization code")
+    hk = run.document["targets"][0]["housekeeping"]
+    assert hk["users_created"] and set(hk["users_created"]) == set(hk["users_deactivated"])
+
+
+@pytest.mark.parametrize(
+    ("breakage", "selection", "expected_fail"),
+    [
+        (
+            "oauth-delete-devices-allowed",
+            "delete-devices",
+            {
+                "oauth.uia.refused.delete-devices[-]",
+                "oauth.uia.refused-with-password.delete-devices[-]",
+            },
+        ),
+        ("metadata-without-s256", "metadata", {"oauth.metadata.pkce[-]"}),
+        (
+            "registration-accepts-http-redirect",
+            "dcr",
+            {"oauth.dcr.refused.web-redirect-http[-]"},
+        ),
+        (
+            "revocation-does-nothing",
+            "revoke",
+            {
+                "oauth.revoke.pair.access-token[-]",
+                "oauth.revoke.pair.refresh-token[-]",
+                "oauth.revoke.missing-token[-]",  # the stand-in answers 200 to anything
+            },
+        ),
+    ],
+)
+def test_each_broken_oauth_rule_turns_its_checks_fail(
+    run_harness, oauth_proxy, oauth_servers, breakage, selection, expected_fail
+):
+    oauth_proxy.use(breakage)
+    run = run_harness(
+        oauth_proxy.base_url, "-k", selection, servers=oauth_servers(oauth_proxy.base_url)
+    )
+    failed = run.with_verdict("FAIL") - {"oauth.metadata.issuer[-]"}
+    assert failed == expected_fail
+    assert run.with_verdict("ERROR") == set()
+    for check in run.checks:
+        if check["verdict"] == "FAIL" and check["check_id"] != "oauth.metadata.issuer":
+            assert check["message"] and check["requirements"] and check["evidence"]
+
+
+def test_an_http_client_uri_is_allowed_so_accepting_it_is_info(
+    run_harness, oauth_proxy, oauth_servers
+):
+    """The spec says a server MAY refuse an invalid client_uri: accepting one is recorded,
+    not failed."""
+    oauth_proxy.use("registration-accepts-http-client-uri")
+    run = run_harness(
+        oauth_proxy.base_url, "-k", "dcr", servers=oauth_servers(oauth_proxy.base_url)
+    )
+    verdicts = run.verdicts()
+    assert verdicts["oauth.dcr.refused.client-uri-http[-]"] == "INFO"
+    assert verdicts["oauth.dcr.refused.web-redirect-http[-]"] == "PASS"
+
+
+def test_the_mas_admin_driver_runs_the_suite_without_pages(
+    run_harness, synapse_oauth, oauth_servers
+):
+    """Tokens minted as personal sessions: the refusal checks run and PASS; what needs the
+    authorisation pages is SKIP with the driver's reason."""
+    servers = oauth_servers(synapse_oauth.base_url, driver="mas-admin")
+    run = run_harness(synapse_oauth.base_url, "-k", "oauth", servers=servers)
+    verdicts = run.verdicts()
+    assert {k for k, v in verdicts.items() if v in ("FAIL", "ERROR")} == {
+        "oauth.metadata.issuer[-]"
+    }
+    for op in UIA_OPS:
+        assert verdicts[f"oauth.uia.refused.{op}[-]"] == "PASS"
+    assert verdicts["oauth.uia.m-oauth.challenge[-]"] == "PASS"
+    assert verdicts["oauth.tokens.accepted.whoami[query]"] == "PASS"
+    code_flow = next(c for c in run.checks if c["check_id"] == "oauth.authz.code-flow")
+    assert code_flow["verdict"] == "SKIP"
+    assert "mas-admin login driver does not drive authorisation pages" in code_flow["message"]
+    refused = next(c for c in run.checks if c["check_id"] == "oauth.uia.refused.delete-device")
+    assert refused["grant"] == "personal session minted through MAS's admin API"
+
+
+def test_the_browser_driver_logs_in_through_chromium(run_harness, synapse_oauth, oauth_servers):
+    pytest.importorskip("playwright")
+    if not shutil.which("chromium"):
+        pytest.skip("Debian's chromium is not installed")
+    servers = oauth_servers(synapse_oauth.base_url, driver="browser")
+    selection = "code-flow or m-oauth or uia.refused.delete-devices or device.grant"
+    run = run_harness(synapse_oauth.base_url, "-k", selection, servers=servers)
+    verdicts = run.verdicts()
+    assert verdicts["oauth.authz.code-flow[-]"] == "PASS"
+    assert verdicts["oauth.uia.m-oauth.approved[-]"] == "PASS"
+    assert verdicts["oauth.uia.refused.delete-devices[-]"] == "PASS"
+    assert verdicts["oauth.device.grant[-]"] == "PASS"
+    flow = next(c for c in run.checks if c["check_id"] == "oauth.authz.code-flow")
+    assert any(e["note"] == "browser driver" for e in flow["evidence"])
+
+
+def _personal_token(synapse_oauth, username: str, device: str) -> str:
+    """A token minted straight through the embedded server's admin API (as an operator would
+    hand one over)."""
+    admin = synapse_oauth.oauth_admin
+    token = httpx.post(
+        admin.url + "/oauth2/token",
+        data={"grant_type": "client_credentials", "scope": "urn:mas:admin"},
+        auth=(admin.client_id, admin.client_secret),
+    ).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    found = httpx.get(f"{admin.url}/api/admin/v1/users/by-username/{username}", headers=headers)
+    if found.status_code == 200:
+        user_id = found.json()["data"]["id"]
+    else:
+        made = httpx.post(
+            f"{admin.url}/api/admin/v1/users", json={"username": username}, headers=headers
+        )
+        user_id = made.json()["data"]["id"]
+    minted = httpx.post(
+        f"{admin.url}/api/admin/v1/personal-sessions",
+        json={
+            "actor_user_id": user_id,
+            "human_name": "given to the harness",
+            "scope": f"urn:matrix:client:api:* urn:matrix:client:device:{device}",
+        },
+        headers=headers,
+    )
+    return str(minted.json()["data"]["attributes"]["access_token"])
+
+
+def test_static_tokens_are_used_and_left_alone(
+    run_harness, synapse_oauth, oauth_servers, monkeypatch
+):
+    """Tokens given in servers.yaml: used for the checks, destructive checks SKIP, and the
+    tokens still work after the run (the harness revoked nothing it was given)."""
+    tokens = [_personal_token(synapse_oauth, "given-user", f"GIVENDEVICE{i}") for i in range(3)]
+    extra = "      tokens:\n"
+    for i, token in enumerate(tokens):
+        monkeypatch.setenv(f"MXCONFORM_TEST_TOKEN_{i}", token)
+        extra += f"        - access_token: '${{MXCONFORM_TEST_TOKEN_{i}}}'\n"
+    path = oauth_servers(synapse_oauth.base_url, driver="static", extra=extra)
+    text = path.read_text()
+    path.write_text(text[: text.index("      admin:")] + extra)  # no admin access either
+    run = run_harness(
+        synapse_oauth.base_url, "-k", "oauth.tokens or oauth.uia.refused", servers=path
+    )
+    verdicts = run.verdicts()
+    assert verdicts["oauth.tokens.accepted.whoami[header]"] == "PASS"
+    assert verdicts["oauth.uia.refused.add-3pid[-]"] == "PASS"
+    assert verdicts["oauth.uia.refused.get-login-token[-]"] == "PASS"
+    assert verdicts["oauth.uia.refused.deactivate[-]"] == "SKIP"  # destructive
+    assert verdicts["oauth.uia.refused.delete-devices[-]"] == "SKIP"  # a given device
+    assert not run.with_verdict("FAIL") and not run.with_verdict("ERROR")
+    for token in tokens:
+        who = httpx.get(
+            synapse_oauth.base_url + "/_matrix/client/v3/account/whoami",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert who.status_code == 200
+    assert not any(
+        token in (run.outcome.report_dir / "results.json").read_text() for token in tokens
+    )
