@@ -7,6 +7,8 @@ request on its way in or the response on its way out.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import threading
 from collections.abc import Callable
@@ -30,6 +32,7 @@ class Exchange:
     response_headers: dict[str, str] | None = None
     response_body: bytes = b""
     proxy: BreakingProxy | None = None
+    set_cookies: list[str] | None = None
 
     def has_credentials(self) -> bool:
         query = dict(parse_qsl(urlsplit(self.path).query))
@@ -57,6 +60,9 @@ class Breakage:
     name: str
     inbound: Callable[[Exchange], None] = lambda ex: None
     outbound: Callable[[Exchange], None] = lambda ex: None
+    # The same for requests the proxy forwards to the OAuth server.
+    auth_inbound: Callable[[Exchange], None] = lambda ex: None
+    auth_outbound: Callable[[Exchange], None] = lambda ex: None
 
 
 def _strip_query_token(ex: Exchange) -> None:
@@ -336,9 +342,13 @@ def _wrong_errcode_twice(ex: Exchange) -> None:
         ex.set_json(data)
 
 
-# ---- OAuth 2.0 API stand-ins (the proxy fronts a delegated Synapse; `/__as/` reaches the AS).
+# ---- OAuth 2.0 API stand-ins. With `auth_server` set, the proxy also fronts the OAuth server:
+# the metadata it passes on points every endpoint at the proxy, and every path outside
+# /_matrix and /_synapse is forwarded to the OAuth server, so one rule can be broken there too.
 
-AS_PREFIX = "/__as"
+
+def is_auth_path(path: str) -> bool:
+    return not path.startswith(("/_matrix", "/_synapse", "/.well-known/matrix"))
 
 
 def _metadata(ex: Exchange) -> dict[str, Any] | None:
@@ -348,65 +358,160 @@ def _metadata(ex: Exchange) -> dict[str, Any] | None:
     return None
 
 
-def _metadata_without_s256(ex: Exchange) -> None:
+def point_metadata_at_proxy(ex: Exchange) -> None:
     data = _metadata(ex)
-    if data is not None:
-        data["code_challenge_methods_supported"] = ["plain"]
-        ex.set_json(data)
+    if data is None or ex.proxy is None or ex.proxy.auth_server is None:
+        return
+    for key, value in data.items():
+        if isinstance(value, str) and value.startswith(ex.proxy.auth_server):
+            data[key] = ex.proxy.base_url + value.removeprefix(ex.proxy.auth_server)
+    ex.set_json(data)
 
 
-def _through_proxy(key: str) -> Callable[[Exchange], None]:
-    """Point one metadata endpoint at the proxy, which then forwards it to the AS."""
-
-    def rewrite(ex: Exchange) -> None:
+def _metadata_edit(key: str, value: Any) -> Callable[[Exchange], None]:
+    def edit(ex: Exchange) -> None:
         data = _metadata(ex)
-        if data is not None and ex.proxy is not None:
-            data[key] = ex.proxy.base_url + AS_PREFIX + urlsplit(data[key]).path
+        if data is not None:
+            data[key] = value
             ex.set_json(data)
 
-    return rewrite
+    return edit
 
 
-def _forward_to_as(ex: Exchange, body: bytes | None = None) -> None:
-    assert ex.proxy is not None and ex.proxy.auth_server is not None
-    path = _path(ex).removeprefix(AS_PREFIX)
-    resp = ex.proxy._client.request(
-        ex.method, ex.proxy.auth_server + path, headers=ex.headers, content=body or ex.body
-    )
-    ex.status = resp.status_code
-    ex.response_headers = {"content-type": resp.headers.get("content-type", "text/plain")}
-    ex.response_body = resp.content
+def _form(ex: Exchange) -> dict[str, str]:
+    return dict(parse_qsl(ex.body.decode(errors="replace")))
 
 
 def _registration_accepts_http_redirect(ex: Exchange) -> None:
     """Registers the client with its http web redirect URIs quietly upgraded to https."""
-    if not _path(ex).startswith(AS_PREFIX):
-        return
     data = _request_json(ex)
-    if isinstance(data, dict) and data.get("application_type") == "web":
+    web = isinstance(data, dict) and data.get("application_type") == "web"
+    if _path(ex) == "/oauth2/registration" and web:
         data["redirect_uris"] = [
             "https://" + u.removeprefix("http://") if u.startswith("http://") else u
             for u in data.get("redirect_uris", [])
         ]
-        _forward_to_as(ex, json.dumps(data).encode())
-        return
-    _forward_to_as(ex)
+        ex.body = json.dumps(data).encode()
 
 
 def _registration_accepts_http_client_uri(ex: Exchange) -> None:
-    if not _path(ex).startswith(AS_PREFIX):
-        return
     data = _request_json(ex)
-    if isinstance(data, dict) and str(data.get("client_uri", "")).startswith("http://"):
+    plain = isinstance(data, dict) and str(data.get("client_uri", "")).startswith("http://")
+    if _path(ex) == "/oauth2/registration" and plain:
         data["client_uri"] = "https://" + data["client_uri"].removeprefix("http://")
-        _forward_to_as(ex, json.dumps(data).encode())
-        return
-    _forward_to_as(ex)
+        ex.body = json.dumps(data).encode()
 
 
 def _revocation_does_nothing(ex: Exchange) -> None:
-    if _path(ex).startswith(AS_PREFIX):
+    if _path(ex) == "/oauth2/revoke":
         _answer(ex, 200, {})
+
+
+def _unknown_revocation_refused(ex: Exchange) -> None:
+    if _path(ex) == "/oauth2/revoke" and "never-issued" in _form(ex).get("token", ""):
+        _answer(ex, 400, {"error": "invalid_request"})
+
+
+def _token_response_without(key: str) -> Callable[[Exchange], None]:
+    def drop(ex: Exchange) -> None:
+        data = ex.json()
+        if _path(ex) == "/oauth2/token" and isinstance(data, dict) and key in data:
+            del data[key]
+            ex.set_json(data)
+
+    return drop
+
+
+def _scope_with_extra_device(ex: Exchange) -> None:
+    data = ex.json()
+    if _path(ex) == "/oauth2/token" and isinstance(data, dict) and "scope" in data:
+        data["scope"] += " urn:matrix:client:device:SOMEOTHERDEVICE"
+        ex.set_json(data)
+
+
+def _location(ex: Exchange, rewrite: Callable[[str], str]) -> None:
+    headers = ex.response_headers or {}
+    if "location" in headers:
+        headers["location"] = rewrite(headers["location"])
+
+
+def _state_dropped(ex: Exchange) -> None:
+    def drop(url: str) -> str:
+        parts = urlsplit(url)
+        if "code=" not in url:
+            return url
+        query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "state"])
+        fragment = urlencode([(k, v) for k, v in parse_qsl(parts.fragment) if k != "state"])
+        return parts._replace(query=query, fragment=fragment).geturl()
+
+    _location(ex, drop)
+
+
+def _fragment_ignored(ex: Exchange) -> None:
+    def to_query(url: str) -> str:
+        parts = urlsplit(url)
+        if "code=" not in parts.fragment:
+            return url
+        return parts._replace(query=parts.fragment, fragment="").geturl()
+
+    _location(ex, to_query)
+
+
+def _plain_pkce_accepted(ex: Exchange) -> None:
+    """Turns a `plain` challenge into the S256 one the server wants (plain's challenge is the
+    verifier itself), so the grant goes through."""
+    parts = urlsplit(ex.path)
+    query = dict(parse_qsl(parts.query))
+    if _path(ex) == "/authorize" and query.get("code_challenge_method") == "plain":
+        digest = hashlib.sha256(query["code_challenge"].encode()).digest()
+        query["code_challenge"] = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        query["code_challenge_method"] = "S256"
+        ex.path = parts.path + "?" + urlencode(query)
+
+
+_SPENT_CODES: dict[str, tuple[int, bytes]] = {}
+
+
+def _code_reusable_in(ex: Exchange) -> None:
+    code = _form(ex).get("code")
+    if _path(ex) == "/oauth2/token" and code in _SPENT_CODES:
+        status, body = _SPENT_CODES[code]
+        ex.status = status
+        ex.response_headers = {"content-type": "application/json"}
+        ex.response_body = body
+
+
+def _code_reusable_out(ex: Exchange) -> None:
+    code = _form(ex).get("code")
+    if _path(ex) == "/oauth2/token" and code and ex.status == 200:
+        _SPENT_CODES[code] = (ex.status, ex.response_body)
+
+
+_USED_REFRESH: set[str] = set()
+
+
+def _refresh_not_retryable(ex: Exchange) -> None:
+    token = _form(ex).get("refresh_token")
+    if _path(ex) == "/oauth2/token" and token:
+        if token in _USED_REFRESH:
+            _answer(ex, 400, {"error": "invalid_grant"})
+        _USED_REFRESH.add(token)
+
+
+def _device_grant_never_pending(ex: Exchange) -> None:
+    data = ex.json()
+    pending = isinstance(data, dict) and data.get("error") == "authorization_pending"
+    if _path(ex) == "/oauth2/token" and pending:
+        ex.set_json({"error": "invalid_grant"})
+
+
+def _no_m_oauth_stage(ex: Exchange) -> None:
+    data = ex.json()
+    challenge = isinstance(data, dict) and ex.status == 401 and "flows" in data
+    if _path(ex).endswith("/keys/device_signing/upload") and challenge:
+        data["flows"] = [f for f in data["flows"] if "m.oauth" not in f.get("stages", [])]
+        data.get("params", {}).pop("m.oauth", None)
+        ex.set_json(data)
 
 
 def _oauth_delete_devices_allowed(ex: Exchange) -> None:
@@ -459,22 +564,53 @@ BREAKAGES = {
         Breakage("uia-skipped-without-auth", inbound=_uia_skipped_without_auth),
         Breakage("uia-completed-does-nothing", inbound=_uia_completed_does_nothing),
         Breakage("wrong-errcode-twice", outbound=_wrong_errcode_twice),
-        Breakage("metadata-without-s256", outbound=_metadata_without_s256),
         Breakage(
-            "registration-accepts-http-redirect",
-            inbound=_registration_accepts_http_redirect,
-            outbound=_through_proxy("registration_endpoint"),
+            "metadata-without-s256",
+            outbound=_metadata_edit("code_challenge_methods_supported", ["plain"]),
+        ),
+        Breakage(
+            "metadata-query-mode-only",
+            outbound=_metadata_edit("response_modes_supported", ["query"]),
+        ),
+        Breakage(
+            "metadata-without-refresh-grant",
+            outbound=_metadata_edit("grant_types_supported", ["authorization_code"]),
+        ),
+        Breakage(
+            "metadata-without-code", outbound=_metadata_edit("response_types_supported", ["token"])
+        ),
+        Breakage(
+            "metadata-relative-endpoint",
+            outbound=_metadata_edit("revocation_endpoint", "/oauth2/revoke"),
+        ),
+        Breakage(
+            "metadata-device-endpoint-only",
+            outbound=_metadata_edit(
+                "grant_types_supported", ["authorization_code", "refresh_token"]
+            ),
+        ),
+        Breakage(
+            "registration-accepts-http-redirect", auth_inbound=_registration_accepts_http_redirect
         ),
         Breakage(
             "registration-accepts-http-client-uri",
-            inbound=_registration_accepts_http_client_uri,
-            outbound=_through_proxy("registration_endpoint"),
+            auth_inbound=_registration_accepts_http_client_uri,
         ),
+        Breakage("revocation-does-nothing", auth_inbound=_revocation_does_nothing),
+        Breakage("unknown-revocation-refused", auth_inbound=_unknown_revocation_refused),
         Breakage(
-            "revocation-does-nothing",
-            inbound=_revocation_does_nothing,
-            outbound=_through_proxy("revocation_endpoint"),
+            "token-without-refresh-token", auth_outbound=_token_response_without("refresh_token")
         ),
+        Breakage("token-without-expiry", auth_outbound=_token_response_without("expires_in")),
+        Breakage("token-without-scope", auth_outbound=_token_response_without("scope")),
+        Breakage("scope-with-extra-device", auth_outbound=_scope_with_extra_device),
+        Breakage("state-dropped", auth_outbound=_state_dropped),
+        Breakage("fragment-ignored", auth_outbound=_fragment_ignored),
+        Breakage("plain-pkce-accepted", auth_inbound=_plain_pkce_accepted),
+        Breakage("code-reusable", auth_inbound=_code_reusable_in, auth_outbound=_code_reusable_out),
+        Breakage("refresh-not-retryable", auth_inbound=_refresh_not_retryable),
+        Breakage("device-grant-never-pending", auth_outbound=_device_grant_never_pending),
+        Breakage("no-m-oauth-stage", outbound=_no_m_oauth_stage),
         Breakage("oauth-delete-devices-allowed", inbound=_oauth_delete_devices_allowed),
     )
 }
@@ -522,20 +658,34 @@ class BreakingProxy:
                     self.rfile.read(length) if length else b"",
                     proxy=proxy,
                 )
-                proxy.breakage.inbound(ex)
+                to_auth = proxy.auth_server is not None and is_auth_path(_path(ex))
+                breakage = proxy.breakage
+                (breakage.auth_inbound if to_auth else breakage.inbound)(ex)
                 if not ex.status:
+                    base = proxy.auth_server if to_auth else proxy.upstream
+                    assert base is not None
                     upstream = proxy._client.request(
-                        ex.method, proxy.upstream + ex.path, headers=ex.headers, content=ex.body
+                        ex.method, base + ex.path, headers=ex.headers, content=ex.body
                     )
+                    proxy._client.cookies.clear()  # users' cookies pass through, never kept
                     ex.status = upstream.status_code
                     ex.response_headers = {
-                        k.lower(): v for k, v in upstream.headers.items() if k.lower() not in _HOP
+                        k.lower(): v
+                        for k, v in upstream.headers.items()
+                        if k.lower() not in _HOP and k.lower() != "set-cookie"
                     }
+                    ex.set_cookies = upstream.headers.get_list("set-cookie")
                     ex.response_body = upstream.content
-                    proxy.breakage.outbound(ex)
+                    if to_auth:
+                        breakage.auth_outbound(ex)
+                    else:
+                        point_metadata_at_proxy(ex)
+                        breakage.outbound(ex)
                 self.send_response(ex.status)
                 for key, value in (ex.response_headers or {}).items():
                     self.send_header(key, value)
+                for cookie in ex.set_cookies or []:
+                    self.send_header("set-cookie", cookie)
                 self.send_header("content-length", str(len(ex.response_body)))
                 self.end_headers()
                 self.wfile.write(ex.response_body)

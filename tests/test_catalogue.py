@@ -29,7 +29,14 @@ def test_catalogue_covers_every_reference_requirement():
     text = REFERENCE.read_text()
     section_a = text[text.index("## A. Requirements catalog") : text.index("## B.")]
     ids = set(re.findall(r"^\| \d+ \| ([A-Z0-9-]+) \|", section_a, re.MULTILINE))
-    assert ids == set(requirements.catalogue())
+    cat = requirements.catalogue()
+    assert ids <= set(cat)
+    # Our own additions split a reference row whose level is mixed; each names its parent.
+    for rid in set(cat) - ids:
+        assert SPLIT_ROWS.get(rid) in ids and SPLIT_ROWS[rid] in cat[rid].statement, rid
+
+
+SPLIT_ROWS = {"OAUTH-REFRESH-RETRY": "OAUTH-REFRESH-ROTATE"}  # "SHOULD rotate / MUST allow retry"
 
 
 def _spec_operations() -> dict[str, tuple[str, str, list]]:

@@ -14,6 +14,7 @@ from nonconformant import BreakingProxy
 pytestmark = pytest.mark.integration
 
 ADMIN_SECRET_VAR = "MXCONFORM_TEST_ADMIN_SECRET"
+PROBES = ["whoami", "devices", "account-data", "profile", "sync"]
 UIA_OPS = [
     "delete-devices",
     "delete-device",
@@ -82,47 +83,109 @@ def test_the_oauth_suite_passes_on_the_embedded_target(run_harness, synapse_oaut
     assert hk["users_created"] and set(hk["users_created"]) == set(hk["users_deactivated"])
 
 
-@pytest.mark.parametrize(
-    ("breakage", "selection", "expected_fail"),
-    [
-        (
-            "oauth-delete-devices-allowed",
-            "delete-devices",
-            {
-                "oauth.uia.refused.delete-devices[-]",
-                "oauth.uia.refused-with-password.delete-devices[-]",
-            },
+def fails(*keys: str) -> dict[str, str]:
+    return {k if "[" in k else f"{k}[-]": "FAIL" for k in keys}
+
+
+QUERY_PROBES = [f"oauth.tokens.accepted.{p}[query]" for p in PROBES]
+
+# breakage -> (-k selection, the verdicts it must produce besides PASS/INFO/SKIP)
+STAND_INS = {
+    "oauth-delete-devices-allowed": (
+        "delete-devices",
+        fails("oauth.uia.refused.delete-devices", "oauth.uia.refused-with-password.delete-devices"),
+    ),
+    "metadata-without-s256": ("metadata", fails("oauth.metadata.pkce")),
+    "metadata-query-mode-only": ("metadata", fails("oauth.metadata.response-modes")),
+    "metadata-without-refresh-grant": (
+        "metadata",
+        fails("oauth.metadata.grant-types", "oauth.metadata.device-grant"),
+    ),
+    "metadata-without-code": ("metadata", fails("oauth.metadata.response-types")),
+    "metadata-relative-endpoint": ("metadata", fails("oauth.metadata.endpoint-uris")),
+    "metadata-device-endpoint-only": ("metadata", fails("oauth.metadata.device-grant")),
+    "registration-accepts-http-redirect": ("dcr", fails("oauth.dcr.refused.web-redirect-http")),
+    "revocation-does-nothing": (
+        "revoke",
+        fails(
+            "oauth.revoke.pair.access-token",
+            "oauth.revoke.pair.refresh-token",
+            "oauth.revoke.missing-token",  # the stand-in answers 200 to anything
         ),
-        ("metadata-without-s256", "metadata", {"oauth.metadata.pkce[-]"}),
-        (
-            "registration-accepts-http-redirect",
-            "dcr",
-            {"oauth.dcr.refused.web-redirect-http[-]"},
+    ),
+    "unknown-revocation-refused": ("revoke", {"oauth.revoke.unknown-token[-]": "WARN"}),
+    "token-without-refresh-token": (
+        "code-flow or oauth.refresh",
+        fails(
+            "oauth.authz.code-flow",
+            "oauth.refresh.new-pair",
+            "oauth.refresh.retry-allowed",
+            "oauth.refresh.rotated",
         ),
-        (
-            "revocation-does-nothing",
-            "revoke",
-            {
-                "oauth.revoke.pair.access-token[-]",
-                "oauth.revoke.pair.refresh-token[-]",
-                "oauth.revoke.missing-token[-]",  # the stand-in answers 200 to anything
-            },
+    ),
+    "token-without-expiry": (
+        "code-flow or short-lived or new-pair",
+        fails("oauth.authz.code-flow", "oauth.token.short-lived", "oauth.refresh.new-pair"),
+    ),
+    "token-without-scope": (
+        "code-flow or token.scope",
+        fails("oauth.authz.code-flow", "oauth.token.scope"),
+    ),
+    "scope-with-extra-device": ("token.scope", fails("oauth.token.scope")),
+    "state-dropped": ("state-echoed", fails("oauth.authz.state-echoed")),
+    "fragment-ignored": ("fragment-mode", fails("oauth.authz.fragment-mode")),
+    "plain-pkce-accepted": ("pkce-required", fails("oauth.authz.pkce-required.plain")),
+    "code-reusable": ("code-single-use", fails("oauth.token.code-single-use")),
+    "refresh-not-retryable": ("retry-allowed", fails("oauth.refresh.retry-allowed")),
+    "device-grant-never-pending": ("device.grant", fails("oauth.device.grant")),
+    "no-m-oauth-stage": (
+        "m-oauth",
+        fails("oauth.uia.m-oauth.challenge", "oauth.uia.m-oauth.approved"),
+    ),
+    "whoami-wrong-device": (
+        "device-bound or oauth.tokens.whoami",
+        fails(
+            "oauth.token.device-bound",
+            "oauth.tokens.whoami[header]",
+            "oauth.tokens.whoami[query]",
         ),
-    ],
-)
+    ),
+    "ignore-query-token": (
+        "oauth.tokens",
+        fails(*QUERY_PROBES, "oauth.tokens.whoami[query]"),
+    ),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(STAND_INS))
 def test_each_broken_oauth_rule_turns_its_checks_fail(
-    run_harness, oauth_proxy, oauth_servers, breakage, selection, expected_fail
+    run_harness, oauth_proxy, oauth_servers, breakage
 ):
+    selection, expected = STAND_INS[breakage]
     oauth_proxy.use(breakage)
     run = run_harness(
         oauth_proxy.base_url, "-k", selection, servers=oauth_servers(oauth_proxy.base_url)
     )
-    failed = run.with_verdict("FAIL") - {"oauth.metadata.issuer[-]"}
-    assert failed == expected_fail
-    assert run.with_verdict("ERROR") == set()
+    graded = {
+        k: v
+        for k, v in run.verdicts().items()
+        if v in ("FAIL", "WARN", "ERROR") and k != "oauth.metadata.issuer[-]"
+    }
+    assert graded == expected
     for check in run.checks:
         if check["verdict"] == "FAIL" and check["check_id"] != "oauth.metadata.issuer":
             assert check["message"] and check["requirements"] and check["evidence"]
+
+
+def test_the_conformant_proxy_changes_nothing(run_harness, oauth_proxy, oauth_servers):
+    """The stand-ins' baseline: through the proxy (OAuth server included) everything passes."""
+    oauth_proxy.use("conformant")
+    run = run_harness(
+        oauth_proxy.base_url, "-k", "oauth", servers=oauth_servers(oauth_proxy.base_url)
+    )
+    assert run.with_verdict("FAIL") == {"oauth.metadata.issuer[-]"}
+    assert run.with_verdict("ERROR") == set()
+    assert run.verdicts()["oauth.authz.code-flow[-]"] == "PASS"
 
 
 def test_an_http_client_uri_is_allowed_so_accepting_it_is_info(

@@ -17,8 +17,11 @@ async def grant(hs, oauth_users, oauth_account):
     """A fresh code grant of this check alone, with its refresh token."""
     grant = await oauth_users.code_grant(hs, oauth_account)
     expect(grant.exchange, match.status(200), req="OAUTH-TOKEN-AC")
-    if grant.login.tokens.refresh_token is None:
-        pytest.fail("the code grant issued no refresh token")
+    expect(
+        grant.exchange,
+        match.json_key_type("refresh_token", str, absent_ok=False),
+        req="OAUTH-TOKEN-REFRESH-ISSUED",
+    )
     return grant
 
 
@@ -42,7 +45,7 @@ async def check_refresh_gives_a_working_new_pair(hs, oauth, oauth_users, grant):
     expect(who, match.status(200), match.json_key_equal("device_id", login.device_id))
 
 
-@pytest.mark.check("oauth.refresh.retry-allowed", "OAUTH-REFRESH-ROTATE")
+@pytest.mark.check("oauth.refresh.retry-allowed", "OAUTH-REFRESH-RETRY")
 async def check_refresh_can_be_retried_before_the_new_pair_is_used(hs, oauth, oauth_users, grant):
     """A client whose refresh response was lost can retry with the same refresh token."""
     login = grant.login

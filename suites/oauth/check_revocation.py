@@ -14,6 +14,11 @@ pytestmark = pytest.mark.api("oauth")
 async def grant(hs, oauth_users, oauth_account):
     grant = await oauth_users.code_grant(hs, oauth_account)
     expect(grant.exchange, match.status(200), req="OAUTH-TOKEN-AC")
+    expect(
+        grant.exchange,
+        match.json_key_type("refresh_token", str, absent_ok=False),
+        req="OAUTH-TOKEN-REFRESH-ISSUED",
+    )
     return grant
 
 
