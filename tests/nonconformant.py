@@ -514,20 +514,124 @@ def _no_m_oauth_stage(ex: Exchange) -> None:
         ex.set_json(data)
 
 
-def _oauth_delete_devices_allowed(ex: Exchange) -> None:
-    """Performs delete_devices for an OAuth token (through Synapse's MAS API)."""
-    if not (_path(ex).endswith("/delete_devices") and ex.method == "POST"):
-        return
-    assert ex.proxy is not None and ex.proxy.delete_device is not None
+def _metadata_without(key: str) -> Callable[[Exchange], None]:
+    def drop(ex: Exchange) -> None:
+        data = _metadata(ex)
+        if data is not None:
+            data.pop(key, None)
+            ex.set_json(data)
+
+    return drop
+
+
+def _authorize_query(ex: Exchange) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(ex.path).query)) if _path(ex) == "/authorize" else {}
+
+
+def _loopback_port_refused(ex: Exchange) -> None:
+    redirect = _authorize_query(ex).get("redirect_uri", "")
+    if urlsplit(redirect).port is not None:
+        ex.status = 400
+        ex.response_headers = {"content-type": "text/html"}
+        ex.response_body = b"<p>redirect_uri not registered</p>"
+
+
+def _unregistered_redirect_followed(ex: Exchange) -> None:
+    query = _authorize_query(ex)
+    if query.get("redirect_uri", "").startswith("https://attacker."):
+        ex.status = 303
+        ex.response_headers = {
+            "location": query["redirect_uri"] + "?error=invalid_request&state=" + query["state"]
+        }
+
+
+_FIXED_VERIFIER = "mxconform-stand-in-verifier-" + "v" * 40
+
+
+def _verifier_not_checked(ex: Exchange) -> None:
+    """The proxy swaps in its own PKCE pair: the client's verifier is never really checked."""
+    parts = urlsplit(ex.path)
+    query = _authorize_query(ex)
+    if query.get("code_challenge_method") == "S256":
+        digest = hashlib.sha256(_FIXED_VERIFIER.encode()).digest()
+        query["code_challenge"] = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        ex.path = parts.path + "?" + urlencode(query)
+    form = _form(ex)
+    if _path(ex) == "/oauth2/token" and "code_verifier" in form:
+        form["code_verifier"] = _FIXED_VERIFIER
+        ex.body = urlencode(form).encode()
+
+
+def _redirect_not_compared(ex: Exchange) -> None:
+    form = _form(ex)
+    if _path(ex) == "/oauth2/token" and form.get("redirect_uri", "").endswith("/other"):
+        form["redirect_uri"] = form["redirect_uri"].removesuffix("/other")
+        ex.body = urlencode(form).encode()
+
+
+def _registration_refuses_native(ex: Exchange) -> None:
+    data = _request_json(ex)
+    if _path(ex) == "/oauth2/registration" and (data or {}).get("application_type") == "native":
+        _answer(ex, 400, {"error": "invalid_client_metadata"})
+
+
+def _registration_defaults_to_native(ex: Exchange) -> None:
+    data = _request_json(ex)
+    if _path(ex) == "/oauth2/registration" and isinstance(data, dict):
+        data.setdefault("application_type", "native")
+        ex.body = json.dumps(data).encode()
+
+
+def _token_owner(ex: Exchange) -> tuple[str, str] | None:
+    """The localpart and device of the request's token, asked of Synapse."""
+    assert ex.proxy is not None
     headers = [(k, v) for k, v in ex.headers if k.lower() == "authorization"]
     who = ex.proxy._client.get(
         ex.proxy.upstream + "/_matrix/client/v3/account/whoami", headers=headers
     )
     if who.status_code != 200:
+        return None
+    data = who.json()
+    return data["user_id"][1:].split(":")[0], data.get("device_id", "")
+
+
+def _oauth_uia_obeyed(ex: Exchange) -> None:
+    """A server that lets OAuth tokens through on UIA endpoints: some operations are done
+    (behind Synapse's back, through its MAS API), some answered 200 without doing anything."""
+    assert ex.proxy is not None and ex.proxy.homeserver is not None
+    path, hs = _path(ex), ex.proxy.homeserver
+    owner = _token_owner(ex) if path.startswith("/_matrix/client/") else None
+    if owner is None:
         return
-    localpart = who.json()["user_id"][1:].split(":")[0]
+    localpart, device = owner
+    if path.endswith("/delete_devices"):
+        for other in (_request_json(ex) or {}).get("devices", []):
+            hs.delete_device(localpart, other)
+        _answer(ex, 200, {})
+    elif ex.method == "DELETE" and "/devices/" in path:
+        hs.delete_device(localpart, path.rsplit("/", 1)[1])
+        _answer(ex, 200, {})
+    elif path.endswith("/account/deactivate"):
+        hs.delete_device(localpart, device)  # the account's only session ends
+        _answer(ex, 200, {"id_server_unbind_result": "no-support"})
+    elif path.endswith("/login/get_token"):
+        _answer(ex, 200, {"login_token": "forged-login-token", "expires_in_ms": 120000})
+    elif path.endswith(("/account/password", "/account/3pid/add")):
+        _answer(ex, 200, {})  # claims success, changes nothing
+    elif path.endswith("/keys/device_signing/upload"):
+        hs.allow_cross_signing_reset(localpart)  # then forwarded: the reset goes through
+
+
+def _oauth_delete_devices_allowed(ex: Exchange) -> None:
+    """Performs delete_devices for an OAuth token (through Synapse's MAS API)."""
+    if not (_path(ex).endswith("/delete_devices") and ex.method == "POST"):
+        return
+    assert ex.proxy is not None and ex.proxy.homeserver is not None
+    owner = _token_owner(ex)
+    if owner is None:
+        return
     for device in (_request_json(ex) or {}).get("devices", []):
-        ex.proxy.delete_device(localpart, device)
+        ex.proxy.homeserver.delete_device(owner[0], device)
     _answer(ex, 200, {})
 
 
@@ -611,6 +715,16 @@ BREAKAGES = {
         Breakage("refresh-not-retryable", auth_inbound=_refresh_not_retryable),
         Breakage("device-grant-never-pending", auth_outbound=_device_grant_never_pending),
         Breakage("no-m-oauth-stage", outbound=_no_m_oauth_stage),
+        Breakage(
+            "metadata-without-registration", outbound=_metadata_without("registration_endpoint")
+        ),
+        Breakage("loopback-port-refused", auth_inbound=_loopback_port_refused),
+        Breakage("unregistered-redirect-followed", auth_inbound=_unregistered_redirect_followed),
+        Breakage("verifier-not-checked", auth_inbound=_verifier_not_checked),
+        Breakage("redirect-not-compared", auth_inbound=_redirect_not_compared),
+        Breakage("registration-refuses-native", auth_inbound=_registration_refuses_native),
+        Breakage("registration-defaults-to-native", auth_inbound=_registration_defaults_to_native),
+        Breakage("oauth-uia-obeyed", inbound=_oauth_uia_obeyed),
         Breakage("oauth-delete-devices-allowed", inbound=_oauth_delete_devices_allowed),
     )
 }
@@ -633,12 +747,11 @@ class BreakingProxy:
         breakage: str = "conformant",
         *,
         auth_server: str | None = None,
-        delete_device: Callable[[str, str], None] | None = None,
+        homeserver: Any = None,
     ) -> None:
         self.upstream = upstream.rstrip("/")
         self.auth_server = auth_server.rstrip("/") if auth_server else None
-        # How the stand-in removes a device behind Synapse's back (Synapse's MAS API).
-        self.delete_device = delete_device
+        self.homeserver = homeserver  # the OAuth server's client for Synapse's MAS API
         self.breakage = BREAKAGES[breakage]
         self._client = httpx.Client(timeout=30)
         proxy = self

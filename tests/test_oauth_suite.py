@@ -61,7 +61,7 @@ def oauth_proxy(synapse_oauth):
     with BreakingProxy(
         synapse_oauth.base_url,
         auth_server=synapse_oauth.oauth_admin.url,
-        delete_device=synapse_oauth.embedded.authserver.homeserver.delete_device,
+        homeserver=synapse_oauth.embedded.authserver.homeserver,
     ) as proxy:
         yield proxy
 
@@ -149,6 +149,41 @@ STAND_INS = {
             "oauth.tokens.whoami[header]",
             "oauth.tokens.whoami[query]",
         ),
+    ),
+    "metadata-without-registration": ("metadata", fails("oauth.metadata.required-fields")),
+    "loopback-port-refused": ("loopback-any-port", fails("oauth.authz.loopback-any-port")),
+    "unregistered-redirect-followed": (
+        "unregistered-redirect",
+        fails("oauth.authz.unregistered-redirect"),
+    ),
+    "verifier-not-checked": ("wrong-verifier", fails("oauth.token.wrong-verifier")),
+    "redirect-not-compared": ("redirect-must-repeat", fails("oauth.token.redirect-must-repeat")),
+    "registration-refuses-native": (
+        "dcr.accepted",
+        fails(
+            "oauth.dcr.accepted.native-scheme",
+            "oauth.dcr.accepted.native-loopback",
+            "oauth.dcr.accepted.native-localhost",
+            "oauth.dcr.accepted.native-claimed-https",
+            "oauth.dcr.accepted.unknown-types-ignored",
+        ),
+    ),
+    "registration-defaults-to-native": ("default-web", fails("oauth.dcr.default-web")),
+    "oauth-uia-obeyed": (
+        "uia.refused",
+        {
+            f"oauth.uia.{variant}.{op}[-]": verdict
+            for variant in ("refused", "refused-with-password")
+            for op, verdict in (
+                ("delete-devices", "FAIL"),
+                ("delete-device", "FAIL"),
+                ("deactivate", "FAIL"),
+                ("get-login-token", "FAIL"),
+                ("cross-signing-replace", "FAIL"),
+                ("change-password", "WARN"),  # a 200 that changed nothing
+                ("add-3pid", "WARN"),
+            )
+        },
     ),
     "ignore-query-token": (
         "oauth.tokens",
