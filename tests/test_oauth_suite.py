@@ -337,3 +337,15 @@ def test_static_tokens_are_used_and_left_alone(
     assert not any(
         token in (run.outcome.report_dir / "results.json").read_text() for token in tokens
     )
+
+
+def test_a_declared_oauth_api_that_is_missing_fails(run_harness, synapse, servers_file):
+    """Declaring oauth for a server without it turns every OAuth check FAIL, saying why."""
+    servers = servers_file(synapse.base_url, auth="[legacy, oauth]")
+    run = run_harness(
+        synapse.base_url, "-k", "oauth.metadata or oauth.uia.refused", servers=servers
+    )
+    oauth = [c for c in run.checks if c["auth_api"] == "oauth"]
+    assert oauth and {c["verdict"] for c in oauth} == {"FAIL"}
+    assert all("declares the OAuth 2.0 API but GET" in c["message"] for c in oauth)
+    assert all("HTTP 404" in c["message"] for c in oauth)

@@ -203,6 +203,10 @@ def serve(args: argparse.Namespace) -> int:
             )
             if rt.shared_secret and rt.embedded is not None:
                 print(f"  registration shared secret (this process only): {rt.shared_secret}")
+            if rt.oauth_admin is not None:  # the embedded OAuth server and its admin client
+                admin = rt.oauth_admin
+                print(f"  OAuth server: {admin.url} (admin client {admin.client_id})")
+                print(f"  admin client secret (this process only): {admin.client_secret}")
         print("serving; Ctrl-C to stop", flush=True)
         while True:
             time.sleep(3600)
