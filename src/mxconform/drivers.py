@@ -246,7 +246,8 @@ class FormDriver(LoginDriver):
         self, account: Account, verification_uri: str, user_code: str, recorder: Recorder
     ) -> None:
         agent = self._agent(account).client(recorder)
-        fill = self._fill(account) | {"code": user_code}
+        # MAS (1.18 on) refuses a device consent without its confirm_device box ticked.
+        fill = self._fill(account) | {"code": user_code, "confirm_device": "on"}
         await walk_pages(agent, verification_uri, fill, submissions=3)
 
     async def password_works(
