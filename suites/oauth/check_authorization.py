@@ -144,13 +144,12 @@ async def check_token_request_must_repeat_redirect_uri(hs, oauth, oauth_users, o
 
 
 @pytest.mark.check("oauth.token.code-single-use", "OAUTH-AC-GRANT")
-async def check_code_is_single_use(hs, oauth, oauth_users, oauth_account, target):
+async def check_code_is_single_use(hs, oauth, oauth_users, oauth_account, grace):
     """A code works once; re-use is refused and SHOULD revoke what it issued."""
     grant = await oauth_users.code_grant(hs, oauth_account)
     expect(grant.exchange, match.status(200))
     again = await oauth.exchange_code(grant.request, grant.code, note="re-use the same code")
     expect(again, match.status(400), match.oauth_error("invalid_grant"))
-    grace = target.target.oauth.revocation_grace_s if target.target.oauth else 10.0
     delay, status = await refusal_delay(hs, grant.login.tokens.access_token, grace)
     if delay is None:
         caution(

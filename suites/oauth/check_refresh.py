@@ -12,19 +12,6 @@ from mxconform.verdicts import caution, note
 pytestmark = pytest.mark.api("oauth")
 
 
-@pytest.fixture
-async def grant(hs, oauth_users, oauth_account):
-    """A fresh code grant of this check alone, with its refresh token."""
-    grant = await oauth_users.code_grant(hs, oauth_account)
-    expect(grant.exchange, match.status(200), req="OAUTH-TOKEN-AC")
-    expect(
-        grant.exchange,
-        match.json_key_type("refresh_token", str, absent_ok=False),
-        req="OAUTH-TOKEN-REFRESH-ISSUED",
-    )
-    return grant
-
-
 @pytest.mark.check("oauth.refresh.new-pair", "OAUTH-REFRESH-REQ")
 async def check_refresh_gives_a_working_new_pair(hs, oauth, oauth_users, grant):
     """Refreshing gives a new access token (which works), a type, an expiry and a new

@@ -10,23 +10,6 @@ from mxconform.verdicts import note
 pytestmark = pytest.mark.api("oauth")
 
 
-@pytest.fixture
-async def grant(hs, oauth_users, oauth_account):
-    grant = await oauth_users.code_grant(hs, oauth_account)
-    expect(grant.exchange, match.status(200), req="OAUTH-TOKEN-AC")
-    expect(
-        grant.exchange,
-        match.json_key_type("refresh_token", str, absent_ok=False),
-        req="OAUTH-TOKEN-REFRESH-ISSUED",
-    )
-    return grant
-
-
-@pytest.fixture
-def grace(target):
-    return target.target.oauth.revocation_grace_s if target.target.oauth else 10.0
-
-
 @pytest.mark.parametrize("which", ["access-token", "refresh-token"])
 @pytest.mark.check("oauth.revoke.pair", "OAUTH-REVOKE-PAIR", "OAUTH-REVOKE-REQ")
 async def check_revoking_one_token_ends_the_pair(hs, oauth, grant, grace, which):
