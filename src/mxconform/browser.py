@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from .client import Exchange, Recorder
-from .drivers import Account, DriverError, LoginDriver, NoRegistrationPage, Unsupported
+from .drivers import (
+    DRIVER_GRANTS,
+    Account,
+    DriverError,
+    LoginDriver,
+    NoRegistrationPage,
+    Unsupported,
+)
 from .oauth import is_redirect_to
 from .redact import SecretRegistry, redact_url
 from .targets import BrowserStep
@@ -232,7 +239,7 @@ class BrowserDriver(LoginDriver):
     """Login, consent and device approval through the server's pages in headless Chromium."""
 
     name = "browser"
-    grant = "authorization code + PKCE, pages driven in Chromium"
+    grant = DRIVER_GRANTS["browser"]
     interactive = True
 
     def __init__(

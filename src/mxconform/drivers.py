@@ -21,6 +21,13 @@ from .lifecycle import AdminAccess
 from .matchers import body
 from .oauth import basic_auth, is_redirect_to
 
+# What produces a check's tokens, per driver: shown with every OAuth check in the report.
+DRIVER_GRANTS = {
+    "form": "authorization code + PKCE, pages filled by the form driver",
+    "browser": "authorization code + PKCE, pages driven in Chromium",
+    "mas-admin": "personal session minted through MAS's admin API",
+    "static": "tokens given in servers.yaml",
+}
 _REDIRECTS = (301, 302, 303, 307, 308)
 _REFUSING = ("deny", "reject", "cancel", "decline")
 _MAX_STEPS = 14
@@ -205,7 +212,7 @@ class FormDriver(LoginDriver):
     """Scripted login and consent through server-rendered HTML (MAS's pages, or ours)."""
 
     name = "form"
-    grant = "authorization_code (HTML forms)"
+    grant = DRIVER_GRANTS["form"]
     interactive = True
 
     def __init__(self, template: MatrixClient) -> None:
@@ -381,14 +388,14 @@ class MasAdminDriver(LoginDriver):
     """Tokens minted as MAS personal sessions: no pages, so no consent and no code grant."""
 
     name = "mas-admin"
-    grant = "MAS admin API personal session"
+    grant = DRIVER_GRANTS["mas-admin"]
 
 
 class StaticDriver(LoginDriver):
     """Tokens the operator obtained by hand and gave through ${ENV} references."""
 
     name = "static"
-    grant = "tokens given in servers.yaml"
+    grant = DRIVER_GRANTS["static"]
 
 
 async def whoami(client: MatrixClient, token: str) -> tuple[str | None, str | None]:

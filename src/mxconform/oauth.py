@@ -8,11 +8,12 @@ module only adds Matrix's scopes and the choices a conformance check needs to va
 
 from __future__ import annotations
 
+import base64
 import secrets
 import string
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from authlib.common.urls import url_decode
@@ -186,9 +187,6 @@ class OAuthApi:
         self.client = client
         self.metadata = metadata
 
-    def with_client(self, client: MatrixClient) -> OAuthApi:
-        return OAuthApi(client, self.metadata)
-
     async def register(self, metadata: dict[str, Any], note: str | None = None) -> httpx.Response:
         return await self.client.request(
             "POST",
@@ -311,9 +309,6 @@ class OAuthApi:
 
 def basic_auth(client_id: str, client_secret: str) -> Credentials:
     """HTTP Basic client authentication (RFC 6749 §2.3.1)."""
-    import base64
-    from urllib.parse import quote
-
     raw = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}".encode()
     return Credentials(
         headers=(("Authorization", "Basic " + base64.b64encode(raw).decode()),), label="basic"

@@ -149,10 +149,6 @@ class OAuthUsers:
         return MasAdminApi(access, self.metadata.endpoint("token_endpoint"))
 
     @property
-    def grant(self) -> str:
-        return self.driver.grant
-
-    @property
     def may_destroy(self) -> bool:
         """Checks may change or destroy accounts only when the harness created them."""
         return self.admin is not None or (

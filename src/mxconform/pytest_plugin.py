@@ -30,7 +30,7 @@ from .client import (
     Transport,
     new_http_client,
 )
-from .drivers import Account, Unsupported
+from .drivers import DRIVER_GRANTS, Account, Unsupported
 from .lifecycle import RunningTarget, start_target
 from .matchers import body
 from .oauth import Metadata, OAuthApi, discover
@@ -59,13 +59,6 @@ OAUTH_DESTRUCTIVE_REASON = (
     "would change or destroy an account given in servers.yaml (oauth accounts or static "
     "tokens): never run"
 )
-# What produces a check's OAuth tokens, per login driver (shown with every OAuth check).
-GRANTS = {
-    "form": "authorization code + PKCE, pages filled by the form driver",
-    "browser": "authorization code + PKCE, pages driven in Chromium",
-    "mas-admin": "personal session minted through MAS's admin API",
-    "static": "tokens given in servers.yaml",
-}
 OAUTH_FIXTURES = ("oauth_users", "oauth_user", "oauth_account")
 
 
@@ -97,7 +90,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--oauth-driver",
-        choices=sorted(GRANTS),
+        choices=sorted(DRIVER_GRANTS),
         help="log in to OAuth targets with this driver instead of the one in servers.yaml",
     )
 
@@ -491,7 +484,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if target_name in run.states and any(
         f in getattr(item, "fixturenames", ()) for f in OAUTH_FIXTURES
     ):
-        run.active.grant = GRANTS[run.driver_of(run.state(target_name).target)]
+        run.active.grant = DRIVER_GRANTS[run.driver_of(run.state(target_name).target)]
     if item.get_closest_marker(DESTRUCTIVE_MARKER) is not None and target_name in run.states:
         t = run.state(target_name).target
         if api == "oauth" and t.oauth and (t.oauth.accounts or t.oauth.driver == "static"):

@@ -6,7 +6,13 @@ from mxconform import legacy
 from mxconform.client import bearer_header
 from mxconform.drivers import DriverError
 from mxconform.matchers import body, expect, expect_true, match
-from mxconform.oauth import API_SCOPE, REDIRECT_URI, device_scopes, new_device_id
+from mxconform.oauth import (
+    API_SCOPE,
+    REDIRECT_URI,
+    UNSTABLE_API_SCOPE,
+    device_scopes,
+    new_device_id,
+)
 from mxconform.oauth_users import refusal_delay
 from mxconform.verdicts import caution, note
 
@@ -171,7 +177,7 @@ async def check_granted_scope_names_api_and_the_device(hs, oauth_users, oauth_ac
     expect(grant.exchange, match.status(200), req="OAUTH-TOKEN-AC")
     scope = (body(grant.exchange) or {}).get("scope") or ""
     expect_true(
-        API_SCOPE in scope.split() or "urn:matrix:org.matrix.msc2967.client:api:*" in scope.split(),
+        API_SCOPE in scope.split() or UNSTABLE_API_SCOPE in scope.split(),
         f"granted scope lacks the API scope: {scope!r}",
         req="OAUTH-SCOPE-API",
         observed=scope,
