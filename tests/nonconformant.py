@@ -622,6 +622,14 @@ def _oauth_uia_obeyed(ex: Exchange) -> None:
         hs.allow_cross_signing_reset(localpart)  # then forwarded: the reset goes through
 
 
+def _device_delete_action_ignored(ex: Exchange) -> None:
+    query = dict(parse_qsl(urlsplit(ex.path).query))
+    if _path(ex) == "/account/" and ex.method == "POST" and "device_id" in query:
+        ex.status = 200
+        ex.response_headers = {"content-type": "text/html"}
+        ex.response_body = b"<p>The device is signed out.</p>"
+
+
 def _oauth_delete_devices_allowed(ex: Exchange) -> None:
     """Performs delete_devices for an OAuth token (through Synapse's MAS API)."""
     if not (_path(ex).endswith("/delete_devices") and ex.method == "POST"):
@@ -725,6 +733,7 @@ BREAKAGES = {
         Breakage("registration-refuses-native", auth_inbound=_registration_refuses_native),
         Breakage("registration-defaults-to-native", auth_inbound=_registration_defaults_to_native),
         Breakage("oauth-uia-obeyed", inbound=_oauth_uia_obeyed),
+        Breakage("device-delete-action-ignored", auth_inbound=_device_delete_action_ignored),
         Breakage("oauth-delete-devices-allowed", inbound=_oauth_delete_devices_allowed),
     )
 }

@@ -54,8 +54,11 @@ def test_default_run_passes_on_embedded_synapse(main_run):
     by_api = {(c["target"], c["auth_api"]) for c in document["checks"] if c["verdict"] == "PASS"}
     assert {("synapse-legacy", "legacy"), ("synapse-oauth", "oauth")} <= by_api
     # Each target SKIPs the other API's checks, saying why.
-    oauth_on_legacy = [c for c in document["checks"] if c["target"] == "synapse-legacy"
-                       and c["auth_api"] == "oauth"]
+    oauth_on_legacy = [
+        c
+        for c in document["checks"]
+        if c["target"] == "synapse-legacy" and c["auth_api"] == "oauth"
+    ]
     assert oauth_on_legacy and {c["verdict"] for c in oauth_on_legacy} == {"SKIP"}
     assert all("not offered" in c["message"] for c in oauth_on_legacy)
     transports = {c["transport"] for c in document["checks"] if c["verdict"] == "PASS"}

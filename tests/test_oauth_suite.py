@@ -185,6 +185,7 @@ STAND_INS = {
             )
         },
     ),
+    "device-delete-action-ignored": ("account", fails("oauth.account.device-delete")),
     "ignore-query-token": (
         "oauth.tokens",
         fails(*QUERY_PROBES, "oauth.tokens.whoami[query]"),
