@@ -42,6 +42,8 @@ class RunningTarget:
     shared_secret: str | None
     embedded: Stoppable | None = None
     oauth_admin: AdminAccess | None = None
+    # Other secrets the target holds (e.g. Synapse's delegation secret): scrubbed by value.
+    held_secrets: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -129,6 +131,7 @@ def start_delegated(target: Target, log_dir: Path | None = None) -> RunningTarge
         None,
         pair,
         oauth_admin=AdminAccess(authserver.base_url, admin_id, admin_secret),
+        held_secrets=(shared_secret,),
     )
 
 
