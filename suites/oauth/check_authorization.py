@@ -22,10 +22,10 @@ ELSEWHERE = "https://attacker.mxconform.example.net/callback"
 
 
 @pytest.mark.check("oauth.authz.code-flow", "OAUTH-AC-GRANT", "OAUTH-TOKEN-AC")
-async def check_code_grant_yields_tokens(hs, oauth_users, oauth_account):
+async def check_code_grant_yields_tokens(hs, oauth_users, account):
     """The code grant with S256 PKCE gives a Bearer access token, an expiry, a refresh
     token and the granted scope."""
-    grant = await oauth_users.code_grant(hs, oauth_account)
+    grant = await oauth_users.code_grant(hs, account)
     expect(
         grant.exchange,
         match.status(200),
@@ -51,9 +51,9 @@ async def check_code_grant_yields_tokens(hs, oauth_users, oauth_account):
 
 
 @pytest.mark.check("oauth.authz.state-echoed", "OAUTH-AUTHZ-CALLBACK")
-async def check_state_is_echoed(hs, oauth_users, oauth_account):
+async def check_state_is_echoed(hs, oauth_users, account):
     """The redirect back carries the request's state unchanged."""
-    grant = await oauth_users.code_grant(hs, oauth_account, exchange=False)
+    grant = await oauth_users.code_grant(hs, account, exchange=False)
     expect_true(
         grant.params.get("state") == grant.request.state,
         "the callback's state differs from the request's",
@@ -63,11 +63,9 @@ async def check_state_is_echoed(hs, oauth_users, oauth_account):
 
 
 @pytest.mark.check("oauth.authz.fragment-mode", "OAUTH-AUTHZ-CALLBACK", "OAUTH-AC-GRANT")
-async def check_fragment_response_mode_is_honoured(hs, oauth_users, oauth_account):
+async def check_fragment_response_mode_is_honoured(hs, oauth_users, account):
     """With response_mode=fragment the code comes back in the fragment, not the query."""
-    grant = await oauth_users.code_grant(
-        hs, oauth_account, exchange=False, response_mode="fragment"
-    )
+    grant = await oauth_users.code_grant(hs, account, exchange=False, response_mode="fragment")
     fragment = grant.callback.partition("#")[2]
     query = grant.callback.partition("?")[2].partition("#")[0]
     expect_true(
@@ -79,11 +77,11 @@ async def check_fragment_response_mode_is_honoured(hs, oauth_users, oauth_accoun
 
 
 @pytest.mark.check("oauth.authz.loopback-any-port", "OAUTH-REDIR-LOOPBACK")
-async def check_loopback_redirect_accepts_any_port(hs, oauth_users, oauth_account):
+async def check_loopback_redirect_accepts_any_port(hs, oauth_users, account):
     """A loopback redirect registered without a port is accepted with any port."""
     redirect = "http://127.0.0.1:49152/callback"
     try:
-        grant = await oauth_users.code_grant(hs, oauth_account, redirect_uri=redirect)
+        grant = await oauth_users.code_grant(hs, account, redirect_uri=redirect)
     except DriverError as exc:  # an error page instead of the redirect: refused
         expect_true(False, f"the request with a port was refused: {exc}", observed=str(exc))
     expect_true(
@@ -96,12 +94,10 @@ async def check_loopback_redirect_accepts_any_port(hs, oauth_users, oauth_accoun
 
 @pytest.mark.parametrize("pkce", ["none", "plain"])
 @pytest.mark.check("oauth.authz.pkce-required", "OAUTH-AC-GRANT")
-async def check_weak_or_missing_pkce_is_refused(hs, oauth_users, oauth_account, pkce):
+async def check_weak_or_missing_pkce_is_refused(hs, oauth_users, account, pkce):
     """A request without PKCE, or with `plain`, never ends in tokens."""
     try:
-        grant = await oauth_users.code_grant(
-            hs, oauth_account, pkce=None if pkce == "none" else "plain"
-        )
+        grant = await oauth_users.code_grant(hs, account, pkce=None if pkce == "none" else "plain")
     except DriverError as exc:
         note(f"refused on the server's pages: {exc}")
         return
@@ -117,14 +113,14 @@ async def check_weak_or_missing_pkce_is_refused(hs, oauth_users, oauth_account, 
 
 
 @pytest.mark.check("oauth.authz.unregistered-redirect", "OAUTH-REDIR-EXACT")
-async def check_unregistered_redirect_is_never_used(hs, oauth_users, oauth_account):
+async def check_unregistered_redirect_is_never_used(hs, oauth_users, account):
     """An authorisation request naming an unregistered redirect URI never sends the user
     agent there (not even with an error)."""
     auth = oauth_users.api(hs).authorization_request(
         await oauth_users.client_id(hs), redirect_uri=ELSEWHERE
     )
     try:
-        where = await oauth_users.callback(hs, oauth_account, auth)
+        where = await oauth_users.callback(hs, account, auth)
     except DriverError as exc:
         note(f"stopped on the server's pages: {exc}")
         return
@@ -132,17 +128,17 @@ async def check_unregistered_redirect_is_never_used(hs, oauth_users, oauth_accou
 
 
 @pytest.mark.check("oauth.token.wrong-verifier", "OAUTH-AC-GRANT")
-async def check_wrong_code_verifier_is_refused(hs, oauth, oauth_users, oauth_account):
+async def check_wrong_code_verifier_is_refused(hs, oauth, oauth_users, account):
     """The token endpoint refuses a code with a verifier that does not match the challenge."""
-    grant = await oauth_users.code_grant(hs, oauth_account, exchange=False)
+    grant = await oauth_users.code_grant(hs, account, exchange=False)
     resp = await oauth.exchange_code(grant.request, grant.code, verifier="x" * 64)
     expect(resp, match.status(400), match.oauth_error("invalid_grant", "invalid_request"))
 
 
 @pytest.mark.check("oauth.token.redirect-must-repeat", "OAUTH-REDIR-EXACT")
-async def check_token_request_must_repeat_redirect_uri(hs, oauth, oauth_users, oauth_account):
+async def check_token_request_must_repeat_redirect_uri(hs, oauth, oauth_users, account):
     """The token endpoint refuses a code exchanged with another redirect_uri."""
-    grant = await oauth_users.code_grant(hs, oauth_account, exchange=False)
+    grant = await oauth_users.code_grant(hs, account, exchange=False)
     resp = await oauth.exchange_code(
         grant.request, grant.code, redirect_uri=REDIRECT_URI + "/other"
     )
@@ -150,9 +146,9 @@ async def check_token_request_must_repeat_redirect_uri(hs, oauth, oauth_users, o
 
 
 @pytest.mark.check("oauth.token.code-single-use", "OAUTH-AC-GRANT")
-async def check_code_is_single_use(hs, oauth, oauth_users, oauth_account, grace):
+async def check_code_is_single_use(hs, oauth, oauth_users, account, grace):
     """A code works once; re-use is refused and SHOULD revoke what it issued."""
-    grant = await oauth_users.code_grant(hs, oauth_account)
+    grant = await oauth_users.code_grant(hs, account)
     expect(grant.exchange, match.status(200))
     again = await oauth.exchange_code(grant.request, grant.code, note="re-use the same code")
     expect(again, match.status(400), match.oauth_error("invalid_grant"))
@@ -170,10 +166,10 @@ async def check_code_is_single_use(hs, oauth, oauth_users, oauth_account, grace)
 
 
 @pytest.mark.check("oauth.token.scope", "OAUTH-SCOPE-DEVICE-ONE", "OAUTH-SCOPE-ECHO")
-async def check_granted_scope_names_api_and_the_device(hs, oauth_users, oauth_account):
+async def check_granted_scope_names_api_and_the_device(hs, oauth_users, account):
     """The granted scope includes the API scope and exactly the requested device."""
     device = new_device_id()
-    grant = await oauth_users.code_grant(hs, oauth_account, device_id=device)
+    grant = await oauth_users.code_grant(hs, account, device_id=device)
     expect(grant.exchange, match.status(200), req="OAUTH-TOKEN-AC")
     scope = (body(grant.exchange) or {}).get("scope") or ""
     expect_true(
@@ -190,17 +186,17 @@ async def check_granted_scope_names_api_and_the_device(hs, oauth_users, oauth_ac
 
 
 @pytest.mark.check("oauth.token.device-bound", "OAUTH-SCOPE-DEVICE-ONE", "OAUTH-SCOPE-API")
-async def check_token_is_bound_to_the_requested_device(hs, oauth_users, oauth_account):
+async def check_token_is_bound_to_the_requested_device(hs, oauth_users, account):
     """whoami names the account and the device from the scope, and /devices lists it."""
     device = new_device_id()
-    grant = await oauth_users.code_grant(hs, oauth_account, device_id=device)
+    grant = await oauth_users.code_grant(hs, account, device_id=device)
     expect(grant.exchange, match.status(200), req="OAUTH-TOKEN-AC")
     creds = bearer_header(grant.login.tokens.access_token)
     who = await legacy.whoami(hs, creds)
     expect(
         who,
         match.status(200),
-        match.json_key_equal("user_id", oauth_account.user_id),
+        match.json_key_equal("user_id", account.user_id),
         match.json_key_equal("device_id", device),
     )
     listed = await legacy.devices(hs, creds)
@@ -212,9 +208,9 @@ async def check_token_is_bound_to_the_requested_device(hs, oauth_users, oauth_ac
 
 
 @pytest.mark.check("oauth.token.short-lived", "OAUTH-TOKEN-SHORT-LIVED")
-async def check_access_token_expires(hs, oauth_users, oauth_account):
+async def check_access_token_expires(hs, oauth_users, account):
     """The access token comes with an expiry (it must be short-lived); the lifetime is noted."""
-    grant = await oauth_users.code_grant(hs, oauth_account)
+    grant = await oauth_users.code_grant(hs, account)
     expect(grant.exchange, match.json_key_type("expires_in", int, absent_ok=False))
     lifetime = body(grant.exchange)["expires_in"]
     expect_true(lifetime > 0, f"expires_in is {lifetime}", observed=lifetime)

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.api("oauth")
 
 
 @pytest.mark.check("oauth.device.grant", "OAUTH-DEVICE-REQ", "OAUTH-DEVICE-POLL")
-async def check_device_grant_completes(hs, oauth, oauth_users, oauth_account):
+async def check_device_grant_completes(hs, oauth, oauth_users, account):
     """The device grant: a user code, `authorization_pending` while waiting, and once the
     user approves, tokens with a refresh token and the scope."""
     if not oauth.metadata.supports("grant_types_supported", DEVICE_CODE_GRANT):
@@ -41,7 +41,7 @@ async def check_device_grant_completes(hs, oauth, oauth_users, oauth_account):
             observed=f"HTTP {pending.status_code}",
         )
     uri = data.get("verification_uri_complete") or data["verification_uri"]
-    await oauth_users.driver.approve_device(oauth_account, uri, data["user_code"], hs.recorder)
+    await oauth_users.driver.approve_device(account, uri, data["user_code"], hs.recorder)
     interval = data.get("interval", 5) if isinstance(data.get("interval"), int) else 5
     deadline = time.monotonic() + 3 * interval + 10
     while True:
@@ -58,7 +58,7 @@ async def check_device_grant_completes(hs, oauth, oauth_users, oauth_account):
         match.json_key_type("refresh_token", str, absent_ok=False),
         match.json_key_type("scope", str, absent_ok=False),
     )
-    oauth_users.remember(oauth_account, resp, client_id, device)
+    oauth_users.remember(account, resp, client_id, device)
     who = await legacy.whoami(hs, bearer_header(body(resp)["access_token"]))
     expect(
         who,

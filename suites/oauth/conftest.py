@@ -6,9 +6,17 @@ from mxconform.matchers import expect, match
 
 
 @pytest.fixture
-async def grant(hs, oauth_users, oauth_account):
+def account(oauth_user):
+    """The run's main OAuth account, for checks that change nothing about the account: its
+    user agent is already logged in, so a real MAS sees one password login, not one per check
+    (MAS limits password checks to a few per minute)."""
+    return oauth_user.account
+
+
+@pytest.fixture
+async def grant(hs, oauth_users, account):
     """A fresh code grant of this check alone; it must have issued a refresh token."""
-    grant = await oauth_users.code_grant(hs, oauth_account)
+    grant = await oauth_users.code_grant(hs, account)
     expect(grant.exchange, match.status(200), req="OAUTH-TOKEN-AC")
     expect(
         grant.exchange,
