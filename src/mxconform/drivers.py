@@ -16,6 +16,7 @@ from urllib.parse import urljoin
 import httpx
 import lxml.html
 
+from . import legacy
 from .client import HarnessError, MatrixClient, Recorder, bearer_header
 from .lifecycle import AdminAccess
 from .matchers import body
@@ -400,12 +401,7 @@ class StaticDriver(LoginDriver):
 
 async def whoami(client: MatrixClient, token: str) -> tuple[str | None, str | None]:
     """The user and device a token belongs to, or (None, None)."""
-    resp = await client.request(
-        "GET",
-        "/_matrix/client/v3/account/whoami",
-        credentials=bearer_header(token),
-        note="whose token is this",
-    )
+    resp = await legacy.whoami(client, bearer_header(token), "whose token is this")
     data = body(resp) or {}
     if resp.status_code != 200:
         return None, None

@@ -85,8 +85,12 @@ async def refresh(client: MatrixClient, refresh_token: str) -> httpx.Response:
     )
 
 
-async def whoami(client: MatrixClient, credentials: Credentials) -> httpx.Response:
-    return await client.request("GET", f"{CLIENT_V3}/account/whoami", credentials=credentials)
+async def whoami(
+    client: MatrixClient, credentials: Credentials, note: str | None = None
+) -> httpx.Response:
+    return await client.request(
+        "GET", f"{CLIENT_V3}/account/whoami", credentials=credentials, note=note
+    )
 
 
 async def devices(client: MatrixClient, credentials: Credentials) -> httpx.Response:

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from . import legacy
 from .auth import Housekeeping, Session, UserNames
 from .client import HarnessError, MatrixClient, bearer_header
 from .drivers import (
@@ -384,11 +385,8 @@ async def refusal_delay(
     introspection): seconds until the first 401, or None if still accepted after the grace."""
     started = time.monotonic()
     while True:
-        resp = await client.request(
-            "GET",
-            "/_matrix/client/v3/account/whoami",
-            credentials=bearer_header(token),
-            note="is the revoked token still accepted?",
+        resp = await legacy.whoami(
+            client, bearer_header(token), "is the revoked token still accepted?"
         )
         elapsed = time.monotonic() - started
         if resp.status_code == 401:
