@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from mxconform.cli import RunOutcome, parser, run_suites
-from mxconform.embedded.synapse import EmbeddedSynapse, synapse_available
-from mxconform.lifecycle import RunningTarget, start_target
-from mxconform.targets import Target
+from mxconform.targets.config import Target
+from mxconform.targets.embedded.synapse import EmbeddedSynapse, synapse_available
+from mxconform.targets.lifecycle import RunningTarget, start_target
 
 SECRET_VAR = "MXCONFORM_TEST_SHARED_SECRET"
 

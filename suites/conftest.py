@@ -1,3 +1,3 @@
 """The suites run through the mxconform pytest plugin (targets, fixtures, verdicts, report)."""
 
-pytest_plugins = ["mxconform.pytest_plugin"]
+pytest_plugins = ["mxconform.plugin"]

@@ -18,12 +18,12 @@ import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from mxconform.embedded.authserver import EmbeddedAuthServer
-from mxconform.embedded.authserver.registration import check_metadata
-from mxconform.embedded.authserver.scopes import ScopeError, parse_interactive
-from mxconform.lifecycle import RunningTarget, start_target
-from mxconform.targets import Target
-from mxconform.uia import cross_signing_keys
+from mxconform.legacy.uia import cross_signing_keys
+from mxconform.targets.config import Target
+from mxconform.targets.embedded.authserver import EmbeddedAuthServer
+from mxconform.targets.embedded.authserver.registration import check_metadata
+from mxconform.targets.embedded.authserver.scopes import ScopeError, parse_interactive
+from mxconform.targets.lifecycle import RunningTarget, start_target
 
 API = "urn:matrix:client:api:*"
 DEVICE = "urn:matrix:client:device:"

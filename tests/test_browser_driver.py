@@ -20,11 +20,12 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from mxconform.browser import BrowserDriver
-from mxconform.client import Recorder
-from mxconform.drivers import Account, DriverError, NoRegistrationPage, Unsupported
-from mxconform.redact import SecretRegistry
-from mxconform.targets import BrowserStep
+from mxconform.errors import Unsupported
+from mxconform.http.evidence import Recorder
+from mxconform.http.redact import SecretRegistry
+from mxconform.oauth.drivers.base import Account, DriverError, NoRegistrationPage
+from mxconform.oauth.drivers.browser import BrowserDriver
+from mxconform.targets.config import BrowserStep
 
 PASSWORD = "correct-horse-battery"
 CALLBACK = "http://127.0.0.1/callback"

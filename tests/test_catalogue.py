@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mxconform import requirements
-from mxconform.probes import AUTHENTICATED_PROBES
+from mxconform.legacy.probes import AUTHENTICATED_PROBES
+from mxconform.spec import requirements
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 REFERENCE = SHARED / "reference" / "spec-requirements.md"

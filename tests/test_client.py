@@ -8,17 +8,17 @@ import time
 import httpx
 import pytest
 
-from mxconform.client import (
+from mxconform.http.client import (
     MatrixClient,
     NetworkError,
     Pacer,
     RateLimited,
-    Recorder,
     RequestPolicy,
-    Transport,
     retry_delay,
 )
-from mxconform.redact import SecretRegistry
+from mxconform.http.credentials import Transport
+from mxconform.http.evidence import Recorder
+from mxconform.http.redact import SecretRegistry
 
 TOKEN = "syt_secret_token_value_123"
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import yaml
 
-from mxconform.client import HarnessError
-from mxconform.embedded.synapse import EmbeddedSynapse, synapse_available, synapse_config
+from mxconform.errors import HarnessError
+from mxconform.targets.embedded.synapse import EmbeddedSynapse, synapse_available, synapse_config
 
 needs_synapse = pytest.mark.skipif(not synapse_available(), reason="embedded extra missing")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mxconform.cli import main, parser, run_suites
-from mxconform.embedded.synapse import synapse_available
+from mxconform.targets.embedded.synapse import synapse_available
 
 pytestmark = [
     pytest.mark.integration,

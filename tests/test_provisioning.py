@@ -5,11 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from mxconform.auth import LegacyUsers, UserNames, shared_secret_mac
-from mxconform.client import MatrixClient, Pacer, Recorder, RequestPolicy, bearer_header
-from mxconform.embedded.synapse import EmbeddedSynapse, synapse_available
-from mxconform.redact import SecretRegistry
-from mxconform.targets import Target
+from mxconform.http.client import MatrixClient, Pacer, RequestPolicy
+from mxconform.http.credentials import bearer_header
+from mxconform.http.evidence import Recorder
+from mxconform.http.redact import SecretRegistry
+from mxconform.legacy.users import LegacyUsers, UserNames, shared_secret_mac
+from mxconform.targets.config import Target
+from mxconform.targets.embedded.synapse import EmbeddedSynapse, synapse_available
 
 pytestmark = [
     pytest.mark.integration,
@@ -78,7 +80,7 @@ async def test_registration_token_provisioning_completes_the_token_stage(monkeyp
 
 
 async def test_open_registration_without_a_completable_flow_is_a_harness_error(monkeypatch):
-    from mxconform.client import HarnessError
+    from mxconform.errors import HarnessError
 
     with EmbeddedSynapse(extra_config={"registration_requires_token": True}) as server:
         target = Target.model_validate(

@@ -7,7 +7,7 @@ import httpx
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from mxconform.redact import SecretRegistry, redact_body, redact_headers, redact_url
+from mxconform.http.redact import SecretRegistry, redact_body, redact_headers, redact_url
 
 TOKEN = "syt_bXhj_ZXhhbXBsZXRva2Vu_0abc12"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_report import check, document
 
-from mxconform.browser import CHROMIUM_FLAGS
+from mxconform.oauth.drivers.browser import CHROMIUM_FLAGS
 from mxconform.report import render_all
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

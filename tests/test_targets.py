@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mxconform.targets import ConfigError, SynapseSharedSecret, load_servers
+from mxconform.targets.config import ConfigError, SynapseSharedSecret, load_servers
 
 GOOD = """
 defaults: [local]
@@ -122,7 +122,7 @@ def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
 
 
 def test_known_issues_file_is_validated_and_matched(tmp_path):
-    from mxconform.targets import load_known_issues
+    from mxconform.targets.config import load_known_issues
 
     servers = load_servers(
         write(

@@ -3,10 +3,10 @@
 import httpx
 import pytest
 
-from mxconform import requirements, verdicts
-from mxconform.client import Transport
-from mxconform.matchers import expect, match
-from mxconform.verdicts import CheckState, Unmet, Verdict, observe
+from mxconform.http.credentials import Transport
+from mxconform.spec import requirements, verdicts
+from mxconform.spec.matchers import expect, match
+from mxconform.spec.verdicts import CheckState, Unmet, Verdict, observe
 
 
 def response(status: int, payload: dict, content_type: str = "application/json") -> httpx.Response:

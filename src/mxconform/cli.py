@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from .client import HarnessError
-from .lifecycle import RunningTarget, start_target
-from .paths import servers_file, suites_dir
-from .results import gating_failures, read_document
-from .targets import ConfigError, ServersFile, Target, load_servers
+from mxconform.errors import HarnessError
+from mxconform.paths import servers_file, suites_dir
+from mxconform.results import gating_failures, read_document
+from mxconform.targets.config import ConfigError, ServersFile, Target, load_servers
+from mxconform.targets.lifecycle import RunningTarget, start_target
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -46,7 +46,7 @@ class _Capture:
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        from .pytest_plugin import REPORT_KEY, get_run, has_run
+        from mxconform.plugin.state import REPORT_KEY, get_run, has_run
 
         self.report_dir = config.stash.get(REPORT_KEY, None)
         if has_run(config):
@@ -65,9 +65,10 @@ def run_suites(args: argparse.Namespace) -> RunOutcome:
     folders = [o.report_dir for o in outcomes if o.report_dir is not None]
     if len(folders) != repeat:
         return RunOutcome(EXIT_ERROR, None, outcomes[-1].pytest_exit, secrets)
+    from mxconform.results import write_document
+
     from .report import render_all
     from .report.repeat import merge_repeats
-    from .results import write_document
 
     merged = merge_repeats([read_document(f / "results.json") for f in folders])
     folder = folders[-1].parent / f"{folders[-1].name}-repeat{repeat}"

@@ -8,9 +8,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import requirements
-from .redact import SecretRegistry
-from .verdicts import Verdict
+from mxconform.http.redact import SecretRegistry
+from mxconform.spec import requirements
+from mxconform.spec.verdicts import Verdict
 
 SCHEMA_VERSION = 1
 

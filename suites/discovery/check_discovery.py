@@ -6,8 +6,8 @@ required, but the spec asks for a clear 404 M_UNRECOGNIZED then.
 
 import pytest
 
-from mxconform.client import NO_CREDENTIALS
-from mxconform.matchers import expect, match
+from mxconform.http.credentials import NO_CREDENTIALS
+from mxconform.spec.matchers import expect, match
 
 LOGIN = "/_matrix/client/v3/login"
 AUTH_METADATA = "/_matrix/client/v1/auth_metadata"

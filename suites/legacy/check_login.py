@@ -4,9 +4,9 @@ import secrets
 
 import pytest
 
-from mxconform import legacy
-from mxconform.matchers import body, expect, expect_true, match
-from mxconform.verdicts import observe
+from mxconform.legacy import api as legacy
+from mxconform.spec.matchers import body, expect, expect_true, match
+from mxconform.spec.verdicts import observe
 
 pytestmark = pytest.mark.api("legacy")
 

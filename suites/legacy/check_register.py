@@ -3,9 +3,9 @@ inhibit_login. Names are run-unique, and any account made here is cleaned up."""
 
 import pytest
 
-from mxconform import legacy
-from mxconform.matchers import body, expect, expect_uia_challenge, match
-from mxconform.verdicts import observe
+from mxconform.legacy import api as legacy
+from mxconform.spec.matchers import body, expect, expect_uia_challenge, match
+from mxconform.spec.verdicts import observe
 
 pytestmark = pytest.mark.api("legacy")
 

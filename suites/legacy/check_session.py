@@ -4,10 +4,10 @@ import asyncio
 
 import pytest
 
-from mxconform import legacy
-from mxconform.client import bearer_header
-from mxconform.matchers import body, expect, expect_true, match
-from mxconform.verdicts import observe
+from mxconform.http.credentials import bearer_header
+from mxconform.legacy import api as legacy
+from mxconform.spec.matchers import body, expect, expect_true, match
+from mxconform.spec.verdicts import observe
 
 pytestmark = pytest.mark.api("legacy")
 

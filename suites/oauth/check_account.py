@@ -4,11 +4,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from mxconform import legacy
-from mxconform.client import bearer_header
-from mxconform.matchers import expect_true
-from mxconform.oauth_users import refusal_delay
-from mxconform.verdicts import note
+from mxconform.http.credentials import bearer_header
+from mxconform.legacy import api as legacy
+from mxconform.oauth.users import refusal_delay
+from mxconform.spec.matchers import expect_true
+from mxconform.spec.verdicts import note
 
 pytestmark = pytest.mark.api("oauth")
 

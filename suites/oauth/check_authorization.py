@@ -2,19 +2,19 @@
 
 import pytest
 
-from mxconform import legacy
-from mxconform.client import bearer_header
-from mxconform.drivers import DriverError
-from mxconform.matchers import body, expect, expect_true, match
-from mxconform.oauth import (
+from mxconform.http.credentials import bearer_header
+from mxconform.legacy import api as legacy
+from mxconform.oauth.client import (
     API_SCOPE,
     REDIRECT_URI,
     UNSTABLE_API_SCOPE,
     device_scopes,
     new_device_id,
 )
-from mxconform.oauth_users import refusal_delay
-from mxconform.verdicts import caution, note
+from mxconform.oauth.drivers.base import DriverError
+from mxconform.oauth.users import refusal_delay
+from mxconform.spec.matchers import body, expect, expect_true, match
+from mxconform.spec.verdicts import caution, note
 
 pytestmark = pytest.mark.api("oauth")
 

@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from mxconform import legacy
-from mxconform.client import bearer_header
-from mxconform.drivers import Account, NoRegistrationPage
-from mxconform.matchers import body, expect, expect_true, match
-from mxconform.oauth import DEVICE_CODE_GRANT, new_device_id, scope_for
-from mxconform.verdicts import caution, unmet
+from mxconform.http.credentials import bearer_header
+from mxconform.legacy import api as legacy
+from mxconform.oauth.client import DEVICE_CODE_GRANT, new_device_id, scope_for
+from mxconform.oauth.drivers.base import Account, NoRegistrationPage
+from mxconform.spec.matchers import body, expect, expect_true, match
+from mxconform.spec.verdicts import caution, unmet
 
 pytestmark = pytest.mark.api("oauth")
 

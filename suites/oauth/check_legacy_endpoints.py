@@ -6,10 +6,10 @@ Servers that support OAuth-aware clients (v1.18) keep m.login.sso with
 
 import pytest
 
-from mxconform import legacy
-from mxconform.client import NO_CREDENTIALS, bearer_header
-from mxconform.matchers import body, expect_true
-from mxconform.verdicts import observe
+from mxconform.http.credentials import NO_CREDENTIALS, bearer_header
+from mxconform.legacy import api as legacy
+from mxconform.spec.matchers import body, expect_true
+from mxconform.spec.verdicts import observe
 
 pytestmark = pytest.mark.api("oauth")
 

@@ -6,8 +6,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mxconform.matchers import body, expect, expect_true, match
-from mxconform.oauth import DEVICE_CODE_GRANT, discover
+from mxconform.oauth.client import DEVICE_CODE_GRANT, discover
+from mxconform.spec.matchers import body, expect, expect_true, match
 
 pytestmark = pytest.mark.api("oauth")
 

@@ -2,12 +2,12 @@
 
 import pytest
 
-from mxconform import legacy
-from mxconform.client import bearer_header
-from mxconform.matchers import expect, match
-from mxconform.oauth import token_set
-from mxconform.oauth_users import refusal_delay
-from mxconform.verdicts import caution, note
+from mxconform.http.credentials import bearer_header
+from mxconform.legacy import api as legacy
+from mxconform.oauth.client import token_set
+from mxconform.oauth.users import refusal_delay
+from mxconform.spec.matchers import expect, match
+from mxconform.spec.verdicts import caution, note
 
 pytestmark = pytest.mark.api("oauth")
 

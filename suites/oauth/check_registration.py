@@ -5,8 +5,8 @@ from typing import Any
 
 import pytest
 
-from mxconform.matchers import body, expect, match
-from mxconform.oauth import native_client
+from mxconform.oauth.client import native_client
+from mxconform.spec.matchers import body, expect, match
 
 pytestmark = pytest.mark.api("oauth")
 
@@ -155,6 +155,6 @@ async def check_unknown_types_are_not_echoed_as_granted(oauth):
     data = body(resp) or {}
     granted = (data.get("grant_types") or []) + (data.get("response_types") or [])
     if "urn:example:made-up" in granted or "made-up" in granted:
-        from mxconform.verdicts import observe
+        from mxconform.spec.verdicts import observe
 
         observe(f"the registration echoes unknown types as accepted: {granted}")

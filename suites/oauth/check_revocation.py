@@ -3,9 +3,9 @@ and at the homeserver (which may cache introspection for a while: the delay is n
 
 import pytest
 
-from mxconform.matchers import expect, expect_true, match
-from mxconform.oauth_users import refusal_delay
-from mxconform.verdicts import note
+from mxconform.oauth.users import refusal_delay
+from mxconform.spec.matchers import expect, expect_true, match
+from mxconform.spec.verdicts import note
 
 pytestmark = pytest.mark.api("oauth")
 

@@ -3,8 +3,8 @@ query parameter only where the evaluated spec version still has it)."""
 
 import pytest
 
-from mxconform.matchers import expect, match
-from mxconform.probes import AUTHENTICATED_PROBES, WHOAMI
+from mxconform.legacy.probes import AUTHENTICATED_PROBES, WHOAMI
+from mxconform.spec.matchers import expect, match
 
 pytestmark = pytest.mark.api("oauth")
 

@@ -8,12 +8,17 @@ A 2xx that changed state is FAIL; a 2xx that changed nothing is WARN.
 
 import pytest
 
-from mxconform import legacy
-from mxconform.matchers import body, expect, expect_true, expect_uia_challenge, match
-from mxconform.oauth_uia import OAUTH_UIA_OPERATIONS
-from mxconform.pytest_plugin import OAUTH_DESTRUCTIVE_REASON
-from mxconform.uia import cross_signing_keys, master_key_id, stored_master_key, upload_cross_signing
-from mxconform.verdicts import caution, note
+from mxconform.legacy import api as legacy
+from mxconform.legacy.uia import (
+    cross_signing_keys,
+    master_key_id,
+    stored_master_key,
+    upload_cross_signing,
+)
+from mxconform.oauth.uia import OAUTH_UIA_OPERATIONS
+from mxconform.plugin.checks import OAUTH_DESTRUCTIVE_REASON
+from mxconform.spec.matchers import body, expect, expect_true, expect_uia_challenge, match
+from mxconform.spec.verdicts import caution, note
 
 pytestmark = pytest.mark.api("oauth")
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mxconform.matchers import expect, match
+from mxconform.spec.matchers import expect, match
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ parameter, whose rule the transport adds to the check's requirements and version
 
 import pytest
 
-from mxconform.client import NO_CREDENTIALS, query_param
-from mxconform.matchers import expect, match
-from mxconform.probes import AUTHENTICATED_PROBES, WHOAMI
+from mxconform.http.credentials import NO_CREDENTIALS, query_param
+from mxconform.legacy.probes import AUTHENTICATED_PROBES, WHOAMI
+from mxconform.spec.matchers import expect, match
 
 pytestmark = pytest.mark.api("legacy")
 

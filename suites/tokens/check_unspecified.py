@@ -7,10 +7,10 @@ as the token's real owner.
 
 import pytest
 
-from mxconform.client import authorization_value, bearer_header, query_param
-from mxconform.matchers import body, expect, match
-from mxconform.probes import WHOAMI
-from mxconform.verdicts import observe
+from mxconform.http.credentials import authorization_value, bearer_header, query_param
+from mxconform.legacy.probes import WHOAMI
+from mxconform.spec.matchers import body, expect, match
+from mxconform.spec.verdicts import observe
 
 pytestmark = pytest.mark.api("legacy")
 

@@ -6,10 +6,10 @@ through. Effects are proved by reading state back, never by the status code alon
 
 import pytest
 
-from mxconform import legacy
-from mxconform.matchers import body, expect, expect_true, expect_uia_challenge, match
-from mxconform.pytest_plugin import DESTRUCTIVE_REASON
-from mxconform.uia import AUTHENTICATED, OPERATIONS
+from mxconform.legacy import api as legacy
+from mxconform.legacy.uia import AUTHENTICATED, OPERATIONS
+from mxconform.plugin.checks import DESTRUCTIVE_REASON
+from mxconform.spec.matchers import body, expect, expect_true, expect_uia_challenge, match
 
 pytestmark = pytest.mark.api("legacy")
 

@@ -4,11 +4,16 @@ and what a server does with a session replayed or changed (recorded where the sp
 
 import pytest
 
-from mxconform import legacy
-from mxconform.client import bearer_header
-from mxconform.matchers import body, expect, expect_true, match
-from mxconform.uia import cross_signing_keys, master_key_id, stored_master_key, upload_cross_signing
-from mxconform.verdicts import observe
+from mxconform.http.credentials import bearer_header
+from mxconform.legacy import api as legacy
+from mxconform.legacy.uia import (
+    cross_signing_keys,
+    master_key_id,
+    stored_master_key,
+    upload_cross_signing,
+)
+from mxconform.spec.matchers import body, expect, expect_true, match
+from mxconform.spec.verdicts import observe
 
 pytestmark = pytest.mark.api("legacy")
 

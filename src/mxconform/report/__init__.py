@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..results import read_document
+from mxconform.results import read_document
+
 from .allure import render_allure
 from .html import render_html
 from .junit import render_junit

@@ -13,7 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from ..verdicts import VERDICT_ORDER
+from mxconform.spec.verdicts import VERDICT_ORDER
 
 _ENV = Environment(
     loader=PackageLoader("mxconform.report", "templates"),

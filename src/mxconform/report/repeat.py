@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from ..results import summarise
-from ..verdicts import VERDICT_ORDER
+from mxconform.results import summarise
+from mxconform.spec.verdicts import VERDICT_ORDER
 
 _RANK = {v.value: i for i, v in enumerate(VERDICT_ORDER)}  # FAIL first: lower is worse
 

@@ -1,0 +1,1 @@
+"""The legacy auth API: typed calls, test-user provisioning, the UIA operations."""

@@ -1,0 +1,313 @@
+"""Auth drivers for the legacy API: how the harness obtains test users and their tokens.
+
+Users are always created by the harness, with run-unique names, and cleaned up at the end;
+nothing here touches an account the harness did not create.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mxconform.errors import HarnessError
+from mxconform.http.client import MatrixClient
+from mxconform.http.credentials import bearer_header
+from mxconform.http.redact import SecretRegistry
+from mxconform.legacy.api import CLIENT_V3, Session
+from mxconform.spec.matchers import body
+from mxconform.targets.config import (
+    OpenRegistration,
+    RegistrationToken,
+    StaticUsers,
+    SynapseSharedSecret,
+    Target,
+)
+
+
+@dataclass
+class Housekeeping:
+    """What the harness created on a target, and what it cleaned up; listed in the report."""
+
+    users_created: list[str] = field(default_factory=list)
+    users_deactivated: list[str] = field(default_factory=list)
+    devices_logged_out: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "users_created": self.users_created,
+            "users_deactivated": self.users_deactivated,
+            "devices_logged_out": self.devices_logged_out,
+            "problems": self.problems,
+        }
+
+
+class UserNames:
+    """Run-unique localparts: time + randomness, so repeated runs never collide."""
+
+    def __init__(self) -> None:
+        self._run = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(3)
+        self._seq = itertools.count(1)
+
+    def next(self, purpose: str) -> str:
+        return f"mxc-{self._run}-{purpose}-{next(self._seq)}"
+
+
+def _session_from(data: Any, password: str, what: str) -> Session:
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), str) for k in ("user_id", "access_token", "device_id")
+    ):
+        raise HarnessError(f"{what}: response lacks user_id/access_token/device_id")
+    return Session(data["user_id"], data["access_token"], data["device_id"], password)
+
+
+async def _register_uia(
+    client: MatrixClient, username: str, password: str, token: str | None
+) -> Session:
+    """The full UIA dance on /register: a flow of dummy (and, given a token,
+    registration-token) stages, completed in order."""
+    supported = {"m.login.dummy"} | ({"m.login.registration_token"} if token else set())
+    request: dict[str, Any] = {
+        "username": username,
+        "password": password,
+        "initial_device_display_name": "mxconform",
+    }
+    resp = await client.request(
+        "POST", f"{CLIENT_V3}/register", json=request, note="provisioning: UIA challenge"
+    )
+    challenge = body(resp)
+    if resp.status_code != 401 or not isinstance(challenge, dict):
+        raise HarnessError(f"registration: expected a 401 UIA challenge, got {resp.status_code}")
+    flows = [f.get("stages") for f in challenge.get("flows", []) if isinstance(f, dict)]
+    usable = [f for f in flows if isinstance(f, list) and f and set(f) <= supported]
+    if not usable:
+        raise HarnessError(
+            f"registration: no flow the harness can complete (flows: {flows}); "
+            "use another provisioning method"
+        )
+    session = challenge.get("session")
+    for stage in usable[0]:
+        auth: dict[str, Any] = {"type": stage}
+        if session is not None:
+            auth["session"] = session
+        if stage == "m.login.registration_token":
+            auth["token"] = token
+        request["auth"] = auth
+        resp = await client.request(
+            "POST", f"{CLIENT_V3}/register", json=request, note=f"provisioning: {stage} stage"
+        )
+        if resp.status_code == 200:
+            return _session_from(body(resp), password, "registration")
+        if resp.status_code != 401:
+            raise HarnessError(f"registration: stage {stage} failed with {resp.status_code}")
+    raise HarnessError("registration: every stage done but no account was returned")
+
+
+def shared_secret_mac(secret: str, nonce: str, username: str, password: str, admin: bool) -> str:
+    """Synapse's registration MAC: HMAC-SHA1 over NUL-separated fields."""
+    fields = [nonce, username, password, "admin" if admin else "notadmin"]
+    mac = hmac.new(secret.encode(), "\x00".join(fields).encode(), hashlib.sha1)
+    return mac.hexdigest()
+
+
+async def _register_shared_secret(
+    client: MatrixClient, secret: str, username: str, password: str
+) -> Session:
+    path = "/_synapse/admin/v1/register"
+    nonce_resp = await client.request("GET", path, note="provisioning: shared-secret nonce")
+    nonce = (body(nonce_resp) or {}).get("nonce")
+    if nonce_resp.status_code != 200 or not isinstance(nonce, str):
+        raise HarnessError(f"synapse-shared-secret: no nonce (HTTP {nonce_resp.status_code})")
+    payload = {
+        "nonce": nonce,
+        "username": username,
+        "password": password,
+        "admin": False,
+        "mac": shared_secret_mac(secret, nonce, username, password, False),
+    }
+    done = await client.request(
+        "POST", path, json=payload, note="provisioning: shared-secret registration"
+    )
+    if done.status_code != 200:
+        raise HarnessError(f"synapse-shared-secret: registration failed with {done.status_code}")
+    return _session_from(body(done), password, "synapse-shared-secret")
+
+
+class LegacyUsers:
+    """Creates test users on one target through its declared provisioning, and cleans up."""
+
+    def __init__(
+        self,
+        target: Target,
+        shared_secret: str | None,
+        secrets_: SecretRegistry,
+        names: UserNames,
+        server_name: str = "localhost",
+    ) -> None:
+        self.server_name = server_name
+        self._static_turn = 0
+        self._static_devices: list[Session] = []
+        self._passwords: dict[str, str] = {}
+        self._deactivated: set[str] = set()
+        self._target = target
+        self._shared_secret = shared_secret
+        self._secrets = secrets_
+        self._names = names
+        self._sessions: list[Session] = []
+        self.housekeeping = Housekeeping()
+
+    def note_login(self, data: Any) -> None:
+        """Every device any check logs in on a given (static) account is logged out at the
+        end, so the account is left as it was found."""
+        if not isinstance(self._target.provisioning, StaticUsers) or not isinstance(data, dict):
+            return
+        given = {u.user_id for u in self._target.provisioning.users}
+        if data.get("user_id") in given and isinstance(data.get("access_token"), str):
+            self._static_devices.append(
+                Session(data["user_id"], data["access_token"], str(data.get("device_id")), "")
+            )
+
+    @property
+    def may_destroy(self) -> bool:
+        """Whether checks may change or destroy accounts: never for given (static) users."""
+        return not isinstance(self._target.provisioning, StaticUsers)
+
+    async def create(self, client: MatrixClient, purpose: str) -> Session:
+        """A user for a check: newly registered, or a new device of a given static user."""
+        method = self._target.provisioning
+        where = f"target {self._target.name}: provisioning"
+        if isinstance(method, StaticUsers):
+            given = method.users[self._static_turn % len(method.users)]
+            self._static_turn += 1
+            password = given.password.resolve(f"{where}.users")
+            self._secrets.add(password, "password")
+            return await self.login(
+                client, Session(given.user_id, "", "", password), f"setup: device for {purpose}"
+            )
+        username = self._names.next(purpose)
+        password = self.new_password()
+        if isinstance(method, OpenRegistration):
+            session = await _register_uia(client, username, password, None)
+        elif isinstance(method, RegistrationToken):
+            token = method.token.resolve(f"{where}.token")
+            self._secrets.add(token, "token")
+            session = await _register_uia(client, username, password, token)
+        elif isinstance(method, SynapseSharedSecret):
+            if self._shared_secret is None:
+                raise HarnessError("synapse-shared-secret provisioning has no secret")
+            self._secrets.add(self._shared_secret, "shared_secret")
+            session = await _register_shared_secret(client, self._shared_secret, username, password)
+        else:  # pragma: no cover - pydantic restricts the methods
+            raise HarnessError(f"unsupported provisioning {method}")
+        self._secrets.add(session.access_token, "access_token")
+        self.housekeeping.users_created.append(session.user_id)
+        self._sessions.append(session)
+        return session
+
+    def unused_name(self, purpose: str) -> str:
+        """A run-unique localpart nobody has registered (yet)."""
+        return self._names.next(purpose)
+
+    def new_password(self) -> str:
+        password = secrets.token_urlsafe(18)
+        self._secrets.add(password, "password")
+        return password
+
+    def adopt(self, user_id: str, password: str) -> None:
+        """Track an account a check registered itself, so that cleanup deactivates it."""
+        self.housekeeping.users_created.append(user_id)
+        self._sessions.append(Session(user_id, "", "", password))
+
+    def password_changed(self, user_id: str, password: str) -> None:
+        """A check changed this user's password: cleanup logs in with the new one."""
+        self._passwords[user_id] = password
+
+    def deactivated(self, user_id: str) -> None:
+        """A check deactivated this user itself: nothing left for cleanup to do."""
+        self._deactivated.add(user_id)
+
+    async def login(self, client: MatrixClient, user: Session, note: str) -> Session:
+        """Another device for a user the harness created (m.login.password)."""
+        resp = await client.request(
+            "POST",
+            f"{CLIENT_V3}/login",
+            note=note,
+            json={
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": user.user_id},
+                "password": user.password,
+                "initial_device_display_name": "mxconform",
+            },
+        )
+        if resp.status_code != 200:
+            raise HarnessError(f"login as {user.user_id} failed with HTTP {resp.status_code}")
+        session = _session_from(body(resp), user.password, "login")
+        self._secrets.add(session.access_token, "access_token")
+        return session
+
+    async def logout(self, client: MatrixClient, session: Session, note: str) -> None:
+        resp = await client.request(
+            "POST",
+            f"{CLIENT_V3}/logout",
+            json={},
+            credentials=bearer_header(session.access_token),
+            note=note,
+        )
+        if resp.status_code != 200:
+            raise HarnessError(f"logout of a test device failed with HTTP {resp.status_code}")
+        self.housekeeping.devices_logged_out += 1
+
+    async def cleanup(self, client: MatrixClient) -> None:
+        """Deactivate every account this run created (a fresh login, then UIA with the
+        password), whatever the checks did to its earlier tokens."""
+        for device in self._static_devices:  # given accounts: only our own devices go
+            resp = await client.request(
+                "POST",
+                f"{CLIENT_V3}/logout",
+                json={},
+                credentials=bearer_header(device.access_token),
+                note="cleanup: log out a device we made on a given account",
+            )
+            if resp.status_code == 200:
+                self.housekeeping.devices_logged_out += 1
+        users = {s.user_id: s for s in self._sessions}
+        for user in users.values():
+            if user.user_id in self._deactivated:
+                self.housekeeping.users_deactivated.append(user.user_id)
+                continue
+            password = self._passwords.get(user.user_id, user.password)
+            current = Session(user.user_id, "", "", password)
+            try:
+                fresh = await self.login(client, current, "cleanup: log in to deactivate")
+                await self._deactivate(client, fresh)
+                self.housekeeping.users_deactivated.append(user.user_id)
+            except HarnessError as exc:
+                self.housekeeping.problems.append(f"{user.user_id}: {exc}")
+
+    async def _deactivate(self, client: MatrixClient, session: Session) -> None:
+        path = f"{CLIENT_V3}/account/deactivate"
+        creds = bearer_header(session.access_token)
+        first = await client.request(
+            "POST", path, json={}, credentials=creds, note="cleanup: deactivate, UIA challenge"
+        )
+        uia = body(first) or {}
+        auth = {
+            "type": "m.login.password",
+            "session": uia.get("session"),
+            "identifier": {"type": "m.id.user", "user": session.user_id},
+            "password": session.password,
+        }
+        second = await client.request(
+            "POST",
+            path,
+            json={"auth": auth},
+            credentials=creds,
+            note="cleanup: deactivate, password stage",
+        )
+        if second.status_code != 200:
+            raise HarnessError(f"deactivation failed with HTTP {second.status_code}")

@@ -1,0 +1,117 @@
+"""The `mas-admin` login driver and the part of MAS's admin API the harness uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from mxconform.http.client import MatrixClient
+from mxconform.oauth.client import basic_auth
+from mxconform.oauth.drivers.base import DRIVER_GRANTS, DriverError, LoginDriver
+from mxconform.spec.matchers import body
+from mxconform.targets.lifecycle import AdminAccess
+
+
+class MasAdminApi:
+    """The part of MAS's admin API the harness uses (client credentials → `urn:mas:admin`)."""
+
+    def __init__(self, access: AdminAccess, token_endpoint: str) -> None:
+        self.access = access
+        self.token_endpoint = token_endpoint
+        self._token: str | None = None
+        self.base = access.url.rstrip("/") + "/api/admin/v1"
+
+    async def _auth(self, client: MatrixClient) -> dict[str, str]:
+        if self._token is None:
+            resp = await client.request(
+                "POST",
+                self.token_endpoint,
+                form={"grant_type": "client_credentials", "scope": "urn:mas:admin"},
+                credentials=basic_auth(self.access.client_id, self.access.client_secret),
+                note="admin API: client credentials for urn:mas:admin",
+            )
+            token = (body(resp) or {}).get("access_token")
+            if resp.status_code != 200 or not isinstance(token, str):
+                raise DriverError(f"admin token refused: HTTP {resp.status_code}")
+            self._token = token
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def _call(
+        self, client: MatrixClient, method: str, path: str, payload: Any, note: str
+    ) -> httpx.Response:
+        headers = await self._auth(client)
+        resp = await client.request(
+            method, self.base + path, json=payload, headers=headers, note=note
+        )
+        if resp.status_code == 401:  # the admin token expired: one fresh one
+            self._token = None
+            headers = await self._auth(client)
+            resp = await client.request(
+                method, self.base + path, json=payload, headers=headers, note=note
+            )
+        return resp
+
+    async def create_user(self, client: MatrixClient, username: str, password: str) -> str:
+        resp = await self._call(
+            client, "POST", "/users", {"username": username}, "admin API: create a test user"
+        )
+        user_id = ((body(resp) or {}).get("data") or {}).get("id")
+        if resp.status_code not in (200, 201) or not isinstance(user_id, str):
+            raise DriverError(f"admin API: creating {username} failed: HTTP {resp.status_code}")
+        done = await self._call(
+            client,
+            "POST",
+            f"/users/{user_id}/set-password",
+            {"password": password, "skip_password_check": True},
+            "admin API: set the test user's password",
+        )
+        if done.status_code not in (200, 204):
+            raise DriverError(f"admin API: set-password failed: HTTP {done.status_code}")
+        return user_id
+
+    async def find_user(self, client: MatrixClient, username: str) -> str | None:
+        resp = await self._call(
+            client, "GET", f"/users/by-username/{username}", None, "admin API: find a user"
+        )
+        found = ((body(resp) or {}).get("data") or {}).get("id")
+        return found if resp.status_code == 200 and isinstance(found, str) else None
+
+    async def personal_session(
+        self, client: MatrixClient, admin_id: str, scope: str, name: str
+    ) -> tuple[str, str]:
+        resp = await self._call(
+            client,
+            "POST",
+            "/personal-sessions",
+            {"actor_user_id": admin_id, "human_name": name, "scope": scope},
+            "admin API: mint a personal session token",
+        )
+        data = (body(resp) or {}).get("data") or {}
+        token = (data.get("attributes") or {}).get("access_token")
+        if resp.status_code not in (200, 201) or not isinstance(token, str):
+            raise DriverError(f"admin API: personal session refused: HTTP {resp.status_code}")
+        return str(data.get("id")), token
+
+    async def revoke_personal_session(self, client: MatrixClient, session_id: str) -> bool:
+        resp = await self._call(
+            client,
+            "POST",
+            f"/personal-sessions/{session_id}/revoke",
+            None,
+            "cleanup: revoke a personal session",
+        )
+        return resp.status_code in (200, 204)
+
+    async def deactivate(self, client: MatrixClient, admin_id: str) -> bool:
+        resp = await self._call(
+            client, "POST", f"/users/{admin_id}/deactivate", None, "cleanup: deactivate"
+        )
+        return resp.status_code in (200, 204)
+
+
+class MasAdminDriver(LoginDriver):
+    """Tokens minted as MAS personal sessions: no pages, so no consent and no code grant."""
+
+    name = "mas-admin"
+    grant = DRIVER_GRANTS["mas-admin"]

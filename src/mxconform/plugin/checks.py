@@ -1,0 +1,110 @@
+"""Checks: their stable ids, requirement ids, parametrisation, selection and skipping."""
+
+from typing import Any
+
+import pytest
+
+from mxconform.http.credentials import Transport
+from mxconform.http.evidence import Recorder
+from mxconform.oauth.drivers.base import DRIVER_GRANTS
+from mxconform.plugin.state import ActiveCheck, get_run, has_run
+from mxconform.spec import requirements
+from mxconform.spec.verdicts import CheckState, begin, end
+from mxconform.targets.config import StaticUsers
+
+CHECK_MARKER = "check"
+API_MARKER = "api"
+DESTRUCTIVE_MARKER = "destructive"
+DESTRUCTIVE_REASON = (
+    "would change or destroy an account given in servers.yaml (static-users): never run"
+)
+OAUTH_DESTRUCTIVE_REASON = (
+    "would change or destroy an account given in servers.yaml (oauth accounts or static "
+    "tokens): never run"
+)
+OAUTH_FIXTURES = ("oauth_users", "oauth_user", "oauth_account")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker(CHECK_MARKER) is None:
+        return
+    run = get_run(metafunc.config)
+    if "target" in metafunc.fixturenames:
+        names = [t.name for t in run.targets]
+        metafunc.parametrize("target", names, ids=names, indirect=True, scope="session")
+    if "transport" in metafunc.fixturenames:
+        metafunc.parametrize("transport", list(Transport), ids=[t.value for t in Transport])
+
+
+def _check_identity(item: pytest.Item) -> tuple[str, list[str], str | None, str | None]:
+    marker = item.get_closest_marker(CHECK_MARKER)
+    assert marker is not None
+    check_id, *req_ids = marker.args
+    params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
+    transport: str | None = marker.kwargs.get("transport")
+    suffix = []
+    for name, value in params.items():
+        if name == "target":
+            continue
+        if name == "transport":
+            transport = value.value
+            req_ids = [*req_ids, value.requirement]
+            continue
+        suffix.append(str(getattr(value, "id", value)))
+    if suffix:
+        check_id = ".".join([check_id, *suffix])
+    api_marker = item.get_closest_marker(API_MARKER)
+    api = api_marker.args[0] if api_marker else None
+    for rid in req_ids:
+        requirements.get(rid)  # an unknown id is a harness bug: fail loudly at setup
+    return check_id, list(dict.fromkeys(req_ids)), transport, api
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Let `-k` select by our check ids (e.g. `-k tokens.missing`), not only pytest's names."""
+    for item in items:
+        if item.get_closest_marker(CHECK_MARKER) is not None:
+            item.extra_keyword_matches.add(_check_identity(item)[0])
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker(CHECK_MARKER) is None:
+        return
+    run = get_run(item.config)
+    check_id, req_ids, transport, api = _check_identity(item)
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    target_name = params.get("target", "-")
+    function = getattr(item, "function", None)
+    doc = ((function.__doc__ if function else None) or "").strip().splitlines()
+    state = CheckState(check_id, req_ids)
+    run.active = ActiveCheck(
+        state,
+        Recorder(),
+        transport,
+        target_name,
+        api,
+        doc[0] if doc else check_id,
+    )
+    begin(state)
+    if api and target_name in run.states and api not in run.state(target_name).target.auth:
+        pytest.skip(f"the {api} API is not offered by this target (servers.yaml auth)")
+    if target_name in run.states and any(
+        f in getattr(item, "fixturenames", ()) for f in OAUTH_FIXTURES
+    ):
+        run.active.grant = DRIVER_GRANTS[run.driver_of(run.state(target_name).target)]
+    if item.get_closest_marker(DESTRUCTIVE_MARKER) is not None and target_name in run.states:
+        t = run.state(target_name).target
+        if api == "oauth" and t.oauth and (t.oauth.accounts or t.oauth.driver == "static"):
+            if t.oauth.admin is None:
+                pytest.skip(OAUTH_DESTRUCTIVE_REASON)
+        elif api != "oauth" and isinstance(t.provisioning, StaticUsers):
+            pytest.skip(DESTRUCTIVE_REASON)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if has_run(item.config) and item.get_closest_marker(CHECK_MARKER) is not None:
+        get_run(item.config).active = None
+        end()

@@ -1,0 +1,136 @@
+"""What one run knows: the selected targets, their state, the check being run."""
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mxconform.http.evidence import Recorder
+from mxconform.http.redact import SecretRegistry
+from mxconform.legacy.users import LegacyUsers, UserNames
+from mxconform.oauth.users import OAuthUsers
+from mxconform.paths import servers_file
+from mxconform.results import CheckRecord
+from mxconform.spec import requirements
+from mxconform.spec.verdicts import CheckState
+from mxconform.targets.config import (
+    ConfigError,
+    KnownIssue,
+    ServersFile,
+    Target,
+    load_known_issues,
+    load_servers,
+)
+from mxconform.targets.lifecycle import RunningTarget
+
+
+@dataclass
+class TargetState:
+    """Everything the run learns and owns for one target."""
+
+    target: Target
+    running: RunningTarget | None = None
+    start_error: str | None = None
+    setup_recorder: Recorder = field(default_factory=Recorder)
+    info: dict[str, Any] = field(default_factory=dict)
+    users: LegacyUsers | None = None
+    oauth_users: OAuthUsers | None = None
+    known_issues: list[KnownIssue] = field(default_factory=list)
+
+
+@dataclass
+class ActiveCheck:
+    state: CheckState
+    recorder: Recorder
+    transport: str | None
+    target: str
+    auth_api: str | None
+    title: str
+    recorded: bool = False
+    grant: str | None = None
+
+
+class Run:
+    """One harness run: the selected targets, the secret registry and the records."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        path = servers_file(config.getoption("servers"))
+        try:
+            servers: ServersFile = load_servers(path)
+            self.targets = servers.select(config.getoption("server"))
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.servers_path = path
+        self.oauth_driver: str | None = config.getoption("oauth_driver")
+        self.spec_override: str | None = config.getoption("spec_version")
+        if self.spec_override and requirements.parse_version(self.spec_override) is None:
+            raise pytest.UsageError(f"--spec-version: expected vX.Y, got {self.spec_override!r}")
+        self.secrets = SecretRegistry()
+        self.names = UserNames()
+        self.records: list[CheckRecord] = []
+        self.states = {t.name: TargetState(t) for t in self.targets}
+        try:
+            for state in self.states.values():
+                state.known_issues = load_known_issues(state.target, path)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        self.active: ActiveCheck | None = None
+        self.started_at = datetime.now(UTC)
+        self.report_path: Path | None = None
+
+    def state(self, name: str) -> TargetState:
+        return self.states[name]
+
+    def driver_of(self, target: Target) -> str:
+        configured = target.oauth.driver if target.oauth else "form"
+        return self.oauth_driver or configured
+
+
+_RUN_KEY = pytest.StashKey[Run]()
+
+
+def get_run(config: pytest.Config) -> Run:
+    if _RUN_KEY not in config.stash:
+        config.stash[_RUN_KEY] = Run(config)
+    return config.stash[_RUN_KEY]
+
+
+def has_run(config: pytest.Config) -> bool:
+    return _RUN_KEY in config.stash
+
+
+# ---- output ------------------------------------------------------------------------------
+
+
+def report_dir(run: Run) -> Path:
+    if run.report_path is None:
+        base = Path(run.config.getoption("report_dir"))
+        stamp = run.started_at.strftime("%Y%m%dT%H%M%SZ")
+        path = base / stamp
+        n = 1
+        while path.exists():
+            n += 1
+            path = base / f"{stamp}-{n}"
+        path.mkdir(parents=True)
+        run.report_path = path
+    return run.report_path
+
+
+REPORT_KEY = pytest.StashKey[Path]()
+
+
+def say(config: pytest.Config, text: str) -> None:
+    """Print now, even from inside a fixture (where pytest captures output)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capman is None:
+        reporter.write_line(text)
+        return
+    with capman.global_and_fixture_disabled():
+        reporter.ensure_newline()
+        reporter.write_line(text)

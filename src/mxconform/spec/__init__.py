@@ -1,0 +1,1 @@
+"""The spec side: the requirement catalogue, version gates, verdicts and matchers."""

@@ -1,0 +1,131 @@
+"""Verdicts, and the state of the check being run.
+
+A check's expectations cite requirements. A broken MUST ends the check at once with FAIL;
+a broken SHOULD is noted and the check goes on (WARN unless something worse follows); an
+observation where the spec is silent makes the check INFO. SKIP carries a reason; ERROR is
+the harness's or the network's fault and is never counted as FAIL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from mxconform.spec import requirements
+
+
+class Verdict(StrEnum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    WARN = "WARN"
+    INFO = "INFO"
+    SKIP = "SKIP"
+    ERROR = "ERROR"
+
+
+VERDICT_ORDER = [
+    Verdict.FAIL,
+    Verdict.ERROR,
+    Verdict.WARN,
+    Verdict.INFO,
+    Verdict.PASS,
+    Verdict.SKIP,
+]
+
+
+def verdict_for_level(level: str) -> Verdict:
+    """What breaking a rule of this level means."""
+    return {"MUST": Verdict.FAIL, "SHOULD": Verdict.WARN}.get(level, Verdict.INFO)
+
+
+@dataclass
+class Finding:
+    requirement: str
+    verdict: Verdict
+    message: str
+    expected: Any = None
+    observed: Any = None
+
+
+class Unmet(AssertionError):
+    """A MUST-level expectation was not met: the check stops here."""
+
+    def __init__(self, finding: Finding) -> None:
+        super().__init__(finding.message)
+        self.finding = finding
+
+
+@dataclass
+class CheckState:
+    """What one running check has found so far."""
+
+    check_id: str
+    requirement_ids: list[str]
+    findings: list[Finding] = field(default_factory=list)
+    observations: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def primary(self) -> str:
+        return self.requirement_ids[0]
+
+    def verdict(self) -> Verdict:
+        """The worst finding wins; observations alone give INFO; nothing gives PASS."""
+        verdicts = {f.verdict for f in self.findings}
+        for candidate in (Verdict.FAIL, Verdict.WARN, Verdict.INFO):
+            if candidate in verdicts:
+                return candidate
+        return Verdict.INFO if self.observations else Verdict.PASS
+
+
+_current: CheckState | None = None
+
+
+def begin(state: CheckState) -> None:
+    global _current
+    _current = state
+
+
+def end() -> None:
+    global _current
+    _current = None
+
+
+def current() -> CheckState:
+    if _current is None:
+        raise RuntimeError("expectations can only be made inside a running check")
+    return _current
+
+
+def unmet(message: str, *, req: str | None, expected: Any = None, observed: Any = None) -> None:
+    """Record a broken rule; raise if it is a MUST."""
+    state = current()
+    rid = req or state.primary
+    if rid not in state.requirement_ids:
+        state.requirement_ids.append(rid)
+    verdict = verdict_for_level(requirements.get(rid).level)
+    finding = Finding(rid, verdict, message, expected, observed)
+    if verdict is Verdict.FAIL:
+        raise Unmet(finding)
+    state.findings.append(finding)
+
+
+def observe(note: str) -> None:
+    """Record what happened where the spec is silent (the check becomes INFO)."""
+    current().observations.append(note)
+
+
+def note(text: str) -> None:
+    """Keep a measurement with the verdict (a token lifetime, a delay) without changing it."""
+    current().notes.append(text)
+
+
+def caution(message: str, *, req: str | None, expected: Any = None, observed: Any = None) -> None:
+    """WARN whatever the rule's level: the rule held by what can be seen, but the server did
+    something a careful implementer should look at (e.g. a 2xx that changed nothing)."""
+    state = current()
+    rid = req or state.primary
+    if rid not in state.requirement_ids:
+        state.requirement_ids.append(rid)
+    state.findings.append(Finding(rid, Verdict.WARN, message, expected, observed))

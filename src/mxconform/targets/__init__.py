@@ -1,0 +1,1 @@
+"""Targets: servers.yaml models, starting and stopping them, the embedded servers."""

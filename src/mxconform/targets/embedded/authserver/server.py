@@ -1,0 +1,185 @@
+"""The embedded authorisation server's lifecycle: bind, serve in a thread, stop, clean up."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from .app import Settings, build_app
+from .core import Client, Core
+from .homeserver import Homeserver
+from .store import Store
+
+log = logging.getLogger("mxconform.authserver")
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Access lines go to our own log, method and path only: query strings can carry codes."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        path = self.path.split("?", 1)[0]
+        log.info("%s %s -> %s", self.command, path, code)
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        log.debug("werkzeug %s", type)
+
+
+class EmbeddedAuthServer:
+    """A MAS-shaped OAuth 2.0 server for Synapse's `matrix_authentication_service` mode.
+
+    It binds its port in `start()` (Synapse's config needs its URL); set `synapse_url` once
+    Synapse answers, which also provisions the seed users there.
+    """
+
+    def __init__(
+        self,
+        *,
+        shared_secret: str,
+        server_name: str,
+        admin_client_id: str,
+        admin_client_secret: str,
+        access_token_lifetime_s: int = 300,
+        device_code_interval_s: int = 5,
+        seed_users: dict[str, str] | None = None,
+        state_dir: Path | None = None,
+        log_dir: Path | None = None,
+    ) -> None:
+        self._shared_secret = shared_secret
+        self._admin_secret = admin_client_secret
+        self.server_name = server_name
+        self._admin = Client(
+            admin_client_id,
+            {"client_name": "admin", "grant_types": ["client_credentials"], "response_types": []},
+            admin_client_secret,
+        )
+        self.access_token_lifetime_s = access_token_lifetime_s
+        self.device_code_interval_s = device_code_interval_s
+        self._seed_users = dict(seed_users or {})
+        self._own_dir = state_dir is None
+        self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="mxconform-authserver-"))
+        self.log_dir = log_dir
+        self.homeserver = Homeserver(shared_secret)
+        self.port = 0
+        self.startup_s: float | None = None
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._store: Store | None = None
+        self._core: Core | None = None
+        self._log_handler: logging.Handler | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def issuer(self) -> str:
+        return self.base_url + "/"
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / "authserver.log"
+
+    @property
+    def synapse_url(self) -> str | None:
+        return self.homeserver.url
+
+    @synapse_url.setter
+    def synapse_url(self, url: str | None) -> None:
+        """Point the server at Synapse and provision the seed users there."""
+        self.homeserver.url = url
+        if url is None or self._core is None:
+            return
+        for user in self._core.store.all("SELECT username FROM users"):
+            self.homeserver.provision_user(user["username"])
+
+    def start(self) -> EmbeddedAuthServer:
+        started = time.perf_counter()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._log_handler = logging.FileHandler(self.log_path)
+        self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(self._log_handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False  # the harness's own logging never sees request lines
+        try:
+            self._store = Store(self.state_dir / "authserver.db", self.access_token_lifetime_s)
+            self._core = Core(self._store, self.homeserver, self._admin)
+            for username, password in self._seed_users.items():
+                self._store.add_user(username, password)  # provisioned once synapse_url is set
+            self._server = make_server(
+                "127.0.0.1",
+                0,
+                _Placeholder(),
+                threaded=True,
+                request_handler=_QuietHandler,
+            )
+            self.port = self._server.server_port
+            settings = Settings(
+                base_url=self.base_url,
+                server_name=self.server_name,
+                shared_secret=self._shared_secret,
+                device_code_interval_s=self.device_code_interval_s,
+            )
+            self._server.app = build_app(settings, self._core)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.1},
+                name="mxconform-authserver",
+                daemon=True,
+            )
+            self._thread.start()
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_s = time.perf_counter() - started
+        log.info("listening on %s", self.base_url)
+        return self
+
+    def stop(self, scrub: Callable[[str], str] | None = None) -> None:
+        """Stop serving, keep the log (scrubbed) in log_dir, remove the temp state."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._log_handler is not None:
+            log.removeHandler(self._log_handler)
+            self._log_handler.close()
+            self._log_handler = None
+        if self.log_dir is not None and self.log_path.exists():
+            text = self.log_path.read_text(errors="replace")
+            for secret in (self._shared_secret, self._admin_secret):
+                if secret:
+                    text = text.replace(secret, "<redacted:secret>")
+            if scrub is not None:
+                text = scrub(text)
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            (self.log_dir / "authserver.log").write_text(text)
+        if self._own_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedAuthServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _Placeholder:
+    """The WSGI app until the real one exists (it needs the port, known only after binding)."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+        return [b"starting\n"]

@@ -1,0 +1,161 @@
+"""Server lifecycle: turn a declared target into a reachable one (starting it if embedded)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from mxconform.errors import HarnessError
+from mxconform.targets.embedded.synapse import EmbeddedSynapse, synapse_available
+
+if TYPE_CHECKING:
+    from .embedded.authserver import EmbeddedAuthServer
+from mxconform.targets.config import SynapseSharedSecret, Target
+
+
+class Stoppable(Protocol):
+    startup_s: float | None
+
+    def stop(self, scrub: Callable[[str], str] | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class AdminAccess:
+    """Credentials for a MAS-style admin API: client credentials giving `urn:mas:admin`."""
+
+    url: str  # base URL under which /api/admin/v1 and /oauth2/token live
+    client_id: str
+    client_secret: str
+
+
+@dataclass
+class RunningTarget:
+    """A target that can be talked to: where it is, and the secrets to provision on it."""
+
+    target: Target
+    base_url: str
+    server_name: str
+    shared_secret: str | None
+    embedded: Stoppable | None = None
+    oauth_admin: AdminAccess | None = None
+    # Other secrets the target holds (e.g. Synapse's delegation secret): scrubbed by value.
+    held_secrets: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    def stop(self, scrub: Callable[[str], str] | None = None) -> None:
+        if self.embedded is not None:
+            self.embedded.stop(scrub)
+
+
+class DelegatedPair:
+    """Synapse in `matrix_authentication_service` mode and the OAuth server it trusts.
+
+    Stopped together: Synapse first (it calls the server), then the server. The shared
+    secret and the admin client secret are scrubbed from both kept logs.
+    """
+
+    def __init__(self, synapse: EmbeddedSynapse, authserver: EmbeddedAuthServer) -> None:
+        self.synapse = synapse
+        self.authserver = authserver
+        self.startup_s: float | None = None
+        self._secrets: list[str] = []
+
+    def keep_secret(self, *values: str) -> None:
+        self._secrets.extend(v for v in values if v)
+
+    def _scrub(self, scrub: Callable[[str], str] | None) -> Callable[[str], str]:
+        def clean(text: str) -> str:
+            for value in self._secrets:
+                text = text.replace(value, "<redacted:secret>")
+            return scrub(text) if scrub is not None else text
+
+        return clean
+
+    def stop(self, scrub: Callable[[str], str] | None = None) -> None:
+        clean = self._scrub(scrub)
+        try:
+            self.synapse.stop(clean)
+        finally:
+            self.authserver.stop(clean)
+
+
+def start_delegated(target: Target, log_dir: Path | None = None) -> RunningTarget:
+    """The `synapse-oauth` target: our OAuth server first (Synapse's config needs its URL),
+    then Synapse delegated to it, then the server learns where Synapse is."""
+    try:  # Flask and bcrypt are needed only when this target runs
+        from .embedded.authserver import EmbeddedAuthServer
+    except ImportError as exc:
+        raise HarnessError(
+            f"target {target.name}: the embedded OAuth server needs the embedded extra "
+            f"(pip install 'mxconform[embedded]'): {exc}"
+        ) from exc
+
+    started = time.perf_counter()
+    server_name = target.server_name or "localhost"
+    shared_secret = secrets.token_urlsafe(32)
+    admin_id, admin_secret = "mxconform-admin", secrets.token_urlsafe(32)
+    authserver = EmbeddedAuthServer(
+        shared_secret=shared_secret,
+        server_name=server_name,
+        admin_client_id=admin_id,
+        admin_client_secret=admin_secret,
+        device_code_interval_s=1,  # MAS uses 5 s; 1 s keeps the device-grant check quick
+        log_dir=log_dir,
+    ).start()
+    synapse = EmbeddedSynapse(
+        server_name=server_name,
+        python=target.synapse_python,
+        log_dir=log_dir,
+        delegated_to=(authserver.base_url + "/", shared_secret),
+    )
+    pair = DelegatedPair(synapse, authserver)
+    pair.keep_secret(shared_secret, admin_secret)
+    try:
+        synapse.start()
+        authserver.synapse_url = synapse.base_url
+    except BaseException:
+        pair.stop()
+        raise
+    pair.startup_s = time.perf_counter() - started
+    return RunningTarget(
+        target,
+        synapse.base_url,
+        server_name,
+        None,
+        pair,
+        oauth_admin=AdminAccess(authserver.base_url, admin_id, admin_secret),
+        held_secrets=(shared_secret,),
+    )
+
+
+def start_target(target: Target, log_dir: Path | None = None) -> RunningTarget:
+    """Start an embedded target (and wait for it), or resolve a remote one's secrets."""
+    where = f"target {target.name}"
+    if target.embedded is not None and not synapse_available(target.synapse_python):
+        raise HarnessError(
+            f"{where}: Synapse is not installed; install the embedded extra "
+            "(pip install 'mxconform[embedded]') or set synapse_python"
+        )
+    if target.embedded == "synapse-oauth":
+        return start_delegated(target, log_dir)
+    if target.embedded == "synapse-legacy":
+        server = EmbeddedSynapse(
+            server_name=target.server_name or "localhost",
+            python=target.synapse_python,
+            log_dir=log_dir,
+        ).start()
+        return RunningTarget(
+            target, server.base_url, server.server_name, server.shared_secret, server
+        )
+    assert target.base_url is not None and target.server_name is not None
+    secret = None
+    if isinstance(target.provisioning, SynapseSharedSecret) and target.provisioning.shared_secret:
+        secret = target.provisioning.shared_secret.resolve(f"{where}: provisioning.shared_secret")
+    return RunningTarget(target, target.base_url, target.server_name, secret)
