@@ -643,6 +643,64 @@ def _oauth_delete_devices_allowed(ex: Exchange) -> None:
     _answer(ex, 200, {})
 
 
+def _garbage_versions(ex: Exchange) -> None:
+    if urlsplit(ex.path).path == "/_matrix/client/versions":
+        ex.set_json({"versions": "garbage"})
+
+
+def _versions_from_the_future(ex: Exchange) -> None:
+    if urlsplit(ex.path).path == "/_matrix/client/versions":
+        data = ex.json() or {}
+        data["versions"] = [*data.get("versions", []), "v99.0", "not-a-version"]
+        ex.set_json(data)
+
+
+def _missing_token(ex: Exchange) -> None:
+    _answer(ex, 401, {"errcode": "M_MISSING_TOKEN", "error": "Missing access token"})
+
+
+def _setup_upload_refused(ex: Exchange) -> None:
+    """Every cross-signing upload is refused as an older server might refuse a first one: a
+    setup step of the replacement checks fails before their request under test is sent."""
+    if _path(ex) == "/_matrix/client/v3/keys/device_signing/upload":
+        _missing_token(ex)
+
+
+def _uia_challenge_is_missing_token(ex: Exchange) -> None:
+    """delete_devices without `auth` answers 401 M_MISSING_TOKEN, not a UIA challenge."""
+    if _path(ex) == "/_matrix/client/v3/delete_devices" and b'"auth"' not in ex.body:
+        _missing_token(ex)
+
+
+UIA_PATHS = (
+    "/delete_devices",
+    "/account/password",
+    "/account/deactivate",
+    "/account/3pid/add",
+    "/login/get_token",
+    "/keys/device_signing/upload",
+)
+
+
+def _oauth_uia_noop(ex: Exchange) -> None:
+    """Every UIA operation tried with an OAuth token answers 200 and does nothing."""
+    path = _path(ex)
+    if not path.startswith("/_matrix/client/") or not (
+        path.endswith(UIA_PATHS) or (ex.method == "DELETE" and "/devices/" in path)
+    ):
+        return
+    owner = _token_owner(ex)
+    if owner is None:
+        return
+    if path.endswith("/keys/device_signing/upload") and owner[0] not in _first_uploads:
+        _first_uploads.add(owner[0])  # the first keys (a setup step, no UIA) go through
+        return
+    _answer(ex, 200, {})
+
+
+_first_uploads: set[str] = set()
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -735,6 +793,11 @@ BREAKAGES = {
         Breakage("oauth-uia-obeyed", inbound=_oauth_uia_obeyed),
         Breakage("device-delete-action-ignored", auth_inbound=_device_delete_action_ignored),
         Breakage("oauth-delete-devices-allowed", inbound=_oauth_delete_devices_allowed),
+        Breakage("oauth-uia-noop", inbound=_oauth_uia_noop),
+        Breakage("garbage-versions", outbound=_garbage_versions),
+        Breakage("versions-from-the-future", outbound=_versions_from_the_future),
+        Breakage("setup-upload-refused", inbound=_setup_upload_refused),
+        Breakage("uia-challenge-missing-token", inbound=_uia_challenge_is_missing_token),
     )
 }
 _HOP = {

@@ -180,8 +180,24 @@ STAND_INS = {
                 ("deactivate", "FAIL"),
                 ("get-login-token", "FAIL"),
                 ("cross-signing-replace", "FAIL"),
-                ("change-password", "WARN"),  # a 200 that changed nothing
-                ("add-3pid", "WARN"),
+                ("change-password", "FAIL"),  # a 200 that changed nothing: a false success
+                ("add-3pid", "FAIL"),
+            )
+        },
+    ),
+    "oauth-uia-noop": (  # every UIA operation answers 200 and does nothing
+        "uia.refused",
+        {
+            f"oauth.uia.{variant}.{op}[-]": "FAIL"
+            for variant in ("refused", "refused-with-password")
+            for op in (
+                "delete-devices",
+                "delete-device",
+                "deactivate",
+                "get-login-token",
+                "cross-signing-replace",
+                "change-password",
+                "add-3pid",
             )
         },
     ),

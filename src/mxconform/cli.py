@@ -139,18 +139,35 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
         result = diff_results(read_document(Path(args.baseline)), document)
         print(f"\ncompared with {args.baseline}:\n{render_diff(result)}")
         regressions = bool(result.regressions)
-    counts = [c["verdict"] for c in document["checks"]]
-    if gating_failures(document["checks"]) or regressions:
-        exit_code = EXIT_FAIL
-    elif "ERROR" in counts or code in (
+    exit_code, reason = exit_status(document, code, regressions, getattr(args, "fail_on", "fail"))
+    if reason:
+        print(f"  exit {exit_code}: {reason}")
+    return RunOutcome(exit_code, capture.report_dir, code, capture.secrets)
+
+
+def exit_status(
+    document: dict[str, Any], pytest_code: int, regressions: bool, fail_on: str = "fail"
+) -> tuple[int, str]:
+    """The run's exit code and, when it is not 0, why in one line."""
+    checks = document["checks"]
+    gating = gating_failures(checks, fail_on)
+    if gating or regressions:
+        kinds = sorted({c["verdict"] for c in gating})
+        what = f"{len(gating)} {'/'.join(kinds)} not listed as known issues" if gating else ""
+        return EXIT_FAIL, "; ".join(p for p in (what, "regressions" if regressions else "") if p)
+    graded = [c for c in checks if c["verdict"] not in ("SKIP", "ERROR")]
+    errors = [c for c in checks if c["verdict"] == "ERROR"]
+    if not graded:
+        return EXIT_ERROR, "nothing graded (every check was SKIP or ERROR)"
+    if errors:
+        return EXIT_ERROR, f"{len(errors)} ERROR (the harness or network failed, not the server)"
+    if pytest_code in (
         pytest.ExitCode.INTERRUPTED,
         pytest.ExitCode.INTERNAL_ERROR,
         pytest.ExitCode.USAGE_ERROR,
     ):
-        exit_code = EXIT_ERROR
-    else:
-        exit_code = EXIT_OK
-    return RunOutcome(exit_code, capture.report_dir, code, capture.secrets)
+        return EXIT_ERROR, f"the run stopped early (pytest exit {pytest_code})"
+    return EXIT_OK, ""
 
 
 def start_check(target: Target) -> None:
@@ -174,6 +191,8 @@ def print_summary(document: dict[str, Any], report_dir: Path, wall_s: float) -> 
             print(f"    {s['known_fail']} FAIL listed as known issues (not failing the run)")
         for check_id in s["known_now_passing"]:
             print(f"    known issue now passes, remove it from the file: {check_id}")
+        for check_id in s.get("known_not_tried", []):
+            print(f"    known issue not tried this run (SKIP or ERROR), still listed: {check_id}")
     for t in document["targets"]:
         if t.get("startup_s") is not None:
             print(f"  {t['name']}: embedded server started in {t['startup_s']} s")
@@ -282,6 +301,12 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument("-k", metavar="EXPR", help="select checks (pytest -k expression)")
     r.add_argument("-v", "--verbose", action="store_true")
+    r.add_argument(
+        "--fail-on",
+        choices=["fail", "warn"],
+        default="fail",
+        help="exit 1 on FAIL (default), or on FAIL and WARN (SHOULDs gate too)",
+    )
     r.add_argument(
         "--repeat",
         metavar="N",

@@ -1,6 +1,7 @@
 """Errors that decide a verdict by their kind, not by where they were raised.
 
 HarnessError: the harness could not carry a check out (ERROR, never FAIL).
+PreconditionFailed: a step before the request under test went wrong (ERROR, never FAIL).
 Unsupported: what a check needs is not there (SKIP, with the reason).
 """
 
@@ -13,3 +14,13 @@ class HarnessError(Exception):
 
 class Unsupported(Exception):
     """What a check needs is beyond this driver; the reason becomes the SKIP message."""
+
+
+class PreconditionFailed(HarnessError):
+    """A step a check needs before its request under test went wrong (a setup request, a
+    fixture, a helper): the rule under test was never tried, so the verdict is ERROR."""
+
+
+class TargetUnavailable(HarnessError):
+    """The target could not be started, reached or identified as a Matrix homeserver: its
+    checks are not run, and each is recorded ERROR with this one reason."""

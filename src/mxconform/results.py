@@ -47,9 +47,11 @@ class CheckRecord:
         return data
 
 
-def gating_failures(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The FAILs that fail a run: those not listed as known issues of their target."""
-    return [c for c in checks if c["verdict"] == "FAIL" and not c.get("known_issue")]
+def gating_failures(checks: list[dict[str, Any]], fail_on: str = "fail") -> list[dict[str, Any]]:
+    """The verdicts that fail a run: FAILs (and WARNs with `fail_on="warn"`) not listed as
+    known issues of their target."""
+    gating = ("FAIL", "WARN") if fail_on == "warn" else ("FAIL",)
+    return [c for c in checks if c["verdict"] in gating and not c.get("known_issue")]
 
 
 def summarise(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -69,6 +71,11 @@ def summarise(checks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "total": len(mine),
             "known_fail": sum(1 for c in known if c["verdict"] == "FAIL"),
             "known_now_passing": sorted(c["check_id"] for c in known if c["verdict"] == "PASS"),
+            # A known FAIL that now SKIPs or ERRORs was not shown fixed: it was not tried.
+            "known_not_tried": sorted(
+                c["check_id"] for c in known if c["verdict"] in ("SKIP", "ERROR")
+            ),
+            "graded": sum(1 for c in mine if c["verdict"] not in ("SKIP", "ERROR")),
         }
         for level, broken in (("must", "FAIL"), ("should", "WARN")):
             graded = [

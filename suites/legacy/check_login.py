@@ -5,7 +5,7 @@ import secrets
 import pytest
 
 from mxconform.legacy import api as legacy
-from mxconform.spec.matchers import body, expect, expect_true, match
+from mxconform.spec.matchers import body, expect, expect_true, match, require
 from mxconform.spec.verdicts import observe
 
 pytestmark = pytest.mark.api("legacy")
@@ -67,7 +67,7 @@ async def check_login_with_existing_device_keeps_it(hs, fresh_user):
     """Logging in with an existing device_id answers that device_id and keeps one device of
     that ID; whether the old token dies is the server's choice (recorded)."""
     first = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
-    expect(first, match.status(200))
+    require(first, match.status(200), what="the first login of the device")
     device = body(first)["device_id"]
     again = await legacy.login_password(
         hs, fresh_user.user_id, fresh_user.password, device_id=device

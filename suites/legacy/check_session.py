@@ -6,7 +6,7 @@ import pytest
 
 from mxconform.http.credentials import bearer_header
 from mxconform.legacy import api as legacy
-from mxconform.spec.matchers import body, expect, expect_true, match
+from mxconform.spec.matchers import body, expect, expect_true, match, require
 from mxconform.spec.verdicts import observe
 
 pytestmark = pytest.mark.api("legacy")
@@ -16,7 +16,7 @@ MAX_EXPIRY_WAIT_S = 30.0
 
 async def refreshable_login(hs, user):
     resp = await legacy.login_password(hs, user.user_id, user.password, refresh_token=True)
-    expect(resp, match.status(200))
+    require(resp, match.status(200), what="a login with refresh_token: true")
     data = body(resp)
     if not isinstance(data.get("refresh_token"), str):
         pytest.skip("the server issues no refresh tokens (opting in is server policy)")
@@ -48,7 +48,7 @@ async def check_old_access_token_after_refresh_is_recorded(hs, fresh_user):
     """After a refresh the server may revoke the old access token at once: recorded."""
     first = await refreshable_login(hs, fresh_user)
     resp = await legacy.refresh(hs, first["refresh_token"])
-    expect(resp, match.status(200), req="REFRESH-200")
+    require(resp, match.status(200), what="the refresh")
     old = await legacy.whoami(hs, bearer_header(first["access_token"]))
     observe(f"the pre-refresh access token answers HTTP {old.status_code}")
 
@@ -77,7 +77,7 @@ async def check_old_refresh_token_lives_until_the_new_pair_is_used(hs, fresh_use
 async def check_consumed_refresh_token_gets_401(hs, fresh_user):
     """A refresh token that has been used up is refused with 401, as for an unknown one."""
     first, _, twice = await use_two_refreshes(hs, fresh_user)
-    expect(twice, match.status(200), req="REFRESH-GRACE")
+    require(twice, match.status(200), what="the second refresh (its pair is then used)")
     await legacy.whoami(hs, bearer_header(body(twice)["access_token"]))
     after = await legacy.refresh(hs, first["refresh_token"])
     expect(after, match.status(401))
@@ -107,7 +107,7 @@ async def check_expired_token_is_soft_logged_out(hs, fresh_user, transport):
 async def check_logout_revokes_the_token_and_deletes_the_device(hs, fresh_user, transport):
     """POST /logout answers 200; the token is refused afterwards and its device is gone."""
     other = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
-    expect(other, match.status(200))
+    require(other, match.status(200), what="logging in a device to log out")
     device = body(other)["device_id"]
     resp = await legacy.logout(hs, transport.credentials(body(other)["access_token"]))
     expect(resp, match.status(200))
@@ -128,7 +128,7 @@ async def check_logout_revokes_the_token_and_deletes_the_device(hs, fresh_user, 
 async def check_logout_all_revokes_every_token(hs, fresh_user, transport):
     """POST /logout/all answers 200 and every token of the user is refused afterwards."""
     other = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
-    expect(other, match.status(200))
+    require(other, match.status(200), what="logging in a second device")
     resp = await legacy.logout_all(hs, transport.credentials(body(other)["access_token"]))
     expect(resp, match.status(200))
     for token in (fresh_user.access_token, body(other)["access_token"]):

@@ -3,7 +3,8 @@
 The spec (v1.15) says UIA endpoints cannot be used with tokens from the OAuth 2.0 API. For
 each UIA operation a fresh account with a fresh OAuth login tries it, once without `auth`
 and once with a password stage attached; follow-up reads then show whether anything changed.
-A 2xx that changed state is FAIL; a 2xx that changed nothing is WARN.
+A 2xx is FAIL either way: if state changed the refusal rule is broken, and if nothing
+changed the answer is a false success (each endpoint's 2xx says the operation was done).
 """
 
 import pytest
@@ -17,8 +18,15 @@ from mxconform.legacy.uia import (
 )
 from mxconform.oauth.uia import OAUTH_UIA_OPERATIONS
 from mxconform.plugin.checks import OAUTH_DESTRUCTIVE_REASON
-from mxconform.spec.matchers import body, expect, expect_true, expect_uia_challenge, match
-from mxconform.spec.verdicts import caution, note
+from mxconform.spec.matchers import (
+    body,
+    expect,
+    expect_true,
+    expect_uia_challenge,
+    match,
+    require,
+)
+from mxconform.spec.verdicts import note, precondition, unmet
 
 pytestmark = pytest.mark.api("oauth")
 
@@ -28,8 +36,9 @@ every = pytest.mark.parametrize("operation", OAUTH_UIA_OPERATIONS, ids=str)
 async def attempt(hs, oauth_users, oauth_account, operation, with_password):
     if operation.destructive and not oauth_users.may_destroy:
         pytest.skip(OAUTH_DESTRUCTIVE_REASON)
-    login = await oauth_users.login(hs, oauth_account, f"uia refusal: {operation}")
-    prepared = await operation.prepare(hs, oauth_users, login)
+    with precondition(f"an OAuth login and {operation}'s subject"):
+        login = await oauth_users.login(hs, oauth_account, f"uia refusal: {operation}")
+        prepared = await operation.prepare(hs, oauth_users, login)
     auth = None
     if with_password:
         password = oauth_account.password or "mxconform-not-the-password"
@@ -46,12 +55,13 @@ async def attempt(hs, oauth_users, oauth_account, operation, with_password):
         observed=seen,
     )
     if 200 <= resp.status_code < 300:
-        caution(
-            f"{operation} answered HTTP {resp.status_code} to an OAuth token although "
-            f"nothing changed ({seen})",
+        unmet(
+            f"{operation} answered HTTP {resp.status_code} to an OAuth token: not a refusal, "
+            f"and a false success, since read back nothing changed ({seen}) while the "
+            f"endpoint's {resp.status_code} means the operation was done ({operation.requirement})",
             req="OAUTH-UIA-INCOMPAT",
-            expected="a refusal (4xx)",
-            observed=f"HTTP {resp.status_code}",
+            expected="a refusal (4xx), state unchanged",
+            observed=f"HTTP {resp.status_code}; {seen}",
         )
 
 
@@ -74,7 +84,7 @@ async def replace_keys(hs, oauth_users, oauth_account):
         pytest.skip(OAUTH_DESTRUCTIVE_REASON)
     login = await oauth_users.login(hs, oauth_account, "m.oauth: replace cross-signing keys")
     first = await upload_cross_signing(hs, login.session, cross_signing_keys(login.account.user_id))
-    expect(first, match.status(200), req="XSIGN-UIA")
+    require(first, match.status(200), what="the first cross-signing upload (no UIA, v1.11 on)")
     replacement = cross_signing_keys(login.account.user_id)
     resp = await upload_cross_signing(hs, login.session, replacement)
     expect_uia_challenge(resp)

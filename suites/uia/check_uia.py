@@ -9,7 +9,15 @@ import pytest
 from mxconform.legacy import api as legacy
 from mxconform.legacy.uia import AUTHENTICATED, OPERATIONS
 from mxconform.plugin.checks import DESTRUCTIVE_REASON
-from mxconform.spec.matchers import body, expect, expect_true, expect_uia_challenge, match
+from mxconform.spec.matchers import (
+    body,
+    expect,
+    expect_true,
+    expect_uia_challenge,
+    match,
+    require,
+)
+from mxconform.spec.verdicts import precondition
 
 pytestmark = pytest.mark.api("legacy")
 
@@ -20,10 +28,18 @@ every = pytest.mark.parametrize("operation", OPERATIONS, ids=str)
 async def prepare(hs, legacy_users, operation, transport):
     if operation.destructive and not legacy_users.may_destroy:
         pytest.skip(DESTRUCTIVE_REASON)
-    prepared = await operation.prepare(hs, legacy_users, transport)
+    with precondition(f"preparing {operation}"):
+        prepared = await operation.prepare(hs, legacy_users, transport)
     if prepared.unsupported:
         pytest.skip(prepared.unsupported)
     return prepared
+
+
+async def challenge(hs, prepared):
+    """The 401 UIA challenge a check starts from (its own rule is tested elsewhere)."""
+    first = await prepared.send(hs, None)
+    require(first, match.status(401), match.flows_of_stages(), what="the UIA challenge")
+    return first
 
 
 async def expect_no_effect(prepared, operation, what):
@@ -63,8 +79,7 @@ async def check_wrong_password_stage_is_refused(hs, legacy_users, operation, tra
     """A wrong password stage answers 401 M_FORBIDDEN with the same session, the stage not
     completed, and the operation not done."""
     prepared = await prepare(hs, legacy_users, operation, transport)
-    first = await prepared.send(hs, None)
-    expect(first, match.status(401), req="UIA-NOAUTH-401")
+    first = await challenge(hs, prepared)
     flows = [f.get("stages") for f in (body(first) or {}).get("flows", [])]
     if ["m.login.password"] not in flows:
         pytest.skip(f"no password stage is offered here (flows: {flows})")
@@ -92,8 +107,7 @@ async def check_completed_password_stage_performs_the_operation(
     """With the password stage completed the operation succeeds, and reading back shows it
     happened."""
     prepared = await prepare(hs, legacy_users, operation, transport)
-    first = await prepared.send(hs, None)
-    expect(first, match.status(401), req="UIA-NOAUTH-401")
+    first = await challenge(hs, prepared)
     user = prepared.user
     resp = await prepared.send(
         hs, legacy.password_auth(user.user_id, user.password, body(first).get("session"))
@@ -101,7 +115,8 @@ async def check_completed_password_stage_performs_the_operation(
     if prepared.effect_unobservable:
         expect_true(
             resp.status_code != 401,
-            "the password stage was accepted",
+            f"{operation}: the completed password stage was answered HTTP 401 "
+            f"{(body(resp) or {}).get('errcode') or ''}: UIA did not let the request through",
             expected="past UIA (not 401)",
             observed=f"HTTP {resp.status_code}",
         )

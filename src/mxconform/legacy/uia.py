@@ -16,6 +16,7 @@ import httpx
 from signedjson.key import encode_verify_key_base64, generate_signing_key, get_verify_key
 from signedjson.sign import sign_json
 
+from mxconform.errors import PreconditionFailed
 from mxconform.http.client import MatrixClient
 from mxconform.http.credentials import NO_CREDENTIALS, Credentials, Transport, bearer_header
 from mxconform.legacy import api as legacy
@@ -68,7 +69,9 @@ async def _user_with_second_device(
     user = await users.create(client, "uia")
     resp = await legacy.login_password(client, user.user_id, user.password)
     if resp.status_code != 200:
-        raise AssertionError(f"could not log in a second device (HTTP {resp.status_code})")
+        raise PreconditionFailed(
+            f"precondition failed: logging in a second device answered HTTP {resp.status_code}"
+        )
     data = body(resp)
     return user, Session(user.user_id, data["access_token"], data["device_id"], user.password)
 
@@ -257,14 +260,27 @@ async def stored_master_key(client: MatrixClient, user: Session) -> str | None:
     return next(iter(master.get("keys", {})), None)
 
 
+async def upload_first_keys(client: MatrixClient, user: Session, keys: dict[str, Any]) -> None:
+    """A first set of cross-signing keys, as the server's spec version allows: without UIA
+    (v1.11 on), else through the password stage (before v1.11 every upload needed UIA).
+    Anything else is a failed precondition of the check, not a verdict on it."""
+    resp = await upload_cross_signing(client, user, keys)
+    if resp.status_code == 401 and user.password:
+        session = (body(resp) or {}).get("session")
+        auth = legacy.password_auth(user.user_id, user.password, session)
+        resp = await upload_cross_signing(client, user, keys, auth)
+    if resp.status_code != 200:
+        raise PreconditionFailed(
+            "precondition failed: the first cross-signing key upload answered "
+            f"HTTP {resp.status_code} {(body(resp) or {}).get('errcode') or ''}".rstrip()
+        )
+
+
 async def _replace_cross_signing(
     client: MatrixClient, users: LegacyUsers, t: Transport
 ) -> Prepared:
     user = await users.create(client, "uia")
-    first = cross_signing_keys(user.user_id)
-    resp = await upload_cross_signing(client, user, first)
-    if resp.status_code != 200:
-        raise AssertionError(f"the first key upload (no UIA needed) failed: {resp.status_code}")
+    await upload_first_keys(client, user, cross_signing_keys(user.user_id))
     replacement = cross_signing_keys(user.user_id)
 
     async def read() -> tuple[bool, str]:

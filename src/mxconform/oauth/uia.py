@@ -22,7 +22,7 @@ from mxconform.legacy.uia import (
     master_key_id,
     stored_master_key,
     threepids_added,
-    upload_cross_signing,
+    upload_first_keys,
 )
 from mxconform.oauth.users import OAuthLogin, OAuthUsers
 
@@ -34,6 +34,7 @@ class OAuthUiaOperation:
     id: str
     destructive: bool
     prepare: Preparer
+    requirement: str  # the endpoint's own rule: what its 2xx means
 
     def __str__(self) -> str:
         return self.id
@@ -174,10 +175,7 @@ async def _get_login_token(client: MatrixClient, users: OAuthUsers, user: OAuthL
 async def _replace_cross_signing(
     client: MatrixClient, users: OAuthUsers, user: OAuthLogin
 ) -> Prepared:
-    first = cross_signing_keys(user.account.user_id)
-    resp = await upload_cross_signing(client, user.session, first)
-    if resp.status_code != 200:
-        raise AssertionError(f"the first key upload (no UIA needed) failed: {resp.status_code}")
+    await upload_first_keys(client, user.session, cross_signing_keys(user.account.user_id))
     replacement = cross_signing_keys(user.account.user_id)
 
     async def read() -> tuple[bool, str]:
@@ -198,11 +196,11 @@ async def _replace_cross_signing(
 
 
 OAUTH_UIA_OPERATIONS: tuple[OAuthUiaOperation, ...] = (
-    OAuthUiaOperation("delete-devices", False, _delete_devices),
-    OAuthUiaOperation("delete-device", False, _delete_device),
-    OAuthUiaOperation("change-password", True, _change_password),
-    OAuthUiaOperation("deactivate", True, _deactivate),
-    OAuthUiaOperation("add-3pid", False, _add_3pid),
-    OAuthUiaOperation("cross-signing-replace", True, _replace_cross_signing),
-    OAuthUiaOperation("get-login-token", False, _get_login_token),
+    OAuthUiaOperation("delete-devices", False, _delete_devices, "DEV-DELETE"),
+    OAuthUiaOperation("delete-device", False, _delete_device, "DEV-DELETE"),
+    OAuthUiaOperation("change-password", True, _change_password, "PWD-CHANGE"),
+    OAuthUiaOperation("deactivate", True, _deactivate, "DEACT-UIA"),
+    OAuthUiaOperation("add-3pid", False, _add_3pid, "3PID-ADD"),
+    OAuthUiaOperation("cross-signing-replace", True, _replace_cross_signing, "XSIGN-UIA"),
+    OAuthUiaOperation("get-login-token", False, _get_login_token, "LOGINTOKEN-UIA-ALWAYS"),
 )

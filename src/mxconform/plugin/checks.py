@@ -8,6 +8,7 @@ from mxconform.http.credentials import Transport
 from mxconform.http.evidence import Recorder
 from mxconform.oauth.drivers.base import DRIVER_GRANTS
 from mxconform.plugin.state import ActiveCheck, get_run, has_run
+from mxconform.plugin.targets import ensure_ready
 from mxconform.spec import requirements
 from mxconform.spec.verdicts import CheckState, begin, end
 from mxconform.targets.config import StaticUsers
@@ -46,9 +47,13 @@ def _check_identity(item: pytest.Item) -> tuple[str, list[str], str | None, str 
     for name, value in params.items():
         if name == "target":
             continue
+        # A parameter that carries a rule of its own (a transport, a UIA operation) adds it
+        # to the check's requirements, so its version gate applies too.
+        own = getattr(value, "requirement", None)
+        if isinstance(own, str):
+            req_ids = [*req_ids, own]
         if name == "transport":
             transport = value.value
-            req_ids = [*req_ids, value.requirement]
             continue
         suffix.append(str(getattr(value, "id", value)))
     if suffix:
@@ -88,6 +93,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         doc[0] if doc else check_id,
     )
     begin(state)
+    if target_name in run.states:  # a target that cannot be run: ERROR, one reason
+        ensure_ready(run, run.state(target_name), item.config)
     if api and target_name in run.states and api not in run.state(target_name).target.auth:
         pytest.skip(f"the {api} API is not offered by this target (servers.yaml auth)")
     if target_name in run.states and any(

@@ -1,50 +1,24 @@
 """Fixtures every check can use: the target, its client, what it says about itself."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from mxconform.errors import HarnessError
 from mxconform.http.client import MatrixClient, Pacer, RequestPolicy, new_http_client
-from mxconform.plugin.state import get_run, has_run, report_dir, say
+from mxconform.plugin.state import get_run, has_run
+from mxconform.plugin.targets import ensure_ready
 from mxconform.spec import requirements
-from mxconform.spec.matchers import body
-from mxconform.targets.config import ConfigError
-from mxconform.targets.lifecycle import RunningTarget, start_target
+from mxconform.targets.lifecycle import RunningTarget
 
 
 @pytest.fixture(scope="session")
-def target(request: pytest.FixtureRequest) -> Iterator[RunningTarget]:
-    """The target under test, started here when it is embedded, stopped at the end."""
+def target(request: pytest.FixtureRequest) -> RunningTarget:
+    """The target under test: started and identified before its first check (stopped when
+    the run ends, in `record`)."""
     run = get_run(request.config)
-    state = run.state(request.param)
-    if state.start_error:
-        raise HarnessError(state.start_error)
-    if state.running is None:
-        try:
-            log_dir = report_dir(run) / "logs" / state.target.name
-            state.running = start_target(state.target, log_dir)
-        except (HarnessError, ConfigError) as exc:
-            state.start_error = f"target {state.target.name} could not be started: {exc}"
-            raise HarnessError(state.start_error) from exc
-        if state.running.embedded is not None:
-            startup = state.running.embedded.startup_s or 0.0
-            state.info["startup_s"] = round(startup, 2)
-            say(
-                request.config,
-                f"mxconform: started embedded {state.target.embedded} "
-                f"'{state.target.name}' at {state.running.base_url} in {startup:.1f}s",
-            )
-        run.secrets.add(state.running.shared_secret, "shared_secret")
-        if state.running.oauth_admin is not None:
-            run.secrets.add(state.running.oauth_admin.client_secret, "client_secret")
-        for held in state.running.held_secrets:
-            run.secrets.add(held, "shared_secret")
-    try:
-        yield state.running
-    finally:
-        state.running.stop(run.secrets.scrub)
+    return ensure_ready(run, run.state(request.param), request.config)
 
 
 @pytest.fixture(scope="session")
@@ -70,26 +44,12 @@ async def target_client(
 
 
 @pytest.fixture(scope="session")
-async def server(
-    target: RunningTarget, target_client: MatrixClient, request: pytest.FixtureRequest
-) -> dict[str, Any]:
-    """What the server says about itself (/versions, Server header) and the version we apply."""
-    run = get_run(request.config)
-    state = run.state(target.name)
-    resp = await target_client.request(
-        "GET", "/_matrix/client/versions", note="discovery: advertised spec versions"
-    )
-    data = body(resp) if resp.status_code == 200 else None
-    advertised = [v for v in (data or {}).get("versions", []) if isinstance(v, str)]
-    override = run.spec_override or state.target.spec_version
-    evaluated = requirements.evaluated_version(advertised, override)
-    state.info.update(
-        server_header=resp.headers.get("server"),
-        versions_advertised=advertised,
-        spec_version_evaluated=requirements.format_version(evaluated) if evaluated else None,
-        spec_version_source="override" if override else "advertised",
-    )
-    return {"versions": advertised, "evaluated": evaluated}
+def server(target: RunningTarget, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """What the server said about itself at preflight, and the version it is held to."""
+    state = get_run(request.config).state(target.name)
+    assert state.identity is not None  # set by ensure_ready before any check
+    version = requirements.parse_version(state.info["spec_version_evaluated"])
+    return {"versions": state.identity.advertised, "evaluated": version}
 
 
 @pytest.fixture

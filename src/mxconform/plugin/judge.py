@@ -6,12 +6,11 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from mxconform.errors import HarnessError, Unsupported
+from mxconform.errors import HarnessError, PreconditionFailed, TargetUnavailable, Unsupported
 from mxconform.plugin.checks import CHECK_MARKER
 from mxconform.plugin.record import record_check
 from mxconform.plugin.state import get_run, has_run
-from mxconform.spec import requirements
-from mxconform.spec.verdicts import CheckState, Unmet, Verdict, verdict_for_level
+from mxconform.spec.verdicts import CheckState, Unmet, Verdict
 
 
 @pytest.hookimpl(wrapper=True)
@@ -38,6 +37,11 @@ def pytest_runtest_makereport(
         report.outcome = outcomes.get(verdict, "passed")
         if verdict in (Verdict.PASS, Verdict.WARN, Verdict.INFO):
             report.longrepr = None
+        elif verdict is not Verdict.SKIP and item.config.getoption("tbstyle") == "auto":
+            # One line, our words: pytest's tracebacks show argument values (tokens,
+            # passwords); `--tb=short|long` brings them back for debugging.
+            shown = run.secrets.scrub(message)
+            report.longrepr = f"{verdict.value} {active.state.check_id}: {shown}"
     return report
 
 
@@ -57,16 +61,16 @@ def _judge(
     exc = excinfo.value
     if isinstance(exc, Unsupported):
         return Verdict.SKIP, str(exc), None
-    if isinstance(exc, Unmet):
+    if isinstance(exc, PreconditionFailed | TargetUnavailable):
+        return Verdict.ERROR, str(exc), None
+    if isinstance(exc, Unmet):  # only the request under test is judged by expectations
         f = exc.finding
         return (
             Verdict.FAIL,
             f.message,
             {"requirement": f.requirement, "expected": f.expected, "observed": f.observed},
         )
-    if isinstance(exc, AssertionError) and call.when == "call":
-        level = requirements.get(state.primary).level
-        return verdict_for_level(level), str(exc) or "assertion failed", None
+    # Anything else, a bare assertion included, is the harness's problem: never a FAIL.
     where = "setting up" if call.when == "setup" else "running"
     kind = "harness or network" if isinstance(exc, HarnessError | httpx.HTTPError) else "harness"
     return Verdict.ERROR, f"{kind} error while {where} the check: {type(exc).__name__}: {exc}", None

@@ -20,6 +20,7 @@ from mxconform.plugin.state import (
     has_run,
     report_dir,
 )
+from mxconform.plugin.targets import stop_all
 from mxconform.results import CheckRecord, build_document, write_document
 from mxconform.spec.verdicts import Verdict
 
@@ -75,6 +76,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not has_run(session.config):
         return
     run = get_run(session.config)
+    stop_all(run)  # after the session fixtures' cleanup, before the report reads the logs
     if not run.records:
         return
     from mxconform.report import render_all

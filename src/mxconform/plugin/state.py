@@ -24,6 +24,7 @@ from mxconform.targets.config import (
     load_servers,
 )
 from mxconform.targets.lifecycle import RunningTarget
+from mxconform.targets.preflight import Identity
 
 
 @dataclass
@@ -38,6 +39,7 @@ class TargetState:
     users: LegacyUsers | None = None
     oauth_users: OAuthUsers | None = None
     known_issues: list[KnownIssue] = field(default_factory=list)
+    identity: Identity | None = None  # what /versions said (preflight)
 
 
 @dataclass

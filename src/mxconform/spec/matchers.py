@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from mxconform.errors import PreconditionFailed
 from mxconform.spec.verdicts import unmet
 
 _ABSENT = object()
@@ -189,6 +190,19 @@ def expect(resp: httpx.Response, *matchers: Matcher, req: str | None = None) -> 
             req=req,
             expected=expected,
             observed=observed,
+        )
+
+
+def require(resp: httpx.Response, *matchers: Matcher, what: str) -> None:
+    """A setup step's answer must be as needed, or the check is ERROR ("precondition
+    failed"): only the request under test is judged by `expect`."""
+    failed = [(m, observed) for m in matchers for ok, observed in [m.probe(resp)] if not ok]
+    if failed:
+        expected = "; ".join(m.expected for m, _ in failed)
+        observed = "; ".join(o for _, o in failed)
+        where = f"{resp.request.method} {resp.request.url.path}"
+        raise PreconditionFailed(
+            f"precondition failed: {what}: {where} answered {observed} (needed {expected})"
         )
 
 

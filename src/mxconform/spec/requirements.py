@@ -27,6 +27,17 @@ def parse_version(text: str) -> SpecVersion | None:
     return (int(match.group(1)), int(match.group(2)))
 
 
+# The newest spec version the catalogue knows (v1.20 is the spec's main branch: the query
+# token's removal). A server advertising a newer one is held to this, and the page says so.
+NEWEST_KNOWN: SpecVersion = (1, 20)
+
+
+def is_known_version(text: str) -> bool:
+    """r0.x, or v1.1 up to the newest the catalogue knows (there is no v1.0)."""
+    parsed = parse_version(text)
+    return parsed is not None and (parsed[0] == 0 or (1, 1) <= parsed <= NEWEST_KNOWN)
+
+
 def format_version(version: SpecVersion) -> str:
     return f"v{version[0]}.{version[1]}" if version[0] >= 1 else f"r0.{version[1]}"
 
@@ -52,6 +63,7 @@ class Requirement:
     until: str | None
     statement: str
     anchor_before_v1_19: str | None = None
+    gate_source: str | None = None  # where since/until come from (spec data, changelog)
 
     def applies_to(self, version: SpecVersion | None) -> bool:
         if version is None:

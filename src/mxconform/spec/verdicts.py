@@ -8,10 +8,13 @@ the harness's or the network's fault and is never counted as FAIL.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mxconform.errors import HarnessError, PreconditionFailed, Unsupported
 from mxconform.spec import requirements
 
 
@@ -129,3 +132,21 @@ def caution(message: str, *, req: str | None, expected: Any = None, observed: An
     if rid not in state.requirement_ids:
         state.requirement_ids.append(rid)
     state.findings.append(Finding(rid, Verdict.WARN, message, expected, observed))
+
+
+@contextmanager
+def precondition(what: str) -> Iterator[None]:
+    """Run a step the check needs before its request under test. Whatever goes wrong in it
+    (an expectation, an assertion, a harness or network error) is ERROR "precondition
+    failed: ...", never a FAIL of the rule under test, which was not tried. SKIPs (pytest's
+    skip, Unsupported) pass through: the server may legitimately lack what is needed."""
+    try:
+        yield
+    except (Unsupported, PreconditionFailed):
+        raise
+    except Unmet as exc:
+        raise PreconditionFailed(f"precondition failed: {what}: {exc.finding.message}") from None
+    except AssertionError as exc:
+        raise PreconditionFailed(f"precondition failed: {what}: {exc}") from None
+    except HarnessError as exc:
+        raise PreconditionFailed(f"precondition failed: {what}: {exc}") from exc

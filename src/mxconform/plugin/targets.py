@@ -1,0 +1,73 @@
+"""The run's targets: started (when embedded) and identified once, before their first check,
+and stopped at the end of the run whatever happened."""
+
+from __future__ import annotations
+
+import pytest
+
+from mxconform.errors import HarnessError, TargetUnavailable
+from mxconform.plugin.state import Run, TargetState, report_dir, say
+from mxconform.spec import requirements
+from mxconform.targets.config import ConfigError
+from mxconform.targets.lifecycle import RunningTarget, start_target
+from mxconform.targets.preflight import identify
+
+
+def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> RunningTarget:
+    """The target, started and identified as a Matrix homeserver; TargetUnavailable (every
+    check of the target ERROR with one reason) when it cannot be."""
+    if state.start_error:
+        raise TargetUnavailable(state.start_error)
+    if state.running is not None:
+        return state.running
+    name = state.target.name
+    try:
+        state.running = start_target(state.target, report_dir(run) / "logs" / name)
+    except (HarnessError, ConfigError) as exc:
+        state.start_error = f"target {name} could not be started: {exc}"
+        say(config, f"mxconform: {state.start_error}")
+        raise TargetUnavailable(state.start_error) from exc
+    running = state.running
+    run.secrets.add(running.shared_secret, "shared_secret")
+    if running.oauth_admin is not None:
+        run.secrets.add(running.oauth_admin.client_secret, "client_secret")
+    for held in running.held_secrets:
+        run.secrets.add(held, "shared_secret")
+    if running.embedded is not None:
+        startup = running.embedded.startup_s or 0.0
+        state.info["startup_s"] = round(startup, 2)
+        say(
+            config,
+            f"mxconform: started embedded {state.target.embedded} '{name}' at "
+            f"{running.base_url} in {startup:.1f}s",
+        )
+    try:
+        identity = identify(running.base_url, state.target.timeout_s)
+    except TargetUnavailable as exc:
+        state.start_error = f"target {name} not run: {exc}"
+        say(config, f"mxconform: {state.start_error}")
+        raise TargetUnavailable(state.start_error) from None
+    version, why = identity.held_to(run.spec_override or state.target.spec_version)
+    state.identity = identity
+    state.info.update(
+        server_header=identity.server_header,
+        versions_advertised=identity.advertised,
+        versions_unknown=identity.unknown,
+        spec_version_evaluated=requirements.format_version(version),
+        spec_version_source=why,
+        preflight=identity.to_json(),
+    )
+    if identity.unknown:
+        say(
+            config,
+            f"mxconform: {name} advertises versions this harness does not know "
+            f"({', '.join(identity.unknown)}); held to {requirements.format_version(version)}",
+        )
+    return running
+
+
+def stop_all(run: Run) -> None:
+    """Stop every target this run started (its kept logs scrubbed); safe to call twice."""
+    for state in run.states.values():
+        if state.running is not None:
+            state.running.stop(run.secrets.scrub)
