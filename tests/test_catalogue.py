@@ -39,6 +39,7 @@ def test_catalogue_covers_every_reference_requirement():
 SPLIT_ROWS = {
     "OAUTH-REFRESH-RETRY": "OAUTH-REFRESH-ROTATE",  # "SHOULD rotate / MUST allow retry"
     "XSIGN-UIA-EXEMPT": "XSIGN-UIA",  # UIA to replace keys (v1.1) / no UIA for a first (v1.11)
+    "OAUTH-CODE-REUSE-REVOKE": "OAUTH-AC-GRANT",  # MUST single-use / SHOULD revoke (RFC 6749)
 }
 
 

@@ -29,6 +29,8 @@ class CheckRecord:
     observed: Any = None
     findings: list[dict[str, Any]] = field(default_factory=list)
     observations: list[str] = field(default_factory=list)
+    # The requirements the verdict rests on (see spec.verdicts.basis).
+    basis: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     evidence: list[dict[str, Any]] = field(default_factory=list)
     nodeid: str = ""

@@ -82,7 +82,10 @@ async def check_login_with_existing_device_keeps_it(hs, fresh_user):
         observed=sorted(legacy.device_ids(listed)),
     )
     old = await legacy.whoami(hs, legacy.bearer_of(first))
-    observe(f"the earlier token of the re-used device now answers HTTP {old.status_code}")
+    observe(
+        f"the earlier token of the re-used device now answers HTTP {old.status_code}",
+        req="DEVICE-REUSE",
+    )
 
 
 @pytest.mark.check("legacy.login.display-name", "LOGIN-DISPLAYNAME")

@@ -14,7 +14,7 @@ from mxconform.oauth.client import (
 from mxconform.oauth.drivers.base import DriverError
 from mxconform.oauth.users import refusal_delay
 from mxconform.spec.matchers import body, expect, expect_true, match
-from mxconform.spec.verdicts import caution, note
+from mxconform.spec.verdicts import note, unmet
 
 pytestmark = pytest.mark.api("oauth")
 
@@ -154,11 +154,11 @@ async def check_code_is_single_use(hs, oauth, oauth_users, account, grace):
     expect(again, match.status(400), match.oauth_error("invalid_grant"))
     delay, status = await refusal_delay(hs, grant.login.tokens.access_token, grace)
     if delay is None:
-        caution(
+        unmet(
             "after the code was re-used, the tokens it issued still work "
             f"(whoami HTTP {status} after {grace:g}s)",
-            req="OAUTH-AC-GRANT",
-            expected="tokens from the re-used code revoked (RFC 6749 §4.1.2 SHOULD)",
+            req="OAUTH-CODE-REUSE-REVOKE",
+            expected="tokens from the re-used code revoked (RFC 6749 §4.1.2)",
             observed=f"HTTP {status}",
         )
     else:

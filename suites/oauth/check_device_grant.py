@@ -11,7 +11,7 @@ from mxconform.legacy import api as legacy
 from mxconform.oauth.client import DEVICE_CODE_GRANT, new_device_id, scope_for
 from mxconform.oauth.drivers.base import Account, NoRegistrationPage
 from mxconform.spec.matchers import body, expect, expect_true, match
-from mxconform.spec.verdicts import caution, unmet
+from mxconform.spec.verdicts import unmet
 
 pytestmark = pytest.mark.api("oauth")
 
@@ -34,8 +34,9 @@ async def check_device_grant_completes(hs, oauth, oauth_users, account):
     pending = await oauth.poll_device(client_id, data["device_code"])
     expect(pending, match.oauth_error("authorization_pending", "slow_down"))
     if pending.status_code != 400:
-        caution(
-            f"a pending device grant answers HTTP {pending.status_code}, not RFC 6749's 400",
+        unmet(
+            f"a pending device grant answers HTTP {pending.status_code}: a token error "
+            "response is HTTP 400 (RFC 6749 section 5.2, RFC 8628 section 3.5)",
             req="OAUTH-DEVICE-POLL",
             expected="HTTP 400",
             observed=f"HTTP {pending.status_code}",

@@ -14,7 +14,9 @@ from mxconform.spec.verdicts import observe
 pytestmark = pytest.mark.api("oauth")
 
 
-@pytest.mark.check("oauth.legacy.login-flows", "OAUTHAWARE-PREFERRED", "OAUTHAWARE-SSO")
+@pytest.mark.check(
+    "oauth.legacy.login-flows", "OAUTHAWARE-PREFERRED", "OAUTHAWARE-SSO", "DISC-BOTH"
+)
 async def check_login_flows_on_an_oauth_target(hs, target):
     """GET /login: an OAuth-aware m.login.sso flow carries oauth_aware_preferred; anything
     else is recorded."""
@@ -37,7 +39,7 @@ async def check_login_flows_on_an_oauth_target(hs, target):
 
 
 @pytest.mark.parametrize("endpoint", ["login", "register", "refresh", "logout"])
-@pytest.mark.check("oauth.legacy.endpoint", "OAUTHAWARE-CLIENT-DUTIES")
+@pytest.mark.check("oauth.legacy.endpoint", "DISC-BOTH")
 async def check_legacy_endpoint_answer_is_recorded(
     hs, oauth_users, oauth_account, target, endpoint
 ):

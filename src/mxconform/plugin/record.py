@@ -22,7 +22,7 @@ from mxconform.plugin.state import (
 )
 from mxconform.plugin.targets import stop_all
 from mxconform.results import CheckRecord, build_document, write_document
-from mxconform.spec.verdicts import Verdict
+from mxconform.spec.verdicts import Verdict, basis
 
 
 def record_check(
@@ -58,6 +58,9 @@ def record_check(
         observed=(finding or {}).get("observed"),
         findings=findings,
         observations=list(state.observations),
+        basis=basis(state, verdict)
+        if verdict is not Verdict.FAIL or finding is None
+        else [finding["requirement"]],
         duration_s=round(duration_s, 4),
         evidence=[e.to_json() for e in active.recorder.exchanges],
         nodeid=item.nodeid,

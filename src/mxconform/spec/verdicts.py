@@ -8,13 +8,10 @@ the harness's or the network's fault and is never counted as FAIL.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from mxconform.errors import HarnessError, PreconditionFailed, Unsupported
 from mxconform.spec import requirements
 
 
@@ -67,6 +64,7 @@ class CheckState:
     requirement_ids: list[str]
     findings: list[Finding] = field(default_factory=list)
     observations: list[str] = field(default_factory=list)
+    observed_under: list[str] = field(default_factory=list)  # the silent rules observed
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -114,39 +112,36 @@ def unmet(message: str, *, req: str | None, expected: Any = None, observed: Any 
     state.findings.append(finding)
 
 
-def observe(note: str) -> None:
-    """Record what happened where the spec is silent (the check becomes INFO)."""
-    current().observations.append(note)
+def observe(note: str, *, req: str | None = None) -> None:
+    """Record what happened where the spec is silent (the check becomes INFO). `req` names
+    the rule that leaves it open; by default the check's first rule that is not a MUST or
+    a SHOULD, so an INFO never rests on a rule it does not judge."""
+    state = current()
+    rid = req or next(
+        (r for r in state.requirement_ids if requirements.get(r).level not in ("MUST", "SHOULD")),
+        state.primary,
+    )
+    if rid not in state.requirement_ids:
+        state.requirement_ids.append(rid)
+    state.observations.append(note)
+    if rid not in state.observed_under:
+        state.observed_under.append(rid)
+
+
+def basis(state: CheckState, verdict: Verdict) -> list[str]:
+    """The rules a verdict rests on: the broken ones for FAIL and WARN, the silent ones
+    observed for INFO, every cited rule for PASS; none for SKIP and ERROR."""
+    if verdict in (Verdict.FAIL, Verdict.WARN):
+        return list(dict.fromkeys(f.requirement for f in state.findings if f.verdict is verdict))
+    if verdict is Verdict.INFO:
+        return list(state.observed_under) or [
+            f.requirement for f in state.findings if f.verdict is Verdict.INFO
+        ]
+    if verdict is Verdict.PASS:
+        return list(state.requirement_ids)
+    return []
 
 
 def note(text: str) -> None:
     """Keep a measurement with the verdict (a token lifetime, a delay) without changing it."""
     current().notes.append(text)
-
-
-def caution(message: str, *, req: str | None, expected: Any = None, observed: Any = None) -> None:
-    """WARN whatever the rule's level: the rule held by what can be seen, but the server did
-    something a careful implementer should look at (e.g. a 2xx that changed nothing)."""
-    state = current()
-    rid = req or state.primary
-    if rid not in state.requirement_ids:
-        state.requirement_ids.append(rid)
-    state.findings.append(Finding(rid, Verdict.WARN, message, expected, observed))
-
-
-@contextmanager
-def precondition(what: str) -> Iterator[None]:
-    """Run a step the check needs before its request under test. Whatever goes wrong in it
-    (an expectation, an assertion, a harness or network error) is ERROR "precondition
-    failed: ...", never a FAIL of the rule under test, which was not tried. SKIPs (pytest's
-    skip, Unsupported) pass through: the server may legitimately lack what is needed."""
-    try:
-        yield
-    except (Unsupported, PreconditionFailed):
-        raise
-    except Unmet as exc:
-        raise PreconditionFailed(f"precondition failed: {what}: {exc.finding.message}") from None
-    except AssertionError as exc:
-        raise PreconditionFailed(f"precondition failed: {what}: {exc}") from None
-    except HarnessError as exc:
-        raise PreconditionFailed(f"precondition failed: {what}: {exc}") from exc
