@@ -119,3 +119,26 @@ def test_spec_links_follow_the_evaluated_version():
     req = requirements.get("TOKEN-MISSING")
     assert req.url((1, 15)).startswith("https://spec.matrix.org/v1.15/client-server-api/#")
     assert req.url(None).startswith("https://spec.matrix.org/latest/")
+
+
+def test_a_failed_precondition_is_an_error_never_the_rule():
+    """Whatever goes wrong before the request under test becomes PreconditionFailed."""
+    from mxconform.errors import HarnessError, PreconditionFailed, Unsupported
+
+    state = verdicts.CheckState("c", ["TOKEN-MISSING"])
+    verdicts.begin(state)
+    try:
+        for failing in (
+            lambda: verdicts.unmet("setup answered 500", req=None),
+            lambda: (_ for _ in ()).throw(AssertionError("bare")),
+            lambda: (_ for _ in ()).throw(HarnessError("network")),
+        ):
+            with (
+                pytest.raises(PreconditionFailed, match="precondition failed: setup"),
+                verdicts.precondition("setup"),
+            ):
+                failing()
+        with pytest.raises(Unsupported), verdicts.precondition("setup"):
+            raise Unsupported("not offered")
+    finally:
+        verdicts.end()

@@ -20,6 +20,7 @@ from mxconform.targets.config import ConfigError, ServersFile, Target, load_serv
 from mxconform.targets.lifecycle import RunningTarget, start_target
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # as a shell reports a process ended by the signal
 
 
 def _load(arg: str | None) -> tuple[Path, ServersFile]:
@@ -43,12 +44,15 @@ class _Capture:
     def __init__(self) -> None:
         self.report_dir: Path | None = None
         self.secrets: list[str] = []
+        self.interrupted: str | None = None
 
     @pytest.hookimpl(trylast=True)
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        from mxconform.plugin.options import INTERRUPT_KEY
         from mxconform.plugin.state import REPORT_KEY, get_run, has_run
 
         self.report_dir = config.stash.get(REPORT_KEY, None)
+        self.interrupted = config.stash.get(INTERRUPT_KEY, None)
         if has_run(config):
             self.secrets = get_run(config).secrets.values()
 
@@ -120,6 +124,8 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
     if args.k:
         argv += ["-k", args.k]
     argv += ["-q"] if not args.verbose else ["-v"]
+    if getattr(args, "tb", None):
+        argv += [f"--tb={args.tb}"]
     capture = _Capture()
     started = time.perf_counter()
     code = int(pytest.main(argv, plugins=[capture]))
@@ -140,6 +146,10 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
         print(f"\ncompared with {args.baseline}:\n{render_diff(result)}")
         regressions = bool(result.regressions)
     exit_code, reason = exit_status(document, code, regressions, getattr(args, "fail_on", "fail"))
+    if capture.interrupted or code == pytest.ExitCode.INTERRUPTED:
+        signame = capture.interrupted or "SIGINT"
+        exit_code = EXIT_SIGTERM if signame == "SIGTERM" else EXIT_SIGINT
+        reason = f"interrupted by {signame}: partial report, reports/latest left as it was"
     if reason:
         print(f"  exit {exit_code}: {reason}")
     return RunOutcome(exit_code, capture.report_dir, code, capture.secrets)
@@ -301,6 +311,11 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument("-k", metavar="EXPR", help="select checks (pytest -k expression)")
     r.add_argument("-v", "--verbose", action="store_true")
+    r.add_argument(
+        "--tb",
+        choices=["short", "long", "line", "native", "no"],
+        help="show tracebacks for debugging (secrets still redacted); default: one line each",
+    )
     r.add_argument(
         "--fail-on",
         choices=["fail", "warn"],

@@ -5,7 +5,7 @@ Each call returns the raw response (checks assert on it); nothing here decides a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
@@ -23,9 +23,9 @@ class Session:
     """One logged-in device of a test user."""
 
     user_id: str
-    access_token: str
+    access_token: str = field(repr=False)  # secrets never reach a repr (tracebacks)
     device_id: str
-    password: str
+    password: str = field(repr=False)
 
     @property
     def localpart(self) -> str:

@@ -121,6 +121,7 @@ async def _delete_devices(client: MatrixClient, users: LegacyUsers, t: Transport
 async def _change_password(client: MatrixClient, users: LegacyUsers, t: Transport) -> Prepared:
     user = await users.create(client, "uia")
     new_password = users.new_password()
+    users.password_may_change(user.user_id, new_password)
 
     async def read() -> tuple[bool, str]:
         new = await legacy.login_password(client, user.user_id, new_password)

@@ -153,6 +153,7 @@ class LegacyUsers:
         self._static_turn = 0
         self._static_devices: list[Session] = []
         self._passwords: dict[str, str] = {}
+        self._pending: dict[str, list[str]] = {}
         self._deactivated: set[str] = set()
         self._target = target
         self._shared_secret = shared_secret
@@ -223,6 +224,11 @@ class LegacyUsers:
         self.housekeeping.users_created.append(user_id)
         self._sessions.append(Session(user_id, "", "", password))
 
+    def password_may_change(self, user_id: str, password: str) -> None:
+        """A check is about to try this password change: if the run stops before it can read
+        the result back, cleanup tries the new password too."""
+        self._pending.setdefault(user_id, []).append(password)
+
     def password_changed(self, user_id: str, password: str) -> None:
         """A check changed this user's password: cleanup logs in with the new one."""
         self._passwords[user_id] = password
@@ -280,14 +286,39 @@ class LegacyUsers:
             if user.user_id in self._deactivated:
                 self.housekeeping.users_deactivated.append(user.user_id)
                 continue
-            password = self._passwords.get(user.user_id, user.password)
-            current = Session(user.user_id, "", "", password)
             try:
-                fresh = await self.login(client, current, "cleanup: log in to deactivate")
-                await self._deactivate(client, fresh)
+                await self._cleanup_account(client, user)
                 self.housekeeping.users_deactivated.append(user.user_id)
             except HarnessError as exc:
                 self.housekeeping.problems.append(f"{user.user_id}: {exc}")
+
+    async def _cleanup_account(self, client: MatrixClient, user: Session) -> None:
+        """Log in with the password we know (or one a check was about to set when the run
+        was stopped) and deactivate; an account already deactivated is done."""
+        known = self._passwords.get(user.user_id, user.password)
+        answers = []
+        for password in dict.fromkeys([known, *self._pending.get(user.user_id, [])]):
+            resp = await client.request(
+                "POST",
+                f"{CLIENT_V3}/login",
+                note="cleanup: log in to deactivate",
+                json={
+                    "type": "m.login.password",
+                    "identifier": {"type": "m.id.user", "user": user.user_id},
+                    "password": password,
+                    "initial_device_display_name": "mxconform",
+                },
+            )
+            errcode = (body(resp) or {}).get("errcode")
+            if errcode == "M_USER_DEACTIVATED":
+                return  # a check deactivated it and was stopped before it could say so
+            if resp.status_code == 200:
+                fresh = _session_from(body(resp), password, "login")
+                self._secrets.add(fresh.access_token, "access_token")
+                await self._deactivate(client, fresh)
+                return
+            answers.append(f"HTTP {resp.status_code} {errcode or ''}".strip())
+        raise HarnessError(f"cleanup login failed ({', '.join(answers)})")
 
     async def _deactivate(self, client: MatrixClient, session: Session) -> None:
         path = f"{CLIENT_V3}/account/deactivate"

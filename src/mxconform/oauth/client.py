@@ -120,7 +120,7 @@ class AuthRequest:
     client_id: str
     redirect_uri: str
     state: str
-    verifier: str
+    verifier: str = field(repr=False)  # the PKCE secret: never in a repr
     device_id: str | None
     scope: str
     response_mode: str
@@ -130,11 +130,11 @@ class AuthRequest:
 class TokenSet:
     """Tokens from one grant, and what the grant said about them."""
 
-    access_token: str
-    refresh_token: str | None
+    access_token: str = field(repr=False)  # secrets never reach a repr (tracebacks)
+    refresh_token: str | None = field(repr=False)
     expires_in: int | None
     scope: str | None
-    raw: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def token_set(resp: httpx.Response) -> TokenSet | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,8 @@ class CodeGrant:
     """One authorisation code grant as a check sees it: request, callback, exchange."""
 
     request: AuthRequest
-    callback: str
-    params: dict[str, str]
+    callback: str = field(repr=False)  # carries the code
+    params: dict[str, str] = field(repr=False)
     exchange: httpx.Response | None = None
     login: OAuthLogin | None = None
 

@@ -6,6 +6,7 @@ Each job lives in its own module; pytest registers them all through this one.
 
 pytest_plugins = [
     "mxconform.plugin.options",
+    "mxconform.plugin.console",
     "mxconform.plugin.checks",
     "mxconform.plugin.fixtures",
     "mxconform.plugin.fixtures_legacy",

@@ -7,7 +7,7 @@ import pytest
 from mxconform.http.client import MatrixClient
 from mxconform.legacy.api import Session
 from mxconform.legacy.users import LegacyUsers
-from mxconform.plugin.state import get_run
+from mxconform.plugin.state import bounded_cleanup, get_run
 from mxconform.targets.lifecycle import RunningTarget
 
 
@@ -25,7 +25,7 @@ async def legacy_users(
     try:
         yield users
     finally:
-        await users.cleanup(target_client)
+        await bounded_cleanup(users, target_client)
 
 
 @pytest.fixture(scope="session")

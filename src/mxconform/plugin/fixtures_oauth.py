@@ -8,7 +8,7 @@ from mxconform.http.client import MatrixClient
 from mxconform.oauth.client import Metadata, OAuthApi, discover
 from mxconform.oauth.drivers.base import Account
 from mxconform.oauth.users import OAuthLogin, OAuthUsers
-from mxconform.plugin.state import get_run, report_dir
+from mxconform.plugin.state import bounded_cleanup, get_run, report_dir
 from mxconform.spec.verdicts import unmet
 from mxconform.targets.lifecycle import RunningTarget
 
@@ -59,7 +59,7 @@ async def oauth_users(
     try:
         yield users
     finally:
-        await users.cleanup(target_client)
+        await bounded_cleanup(users, target_client)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,8 @@
-"""Command-line options, markers, and Ctrl-C that stops a run inside an event loop."""
+"""Command-line options, markers, and signals (Ctrl-C, SIGTERM) that stop a run cleanly."""
 
 import signal
 import threading
+from typing import Any
 
 import pytest
 
@@ -51,22 +52,46 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "destructive: the check changes or destroys its account (not on static users)"
     )
-    _interrupt_anywhere()
+    _interrupt_anywhere(config)
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+# Which signal stopped the run ("SIGINT", "SIGTERM"), once one did.
+INTERRUPT_KEY = pytest.StashKey[str]()
+_SAVED_HANDLERS = pytest.StashKey[dict[int, Any]]()
 
 
-def _interrupt_anywhere() -> None:
-    """Make Ctrl-C stop the run even inside a check's event loop.
+def _interrupt_anywhere(config: pytest.Config) -> None:
+    """Make Ctrl-C and SIGTERM (a CI cancel, `docker stop`) stop the run cleanly, even inside
+    a check's event loop.
 
     asyncio's runner swaps the default SIGINT handler for one that only cancels the current
-    task, so pytest never hears of the interrupt and the run goes on. Any other handler is
-    left alone by asyncio, so one that raises KeyboardInterrupt keeps Ctrl-C meaning "stop,
-    tear down (stopping embedded servers) and report".
+    task, so pytest never hears of the interrupt; a handler of our own that raises
+    KeyboardInterrupt is left alone. The first signal stops starting checks; pytest then
+    tears the fixtures down (test accounts deactivated, tokens revoked, each within a
+    bounded time) and the partial report is written, marked interrupted. Further signals
+    while that happens are noted and ignored, so the clean-up is not cut short.
     """
-    if threading.current_thread() is threading.main_thread() and (
-        signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        if INTERRUPT_KEY in config.stash:
+            return
+        config.stash[INTERRUPT_KEY] = signal.Signals(signum).name
+        raise KeyboardInterrupt
+
+    saved: dict[int, Any] = {}
+    for signum, default in (
+        (signal.SIGINT, signal.default_int_handler),
+        (signal.SIGTERM, signal.SIG_DFL),
     ):
-        signal.signal(signal.SIGINT, _raise_interrupt)
+        if signal.getsignal(signum) is default:
+            saved[signum] = signal.signal(signum, stop)
+    config.stash[_SAVED_HANDLERS] = saved
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give the process its signal handlers back (in-process runs, e.g. the project's tests)."""
+    for signum, handler in config.stash.get(_SAVED_HANDLERS, {}).items():
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signum, handler)

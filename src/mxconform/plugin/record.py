@@ -11,6 +11,7 @@ import pytest
 
 from mxconform import __version__
 from mxconform.paths import git_commit
+from mxconform.plugin.options import INTERRUPT_KEY
 from mxconform.plugin.state import (
     REPORT_KEY,
     ActiveCheck,
@@ -86,6 +87,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     out = report_dir(run)
     finished = datetime.now(UTC)
+    interrupted = session.config.stash.get(INTERRUPT_KEY, None) or (
+        "SIGINT" if exitstatus == pytest.ExitCode.INTERRUPTED else None
+    )
     document = build_document(
         harness={"name": "mxconform", "version": __version__, "git_commit": git_commit()},
         run={
@@ -98,6 +102,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "servers_file_sha256": hashlib.sha256(run.servers_path.read_bytes()).hexdigest(),
             "hypothesis_seed": None,  # no suite draws from hypothesis yet
             "spec_version_override": run.spec_override,
+            "interrupted": interrupted,
         },
         targets=[_target_json(s) for s in run.states.values()],
         records=run.records,
@@ -105,6 +110,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     )
     write_document(document, out / "results.json")
     render_all(out / "results.json")
+    if not interrupted:  # `latest` is always a complete run
+        point_latest_at(out)
+    session.config.stash[REPORT_KEY] = out
+
+
+def point_latest_at(out: Path) -> None:
+    """`reports/latest` names this run's folder (a relative symlink)."""
     latest = out.parent / "latest"
     try:
         if latest.is_symlink() or latest.exists():
@@ -112,7 +124,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         latest.symlink_to(out.name, target_is_directory=True)
     except OSError:
         pass
-    session.config.stash[REPORT_KEY] = out
 
 
 def _target_json(state: TargetState) -> dict[str, Any]:

@@ -1,15 +1,17 @@
 """What one run knows: the selected targets, their state, the check being run."""
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
+from mxconform.http.client import MatrixClient
 from mxconform.http.evidence import Recorder
 from mxconform.http.redact import SecretRegistry
-from mxconform.legacy.users import LegacyUsers, UserNames
+from mxconform.legacy.users import Housekeeping, LegacyUsers, UserNames
 from mxconform.oauth.users import OAuthUsers
 from mxconform.paths import servers_file
 from mxconform.results import CheckRecord
@@ -136,3 +138,24 @@ def say(config: pytest.Config, text: str) -> None:
     with capman.global_and_fixture_disabled():
         reporter.ensure_newline()
         reporter.write_line(text)
+
+
+CLEANUP_BUDGET_S = 120.0
+
+
+class _Cleanable(Protocol):
+    housekeeping: Housekeeping
+
+    async def cleanup(self, client: MatrixClient) -> None: ...
+
+
+async def bounded_cleanup(users: _Cleanable, client: MatrixClient) -> None:
+    """Clean up a target's test accounts within a bounded time (a run stopped by SIGTERM
+    still ends promptly); what is left is named in the report's housekeeping."""
+    try:
+        async with asyncio.timeout(CLEANUP_BUDGET_S):
+            await users.cleanup(client)
+    except TimeoutError:
+        users.housekeeping.problems.append(
+            f"cleanup stopped after {CLEANUP_BUDGET_S:g}s: some test accounts may be left"
+        )

@@ -8,10 +8,13 @@ the harness's or the network's fault and is never counted as FAIL.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mxconform.errors import HarnessError, PreconditionFailed, Unsupported
 from mxconform.spec import requirements
 
 
@@ -145,3 +148,21 @@ def basis(state: CheckState, verdict: Verdict) -> list[str]:
 def note(text: str) -> None:
     """Keep a measurement with the verdict (a token lifetime, a delay) without changing it."""
     current().notes.append(text)
+
+
+@contextmanager
+def precondition(what: str) -> Iterator[None]:
+    """Run a step the check needs before its request under test. Whatever goes wrong in it
+    (an expectation, an assertion, a harness or network error) is ERROR "precondition
+    failed: ...", never a FAIL of the rule under test, which was not tried. SKIPs (pytest's
+    skip, Unsupported) pass through: the server may legitimately lack what is needed."""
+    try:
+        yield
+    except (Unsupported, PreconditionFailed):
+        raise
+    except Unmet as exc:
+        raise PreconditionFailed(f"precondition failed: {what}: {exc.finding.message}") from None
+    except AssertionError as exc:
+        raise PreconditionFailed(f"precondition failed: {what}: {exc}") from None
+    except HarnessError as exc:
+        raise PreconditionFailed(f"precondition failed: {what}: {exc}") from exc

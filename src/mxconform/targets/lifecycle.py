@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -29,7 +29,7 @@ class AdminAccess:
 
     url: str  # base URL under which /api/admin/v1 and /oauth2/token live
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)  # never in a repr (tracebacks)
 
 
 @dataclass
@@ -39,11 +39,11 @@ class RunningTarget:
     target: Target
     base_url: str
     server_name: str
-    shared_secret: str | None
+    shared_secret: str | None = field(repr=False)  # never in a repr (tracebacks)
     embedded: Stoppable | None = None
     oauth_admin: AdminAccess | None = None
     # Other secrets the target holds (e.g. Synapse's delegation secret): scrubbed by value.
-    held_secrets: tuple[str, ...] = ()
+    held_secrets: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def name(self) -> str:

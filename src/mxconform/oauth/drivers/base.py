@@ -9,7 +9,7 @@ needs what a driver cannot do is SKIP with the driver's reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from mxconform.errors import HarnessError, Unsupported
@@ -40,7 +40,7 @@ class Account:
     """A user on the authorisation server."""
 
     username: str
-    password: str | None
+    password: str | None = field(repr=False)  # never in a repr (tracebacks)
     user_id: str  # the Matrix user ID
     admin_id: str | None = None  # MAS's own ID for the user, when created through the admin API
     given: bool = False  # named in servers.yaml: never changed or destroyed

@@ -208,6 +208,9 @@ class EmbeddedSynapse:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                # its own process group: a Ctrl-C to the terminal reaches the harness only,
+                # which stops Synapse after the test accounts are cleaned up
+                start_new_session=True,
             )
         except OSError as exc:
             raise HarnessError(f"could not start Synapse with {self.python}: {exc}") from exc

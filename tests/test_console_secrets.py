@@ -1,0 +1,142 @@
+"""Secrets never reach the console (CI logs are often public), and a run stopped by SIGTERM
+cleans up, writes a partial report marked interrupted and leaves `reports/latest` alone."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import quote, quote_plus
+
+import pytest
+from nonconformant import BreakingProxy
+
+pytestmark = pytest.mark.integration
+SECRET_VAR = "MXCONFORM_TEST_SHARED_SECRET"  # the variable conftest.py sets
+
+
+def encodings(secret: str) -> set[str]:
+    """The forms a secret takes on its way to a log: raw, JSON, URL and base64."""
+    return {
+        secret,
+        json.dumps(secret)[1:-1],
+        quote(secret, safe=""),
+        quote_plus(secret),
+        base64.b64encode(secret.encode()).decode().rstrip("="),
+    }
+
+
+def assert_no_secret(text: str, secrets: list[str]) -> None:
+    assert secrets, "the run handled no secret: the canary would prove nothing"
+    leaked = sorted({form for s in secrets for form in encodings(s) if form in text})
+    assert not leaked, f"{len(leaked)} secret forms on the console"
+
+
+@pytest.fixture(scope="module")
+def proxy(synapse):
+    with BreakingProxy(synapse.base_url) as p:
+        yield p
+
+
+@pytest.mark.parametrize(
+    ("breakage", "select"),
+    [
+        ("conformant", "uia or legacy.login or tokens.whoami"),
+        ("wrong-password-accepted", "legacy.login or uia.wrong-password"),
+        ("uia-challenge-missing-token", "delete-devices"),
+    ],
+)
+@pytest.mark.parametrize("tb", [None, "long"])
+def test_runs_print_no_secret(run_harness, proxy, capfd, breakage, select, tb):
+    proxy.use(breakage)
+    extra = ["-k", select] + ([f"--tb={tb}"] if tb else [])
+    run = run_harness(proxy.base_url, *extra)
+    out, err = capfd.readouterr()
+    assert_no_secret(out + err, run.outcome.secrets)
+    if tb is None:
+        assert "Traceback" not in out + err
+
+
+def test_a_wrong_shared_secret_is_never_printed(run_harness, synapse, capfd, monkeypatch):
+    wrong = "mxconform-wrong-shared-secret-0123456789"
+    monkeypatch.setenv(SECRET_VAR, wrong)
+    run = run_harness(synapse.base_url, "-k", "tokens.whoami", "--tb=long")
+    out, err = capfd.readouterr()
+    assert {c["verdict"] for c in run.checks} <= {"ERROR", "SKIP"}
+    assert_no_secret(out + err, [wrong, *run.outcome.secrets])
+
+
+def test_a_static_user_with_a_wrong_password_is_never_printed(
+    run_harness, synapse, tmp_path, capfd, monkeypatch
+):
+    password = "mxconform-wrong-static-password-0123456789"
+    monkeypatch.setenv("MXC_STATIC_PASSWORD", password)
+    servers = tmp_path / "static.yaml"
+    servers.write_text(
+        "defaults: [static]\n"
+        "targets:\n"
+        "  - name: static\n"
+        f"    base_url: {synapse.base_url}\n"
+        "    server_name: localhost\n"
+        "    auth: [legacy]\n"
+        "    provisioning:\n"
+        "      method: static-users\n"
+        "      users: [{user_id: '@nobody-here:localhost', password: '${MXC_STATIC_PASSWORD}'}]\n"
+    )
+    run = run_harness(synapse.base_url, "-k", "tokens.whoami", "--tb=long", servers=servers)
+    out, err = capfd.readouterr()
+    assert "ERROR" in {c["verdict"] for c in run.checks}
+    assert_no_secret(out + err, [password, *run.outcome.secrets])
+
+
+def test_sigterm_cleans_up_and_writes_a_partial_report(tmp_path):
+    """A CI cancel mid-run: exit 143, accounts cleaned up, a partial report marked
+    interrupted, `latest` untouched, and no embedded state left in the temp dir."""
+    servers = tmp_path / "servers.yaml"
+    servers.write_text(
+        "defaults: [embedded]\n"
+        "targets:\n"
+        "  - name: embedded\n"
+        "    embedded: synapse-legacy\n"
+        "    auth: [legacy]\n"
+        "    provisioning: {method: synapse-shared-secret}\n"
+    )
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    reports = tmp_path / "reports"
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    command = [sys.executable, "-m", "mxconform.cli", "run", "--servers", str(servers)]
+    process = subprocess.Popen(
+        [*command, "--report-dir", str(reports), "-k", "not expired"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in process.stdout:  # wait until the target is up and checks are running
+        if "started embedded" in line or time.monotonic() > deadline:
+            break
+    time.sleep(4)
+    process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    rest, _ = process.communicate(timeout=150)
+    assert process.returncode == 143, rest[-2000:]
+    assert time.monotonic() - sent < 150
+    folders = [p for p in reports.iterdir() if p.name != "latest"]
+    assert len(folders) == 1
+    document = json.loads((folders[0] / "results.json").read_text())
+    assert document["run"]["interrupted"] == "SIGTERM"
+    assert 0 < len(document["checks"]) < 200
+    housekeeping = document["targets"][0]["housekeeping"]
+    assert housekeeping["users_created"]
+    left = set(housekeeping["users_created"]) - set(housekeeping["users_deactivated"])
+    assert not left, housekeeping["problems"]
+    assert not (reports / "latest").exists()  # only complete runs become latest
+    assert b"INTERRUPTED" in (folders[0] / "index.html").read_bytes()
+    assert not [p for p in tmp.iterdir() if p.name.startswith("mxconform-")], list(tmp.iterdir())
