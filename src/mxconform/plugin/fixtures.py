@@ -24,10 +24,12 @@ def target(request: pytest.FixtureRequest) -> Iterator[RunningTarget]:
     if state.running is None:
         try:
             log_dir = report_dir(run) / "logs" / state.target.name
-            state.running = start_target(state.target, log_dir)
+            state.running = start_target(state.target, log_dir, offline=run.offline)
         except (HarnessError, ConfigError) as exc:
             state.start_error = f"target {state.target.name} could not be started: {exc}"
             raise HarnessError(state.start_error) from exc
+        if state.running.synapse_version is not None:
+            state.info["synapse_version"] = state.running.synapse_version
         if state.running.embedded is not None:
             startup = state.running.embedded.startup_s or 0.0
             state.info["startup_s"] = round(startup, 2)
