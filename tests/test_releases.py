@@ -248,9 +248,11 @@ def test_cli_install_list_and_offline_run(tmp_path, monkeypatch, capsys):
     cached_venv(tmp_path / "cache", "1.70.1")
     assert main(["synapse", "install", "1.70.1"]) == 0  # cached: no index, no install
     assert f"Synapse 1.70.1: {tmp_path / 'cache' / '1.70.1'}" in capsys.readouterr().out
+    cached_venv(tmp_path / "cache", "1.90.0", marker=False)
     assert main(["synapse", "list"]) == 0
     listing = capsys.readouterr().out
     assert "1.70.1: " in listing and "prometheus-client<0.22, pydantic<2" in listing
+    assert "1.90.0: " in listing and "no marker" in listing
     assert main(["synapse", "install", "1.90.*", "--offline"]) == 2
     assert "mxconform synapse install '1.90.*'" in capsys.readouterr().err
     servers = tmp_path / "servers.yaml"

@@ -189,11 +189,13 @@ def synapse_command(args: argparse.Namespace) -> int:
         print(f"Synapse {release.version}: {release.path}")
         return EXIT_OK
     cache = releases.cache_dir()
-    found = releases.cached(cache)
-    print(f"Synapse releases in {cache}:" if found else f"no Synapse releases in {cache}")
+    found, unverified = releases.cached(cache), releases.unverified(cache)
+    print(f"Synapse releases in {cache}:" if found or unverified else f"nothing in {cache}")
     for r in found:
         pins = "adopted (made by hand)" if r.pins is None else ", ".join(r.pins) or "none"
         print(f"  {r.version}: {r.path} (pins: {pins})")
+    for path in unverified:
+        print(f"  {path.name}: {path} (no marker: adopted on first use if it imports this release)")
     return EXIT_OK
 
 

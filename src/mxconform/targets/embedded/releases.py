@@ -149,6 +149,12 @@ def cached(cache: Path | None = None) -> list[Release]:
     return sorted(found, key=lambda r: parse_version(r.version) or ())
 
 
+def unverified(cache: Path | None = None) -> list[Path]:
+    """Release folders without a marker: half-built, or made by hand and not yet checked."""
+    found = [d for d in _version_dirs(cache or cache_dir()) if _read_marker(d) is None]
+    return sorted(found, key=lambda d: parse_version(d.name) or ())
+
+
 def _version_dirs(cache: Path) -> list[Path]:
     if not cache.is_dir():
         return []
