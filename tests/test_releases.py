@@ -192,10 +192,9 @@ def test_installed_version_asks_the_interpreter(tmp_path):
 
 
 def test_oauth_needs_the_mas_contract():
-    assert "1.136.0" in (oauth_problem("1.130.*") or "")
-    assert "1.150.0" in (oauth_problem("1.130.*") or "")
-    assert oauth_problem("1.135.1") and oauth_problem("1.135.*")
-    assert oauth_problem("1.136.*") is None and oauth_problem("1.150.0") is None
+    assert "1.138.0" in (oauth_problem("1.130.*") or "")
+    assert oauth_problem("1.137.0") and oauth_problem("1.136.*") and oauth_problem("1.70.1")
+    assert oauth_problem("1.138.*") is None and oauth_problem("1.150.0") is None
 
 
 TARGET = """
@@ -230,7 +229,7 @@ def config_error(tmp_path: Path, body: str) -> str:
         (f"{LEGACY}\n    synapse_version: '1.70.1'\n    synapse_python: /x/python", "not both"),
         (f"{REMOTE}\n    synapse_version: '1.70.1'", "only applies to embedded targets"),
         (f"{LEGACY}\n    synapse_version: latest", "like 1.130.*"),
-        (f"{OAUTH}\n    synapse_version: '1.130.*'", "1.150.0"),
+        (f"{OAUTH}\n    synapse_version: '1.130.*'", "needs Synapse 1.138.0 or later"),
     ],
 )
 def test_config_rules(tmp_path, body, expected):

@@ -26,10 +26,10 @@ _EXACT = re.compile(r"^\d+(\.\d+)+$")
 _RELEASE = re.compile(r"^\d+\.\d+\.\d+(\.\d+)*$")  # an exact spec: 1.70.1, not 1.70
 _LINE = re.compile(r"^(\d+\.\d+)\.\*$")
 
-# The `matrix_authentication_service` section (what synapse-oauth configures) first appears in
-# 1.136.0's wheel (1.135.0 has none); 1.150.0 is the oldest release this target was run on.
-MAS_CONTRACT_SINCE = "1.136.0"
-MAS_TESTED_SINCE = "1.150.0"
+# synapse-oauth needs the `matrix_authentication_service` section (first in 1.136.0's wheel)
+# and the stable scope `urn:matrix:client:api:*` (first in 1.138.0's; 1.136 and 1.137 answer
+# every token "doesn't grant access to the Matrix C-S API"). Run on 1.138.0 and 1.150.0.
+MAS_CONTRACT_SINCE = "1.138.0"
 
 LIST_TIMEOUT_S = 120.0
 INSTALL_TIMEOUT_S = 1800.0
@@ -89,9 +89,9 @@ def oauth_problem(spec: str) -> str | None:
     if newest is None or floor is None or newest >= floor:
         return None
     return (
-        f"synapse-oauth needs Synapse's matrix_authentication_service section, first in "
-        f"{MAS_CONTRACT_SINCE} (the first release tested to have it is {MAS_TESTED_SINCE}); "
-        f"{spec} is older"
+        f"synapse-oauth needs Synapse {MAS_CONTRACT_SINCE} or later, the first release tested "
+        f"to have the MAS contract (matrix_authentication_service and the stable "
+        f"urn:matrix:client:api:* scope); {spec} is older"
     )
 
 
