@@ -17,7 +17,8 @@ from mxconform.errors import HarnessError
 from mxconform.paths import servers_file, suites_dir
 from mxconform.results import gating_failures, read_document
 from mxconform.targets.config import ConfigError, ServersFile, Target, load_servers
-from mxconform.targets.lifecycle import RunningTarget, start_target
+from mxconform.targets.embedded import releases
+from mxconform.targets.lifecycle import RunningTarget, start_target, synapse_python
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # as a shell reports a process ended by the signal
@@ -100,6 +101,7 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
     selected = servers.select(args.server or [])
     for t in selected:  # resolve secrets now: a missing variable is a usage error, not ERROR
         start_check(t)
+    prepare_releases(selected, args.offline)
     suites = suites_dir()
     argv = [
         str(suites),
@@ -121,6 +123,7 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
         argv += ["--spec-version", args.spec_version]
     if getattr(args, "oauth_driver", None):
         argv += ["--oauth-driver", args.oauth_driver]
+    argv += ["--offline"]  # every synapse_version is in the cache now (prepare_releases)
     if args.k:
         argv += ["-k", args.k]
     argv += ["-q"] if not args.verbose else ["-v"]
@@ -186,6 +189,43 @@ def start_check(target: Target) -> None:
         ref.resolve(where)
 
 
+def _installer(version: str, path: Path) -> None:
+    """The real installer, announced first: it downloads for a few minutes."""
+    print(f"installing Synapse {version} into {path} (a few minutes) ...", flush=True)
+    releases.install_venv(version, path)
+
+
+def prepare_releases(targets: list[Target], offline: bool) -> None:
+    """Resolve (and, online, install) each `synapse_version` before the run: a missing
+    release is then a one-line usage error, and the run itself only reads the cache."""
+    for t in targets:
+        if t.embedded is not None and t.synapse_version is not None:
+            if not offline:
+                releases.ensure(t.synapse_version, installer=_installer)
+            python, version = synapse_python(t, offline=True)
+            print(f"{t.name}: Synapse {version} ({python})")
+
+
+def synapse_command(args: argparse.Namespace) -> int:
+    """`mxconform synapse install SPEC` and `mxconform synapse list`: the release cache."""
+    if args.action == "install":
+        problem = releases.spec_problem(args.spec)
+        if problem:
+            raise ConfigError(problem)
+        release = releases.ensure(args.spec, offline=args.offline, installer=_installer)
+        print(f"Synapse {release.version}: {release.path}")
+        return EXIT_OK
+    cache = releases.cache_dir()
+    found, unverified = releases.cached(cache), releases.unverified(cache)
+    print(f"Synapse releases in {cache}:" if found or unverified else f"nothing in {cache}")
+    for r in found:
+        pins = "adopted (made by hand)" if r.pins is None else ", ".join(r.pins) or "none"
+        print(f"  {r.version}: {r.path} (pins: {pins})")
+    for path in unverified:
+        print(f"  {path.name}: {path} (no marker: adopted on first use if it imports this release)")
+    return EXIT_OK
+
+
 def print_summary(document: dict[str, Any], report_dir: Path, wall_s: float) -> None:
     print()
     print("mxconform summary")
@@ -225,7 +265,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         for t in chosen:
             started = time.perf_counter()
-            rt = start_target(t, Path(args.log_dir) / t.name if args.log_dir else None)
+            log_dir = Path(args.log_dir) / t.name if args.log_dir else None
+            rt = start_target(t, log_dir, offline=args.offline)
             running.append(rt)
             print(
                 f"{t.name}: {rt.base_url} (server_name {rt.server_name}, "
@@ -259,6 +300,7 @@ def list_targets(args: argparse.Namespace) -> int:
             + (f"provisioning {t.provisioning.method}" if t.provisioning else "")
             + (f"oauth driver {t.oauth.driver}" if t.oauth else "")
             + (f"; spec {t.spec_version}" if t.spec_version else "")
+            + (f"; synapse {t.synapse_version}" if t.synapse_version else "")
         )
     return EXIT_OK
 
@@ -334,8 +376,11 @@ def parser() -> argparse.ArgumentParser:
         metavar="OLD_RESULTS_JSON",
         help="compare with an earlier run; regressions make the exit code 1",
     )
+    offline = "embedded targets' synapse_version: use only releases already in the cache"
+    r.add_argument("--offline", action="store_true", help=offline)
     s = sub.add_parser("serve", help="start embedded targets and print their URLs")
     s.add_argument("names", nargs="*", metavar="NAME")
+    s.add_argument("--offline", action="store_true", help=offline)
     s.add_argument("--servers", metavar="FILE")
     s.add_argument("--log-dir", metavar="DIR")
     t = sub.add_parser("targets", help="list the targets of servers.yaml")
@@ -350,6 +395,12 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("diff", help="compare two results.json files (exit 1 on regressions)")
     d.add_argument("old", metavar="OLD_RESULTS_JSON")
     d.add_argument("new", metavar="NEW_RESULTS_JSON")
+    syn = sub.add_parser("synapse", help="Synapse releases for synapse_version (the cache)")
+    syn_sub = syn.add_subparsers(dest="action", required=True)
+    inst = syn_sub.add_parser("install", help="install a release (1.70.1) or line (1.130.*)")
+    inst.add_argument("spec", metavar="VERSION_SPEC")
+    inst.add_argument("--offline", action="store_true", help="only look in the cache")
+    syn_sub.add_parser("list", help="the cached releases, their venvs and pins")
     return p
 
 
@@ -364,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return list_targets(args)
         if args.command == "diff":
             return diff(args)
+        if args.command == "synapse":
+            return synapse_command(args)
         return rerender(args)
     except (ConfigError, HarnessError) as exc:
         print(f"mxconform: error: {exc}", file=sys.stderr)

@@ -40,6 +40,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=sorted(DRIVER_GRANTS),
         help="log in to OAuth targets with this driver instead of the one in servers.yaml",
     )
+    group.addoption(
+        "--offline",
+        action="store_true",
+        default=False,
+        help="embedded targets' synapse_version: use only releases already in the cache",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

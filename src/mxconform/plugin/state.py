@@ -70,6 +70,7 @@ class Run:
         self.servers_path = path
         self.oauth_driver: str | None = config.getoption("oauth_driver")
         self.spec_override: str | None = config.getoption("spec_version")
+        self.offline: bool = bool(config.getoption("offline"))
         if self.spec_override and requirements.parse_version(self.spec_override) is None:
             raise pytest.UsageError(f"--spec-version: expected vX.Y, got {self.spec_override!r}")
         self.secrets = SecretRegistry()

@@ -22,12 +22,15 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
         return state.running
     name = state.target.name
     try:
-        state.running = start_target(state.target, report_dir(run) / "logs" / name)
+        log_dir = report_dir(run) / "logs" / name
+        state.running = start_target(state.target, log_dir, offline=run.offline)
     except (HarnessError, ConfigError) as exc:
         state.start_error = f"target {name} could not be started: {exc}"
         say(config, f"mxconform: {state.start_error}")
         raise TargetUnavailable(state.start_error) from exc
     running = state.running
+    if running.synapse_version is not None:
+        state.info["synapse_version"] = running.synapse_version
     run.secrets.add(running.shared_secret, "shared_secret")
     if running.oauth_admin is not None:
         run.secrets.add(running.oauth_admin.client_secret, "client_secret")

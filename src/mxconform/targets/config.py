@@ -20,6 +20,8 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
+from mxconform.targets.embedded.releases import oauth_problem, spec_problem
+
 AuthApi = Literal["legacy", "oauth"]
 EmbeddedKind = Literal["synapse-legacy", "synapse-oauth"]
 LoginDriverName = Literal["form", "mas-admin", "browser", "static"]
@@ -174,6 +176,16 @@ class Target(_Strict):
     max_retry_wait_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     # Embedded targets only: the Python that runs Synapse (another venv runs another version).
     synapse_python: str | None = None
+    # Embedded targets only: a release (1.70.1) or line (1.130.*) installed into the cache.
+    synapse_version: str | None = None
+
+    @field_validator("synapse_version")
+    @classmethod
+    def _release_spec(cls, value: str | None) -> str | None:
+        problem = spec_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("base_url")
     @classmethod
@@ -204,6 +216,13 @@ class Target(_Strict):
             raise ValueError("the synapse-legacy embedded target offers only the legacy API")
         if self.synapse_python is not None and self.embedded is None:
             raise ValueError("synapse_python only applies to embedded targets")
+        if self.synapse_version is not None:
+            if self.embedded is None:
+                raise ValueError("synapse_version only applies to embedded targets")
+            if self.synapse_python is not None:
+                raise ValueError("give synapse_version or synapse_python, not both")
+            if self.embedded == "synapse-oauth" and (why := oauth_problem(self.synapse_version)):
+                raise ValueError(why)
         return self
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import secrets
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from mxconform.errors import HarnessError
+from mxconform.targets.embedded import releases
 from mxconform.targets.embedded.synapse import EmbeddedSynapse, synapse_available
 
 if TYPE_CHECKING:
@@ -44,6 +46,8 @@ class RunningTarget:
     oauth_admin: AdminAccess | None = None
     # Other secrets the target holds (e.g. Synapse's delegation secret): scrubbed by value.
     held_secrets: tuple[str, ...] = field(default=(), repr=False)
+    # The exact Synapse release an embedded target runs (provenance), when known.
+    synapse_version: str | None = None
 
     @property
     def name(self) -> str:
@@ -86,7 +90,9 @@ class DelegatedPair:
             self.authserver.stop(clean)
 
 
-def start_delegated(target: Target, log_dir: Path | None = None) -> RunningTarget:
+def start_delegated(
+    target: Target, log_dir: Path | None = None, python: str | None = None
+) -> RunningTarget:
     """The `synapse-oauth` target: our OAuth server first (Synapse's config needs its URL),
     then Synapse delegated to it, then the server learns where Synapse is."""
     try:  # Flask and bcrypt are needed only when this target runs
@@ -111,7 +117,7 @@ def start_delegated(target: Target, log_dir: Path | None = None) -> RunningTarge
     ).start()
     synapse = EmbeddedSynapse(
         server_name=server_name,
-        python=target.synapse_python,
+        python=python,
         log_dir=log_dir,
         delegated_to=(authserver.base_url + "/", shared_secret),
     )
@@ -135,25 +141,56 @@ def start_delegated(target: Target, log_dir: Path | None = None) -> RunningTarge
     )
 
 
-def start_target(target: Target, log_dir: Path | None = None) -> RunningTarget:
-    """Start an embedded target (and wait for it), or resolve a remote one's secrets."""
+def synapse_python(target: Target, offline: bool = False) -> tuple[str | None, str | None]:
+    """The interpreter that runs the target's Synapse, and the exact release it imports.
+
+    `synapse_version` is resolved (and installed unless `offline`) in the release cache;
+    otherwise `synapse_python` or the harness's own interpreter is asked for its release.
+    """
     where = f"target {target.name}"
-    if target.embedded is not None and not synapse_available(target.synapse_python):
+    if target.synapse_version is not None:
+        try:
+            release = releases.ensure(target.synapse_version, offline=offline)
+        except HarnessError as exc:
+            raise HarnessError(f"{where}: {exc}") from None
+        why = releases.oauth_problem(release.version)
+        if target.embedded == "synapse-oauth" and why:
+            raise HarnessError(f"{where}: {why}")
+        return str(release.python), release.version
+    if not synapse_available(target.synapse_python):
         raise HarnessError(
             f"{where}: Synapse is not installed; install the embedded extra "
-            "(pip install 'mxconform[embedded]') or set synapse_python"
+            "(pip install 'mxconform[embedded]'), or set synapse_version or synapse_python"
         )
-    if target.embedded == "synapse-oauth":
-        return start_delegated(target, log_dir)
-    if target.embedded == "synapse-legacy":
-        server = EmbeddedSynapse(
-            server_name=target.server_name or "localhost",
-            python=target.synapse_python,
-            log_dir=log_dir,
-        ).start()
-        return RunningTarget(
-            target, server.base_url, server.server_name, server.shared_secret, server
-        )
+    if target.synapse_python is None:
+        try:
+            return None, importlib.metadata.version("matrix-synapse")
+        except importlib.metadata.PackageNotFoundError:
+            return None, None
+    return target.synapse_python, releases.installed_version(target.synapse_python)
+
+
+def start_target(
+    target: Target, log_dir: Path | None = None, *, offline: bool = False
+) -> RunningTarget:
+    """Start an embedded target (and wait for it), or resolve a remote one's secrets.
+
+    `offline`: a `synapse_version` is looked up in the release cache only, never installed.
+    """
+    where = f"target {target.name}"
+    if target.embedded is not None:
+        python, version = synapse_python(target, offline)
+        if target.embedded == "synapse-oauth":
+            running = start_delegated(target, log_dir, python)
+        else:
+            server = EmbeddedSynapse(
+                server_name=target.server_name or "localhost", python=python, log_dir=log_dir
+            ).start()
+            running = RunningTarget(
+                target, server.base_url, server.server_name, server.shared_secret, server
+            )
+        running.synapse_version = version
+        return running
     assert target.base_url is not None and target.server_name is not None
     secret = None
     if isinstance(target.provisioning, SynapseSharedSecret) and target.provisioning.shared_secret:
