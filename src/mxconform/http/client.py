@@ -98,6 +98,11 @@ class MatrixClient:
         self._pacer = pacer
         self._policy = policy
 
+    @property
+    def secrets(self) -> SecretRegistry:
+        """The run's registry: what a caller learns is secret is scrubbed from all evidence."""
+        return self._secrets
+
     def with_recorder(self, recorder: Recorder) -> MatrixClient:
         return MatrixClient(
             self._http,

@@ -219,6 +219,7 @@ class OAuthApi:
         """An authorisation URL (authlib builds it); `pkce` None or "plain" to probe refusal."""
         device_id = device_id or new_device_id()
         verifier = secrets.token_urlsafe(48)
+        self.client.secrets.add(verifier, "code_verifier")  # `plain` puts it in the URL
         state = secrets.token_urlsafe(12)
         scope = scope if scope is not None else scope_for(device_id)
         extra: dict[str, str] = {"response_mode": response_mode}

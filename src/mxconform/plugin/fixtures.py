@@ -38,7 +38,8 @@ def target(request: pytest.FixtureRequest) -> Iterator[RunningTarget]:
             )
         run.secrets.add(state.running.shared_secret, "shared_secret")
         if state.running.oauth_admin is not None:
-            run.secrets.add(state.running.oauth_admin.client_secret, "client_secret")
+            admin = state.running.oauth_admin
+            run.secrets.add_pair(admin.client_id, admin.client_secret)
         for held in state.running.held_secrets:
             run.secrets.add(held, "shared_secret")
     try:
