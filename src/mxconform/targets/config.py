@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -19,6 +20,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import core_schema
+
+from mxconform.http.client import MAX_RESPONSE_BYTES, RequestPolicy, tls_context
+from mxconform.http.limits import origin
 
 AuthApi = Literal["legacy", "oauth"]
 EmbeddedKind = Literal["synapse-legacy", "synapse-oauth"]
@@ -152,6 +156,29 @@ class OAuthConfig(_Strict):
     tokens: list[StaticToken] = []
     # How long to keep asking the homeserver after a revocation (it may cache introspection).
     revocation_grace_s: Annotated[float, Field(ge=0, le=600)] = 10.0
+    # Origins besides the authorisation server's that login forms may post credentials to.
+    login_origins: list[str] = []
+
+    @field_validator("login_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.match(r"^https?://[^/\s?#]+/?$", value):
+                raise ValueError(f"{value!r} is not an origin like https://login.example.org")
+        return [origin(v) for v in values]
+
+
+class TlsOptions(_Strict):
+    """How the target's certificates are checked: the system's trust store by default."""
+
+    ca_file: str | None = None  # a CA bundle (PEM), relative to the servers file
+    verify: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TlsOptions:
+        if self.ca_file is not None and not self.verify:
+            raise ValueError("ca_file has no effect with verify: false")
+        return self
 
 
 class Target(_Strict):
@@ -172,6 +199,13 @@ class Target(_Strict):
     max_requests_per_second: Annotated[float | None, Field(gt=0)] = None
     max_rate_limit_retries: Annotated[int, Field(ge=0, le=10)] = 3
     max_retry_wait_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # Hard limits: one request as a whole (connect and all reads); the largest body read.
+    deadline_s: Annotated[float, Field(gt=0, le=900)] = 30.0
+    max_response_bytes: Annotated[int, Field(ge=1024, le=1024**3)] = MAX_RESPONSE_BYTES
+    # Rate limiting the run accepts before it stops asking this target (every request ERROR).
+    rate_limit_budget_429: Annotated[int, Field(ge=1, le=10_000)] = 10
+    rate_limit_budget_s: Annotated[float, Field(gt=0, le=86_400)] = 120.0
+    tls: TlsOptions = TlsOptions()
     # Embedded targets only: the Python that runs Synapse (another venv runs another version).
     synapse_python: str | None = None
 
@@ -205,6 +239,40 @@ class Target(_Strict):
         if self.synapse_python is not None and self.embedded is None:
             raise ValueError("synapse_python only applies to embedded targets")
         return self
+
+    def policy(self) -> RequestPolicy:
+        """The request limits this target is held to."""
+        return RequestPolicy(
+            timeout_s=self.timeout_s,
+            max_rate_limit_retries=self.max_rate_limit_retries,
+            max_retry_wait_s=self.max_retry_wait_s,
+            deadline_s=max(self.deadline_s, self.timeout_s),
+            max_response_bytes=self.max_response_bytes,
+            rate_limit_budget_429=self.rate_limit_budget_429,
+            rate_limit_budget_s=self.rate_limit_budget_s,
+        )
+
+    def limits(self) -> dict[str, Any]:
+        """The limits as results.json shows them with the target."""
+        policy = self.policy()
+        return {
+            "timeout_s": policy.timeout_s,
+            "deadline_s": policy.deadline_s,
+            "max_response_bytes": policy.max_response_bytes,
+            "max_requests_per_second": self.request_rate,
+            "rate_limit_budget_429": policy.rate_limit_budget_429,
+            "rate_limit_budget_s": policy.rate_limit_budget_s,
+        }
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """The SSL context (or False) every client the harness makes for this target uses."""
+        try:
+            return tls_context(self.tls.ca_file, self.tls.verify)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"target {self.name}: tls.ca_file {self.tls.ca_file}: not a usable CA bundle "
+                f"({exc})"
+            ) from None
 
     @property
     def request_rate(self) -> float:
@@ -320,8 +388,21 @@ def _describe(error: Mapping[str, Any]) -> str:
 
 
 def load_servers(path: Path) -> ServersFile:
-    """Read and validate a servers file; every user error becomes one ConfigError line."""
-    return _load(path, ServersFile, "a mapping with `defaults` and `targets`")
+    """Read and validate a servers file; every user error becomes one ConfigError line.
+    A target's `tls.ca_file` is resolved against the file's folder and must exist."""
+    servers = _load(path, ServersFile, "a mapping with `defaults` and `targets`")
+    targets = []
+    for i, target in enumerate(servers.targets):
+        ca_file = target.tls.ca_file
+        if ca_file is not None:
+            found = (path.parent / ca_file).resolve()
+            if not found.is_file():
+                raise ConfigError(f"{path}: targets[{i}].tls.ca_file: no such file: {found}")
+            tls = target.tls.model_copy(update={"ca_file": str(found)})
+            target = target.model_copy(update={"tls": tls})
+            target.ssl_context()  # an unreadable bundle is the user's problem: say so now
+        targets.append(target)
+    return servers.model_copy(update={"targets": targets})
 
 
 def load_known_issues(target: Target, servers_path: Path) -> list[KnownIssue]:

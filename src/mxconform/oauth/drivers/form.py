@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urljoin
 
-import httpx
 import lxml.html
 
 from mxconform.errors import Unsupported
-from mxconform.http.client import MatrixClient
+from mxconform.http.client import MatrixClient, new_http_client
 from mxconform.http.evidence import Recorder
 from mxconform.oauth.client import is_redirect_to
 from mxconform.oauth.drivers.base import (
@@ -94,7 +93,7 @@ class UserAgent:
     """One simulated browser: its own cookie jar, every exchange recorded."""
 
     def __init__(self, template: MatrixClient) -> None:
-        self._http = httpx.AsyncClient(follow_redirects=False, headers={"User-Agent": "mxconform"})
+        self._http = new_http_client(template.tls)  # the target's TLS settings, own cookies
         self._client = template.with_http(self._http)
 
     def client(self, recorder: Recorder) -> MatrixClient:
