@@ -108,3 +108,36 @@ def serve(handle: Handler, tls: ssl.SSLContext | None = None) -> Iterator[Stub]:
 def recording(h: BaseHTTPRequestHandler, seen: Seen, stub: Stub) -> None:
     """A server that must never be contacted: it records, and answers 200 with nothing."""
     reply(h, 200, {})
+
+
+def fake_oauth_server(foreign: str) -> Handler:
+    """An authorisation server whose metadata sends the token endpoint, and whose login
+    page posts the password, to `foreign` (another loopback port that records)."""
+
+    def handle(h: BaseHTTPRequestHandler, seen: Seen, stub: Stub) -> None:
+        path = seen.path.split("?")[0]
+        if path.startswith("/.well-known/"):
+            reply(
+                h,
+                200,
+                {
+                    "issuer": stub.url + "/",
+                    "authorization_endpoint": stub.url + "/authorize",
+                    "token_endpoint": foreign + "/oauth2/token",
+                },
+            )
+        elif path == "/authorize":
+            reply(h, 302, b"", {"Location": "/login"})
+        elif path == "/login":
+            reply(
+                h,
+                200,
+                f'<html><body><form method="post" action="{foreign}/login">'
+                '<input name="username"><input type="password" name="password">'
+                '<input type="hidden" name="csrf" value="csrf-token-value">'
+                '<button type="submit">Sign in</button></form></body></html>',
+            )
+        else:
+            reply(h, 404, {"errcode": "M_NOT_FOUND"})
+
+    return handle

@@ -3,7 +3,8 @@
 Suites never build requests by hand: they call `MatrixClient.request` with `Credentials`
 that say how a token travels. Rate limiting (429) is waited out and retried, never scored,
 within the target's budget; network failures, a passed deadline and an oversized body raise
-`HarnessError`s, which the verdict layer turns into ERROR.
+`HarnessError`s, which the verdict layer turns into ERROR. Credentials go only to the
+target's origin or to an origin the caller names.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import email.utils
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,11 +24,12 @@ import httpx
 from mxconform.errors import HarnessError
 from mxconform.http.credentials import NO_CREDENTIALS, Credentials
 from mxconform.http.evidence import Exchange, Recorder
-from mxconform.http.limits import RateBudget, ResponseTooLarge
+from mxconform.http.limits import RateBudget, ResponseTooLarge, origin
 from mxconform.http.redact import SecretRegistry, redact_body, redact_headers, redact_url
 
 BODY_CAP = 16 * 1024
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization")
 
 
 class NetworkError(HarnessError):
@@ -148,9 +150,12 @@ class MatrixClient:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         note: str | None = None,
+        allow_origins: Iterable[str] = (),
     ) -> httpx.Response:
-        """One request (429s waited out within the budget)."""
+        """One request (429s waited out within the budget). `allow_origins`: origins other
+        than the target's that this request's credentials may go to."""
         url = path if path.startswith("http") else self.base_url + path
+        self._guard_origin(method, url, credentials, headers, allow_origins)
         query: list[tuple[str, str | int | float | bool | None]] = [
             *(params or {}).items(),
             *credentials.params,
@@ -198,6 +203,29 @@ class MatrixClient:
         if response.status_code == 429:
             raise RateLimited(f"{method} {path}: still rate-limited (429) after {attempts} retries")
         return response
+
+    def _guard_origin(
+        self,
+        method: str,
+        url: str,
+        credentials: Credentials,
+        headers: dict[str, str] | None,
+        allow_origins: Iterable[str],
+    ) -> None:
+        """Refuse, before anything is sent, credentials bound for an origin nobody named."""
+        carries = bool(credentials.headers or credentials.params) or any(
+            name.lower() in _CREDENTIAL_HEADERS for name in headers or {}
+        )
+        if not carries:
+            return
+        home = origin(self.base_url)
+        there = origin(url)
+        allowed = {home, *(origin(o) for o in allow_origins)}
+        if there not in allowed:
+            raise HarnessError(
+                f"{method} to {there} refused: it would carry credentials, and they may go "
+                f"only to {', '.join(sorted(allowed))}"
+            )
 
     async def _send(self, request: httpx.Request, note: str | None) -> httpx.Response:
         exchange = Exchange(

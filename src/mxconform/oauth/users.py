@@ -106,7 +106,8 @@ class OAuthUsers:
         self.metadata = metadata
         self._secrets = secrets_
         self._names = names
-        self.driver = make_driver(config, template, secrets_, artifacts_dir)
+        origins = metadata.origins | set(config.login_origins)
+        self.driver = make_driver(config, template, secrets_, artifacts_dir, origins)
         self.admin = self._admin(running)
         self.housekeeping = Housekeeping()
         self._client_id: str | None = None
@@ -125,7 +126,7 @@ class OAuthUsers:
         if access is None:
             return None
         self._secrets.add_pair(access.client_id, access.client_secret)
-        return MasAdminApi(access, self.metadata.endpoint("token_endpoint"))
+        return MasAdminApi(access)  # its token endpoint: from access.url's own metadata
 
     @property
     def may_destroy(self) -> bool:
