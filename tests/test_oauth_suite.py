@@ -46,6 +46,8 @@ def oauth_servers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, synapse_oauth
             "    oauth:\n"
             f"      driver: {driver}\n"
             "      revocation_grace_s: 3\n"
+            # behind the proxy, device and account pages stay on the real server's origin
+            f"      login_origins: [{admin.url}]\n"
             "      admin:\n"
             f"        url: {admin.url}\n"
             f"        client_id: {admin.client_id}\n"

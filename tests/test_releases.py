@@ -14,7 +14,7 @@ import pytest
 
 from mxconform.cli import main
 from mxconform.errors import HarnessError
-from mxconform.targets.config import ConfigError, load_servers
+from mxconform.targets.config import ConfigError
 from mxconform.targets.embedded import releases
 from mxconform.targets.embedded.releases import (
     MARKER,
@@ -26,6 +26,7 @@ from mxconform.targets.embedded.releases import (
     pins_for,
     spec_problem,
 )
+from mxconform.targets.loading import load_servers
 
 INDEX = ["1.150.0", "1.131.0", "1.130.2", "1.130.10", "1.130.0", "1.13.0", "1.70.1", "1.70.0"]
 

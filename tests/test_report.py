@@ -180,3 +180,45 @@ def test_merge_repeats_keeps_the_worst_verdict_and_every_runs_evidence():
     assert [r["evidence"] for r in a["flaky"]["runs"]] == [[{"n": 1}], [{"n": 2}]]
     assert "flaky" not in b and b["repeats"] == 2
     assert merged["summary"]["t"]["flaky"] == 1
+
+
+def test_junit_is_valid_xml_when_a_server_sends_control_characters(tmp_path: Path):
+    import xml.etree.ElementTree as ET
+
+    nasty = "M_\x00BAD\x07 errcode \x1b[31m red\x0b"
+    doc = document(
+        check("x", "FAIL", message=nasty),
+        check("y", "ERROR", message=nasty, transport=None),
+        check("z", "WARN", message=nasty, transport="query"),
+        check(f"k{nasty}", "FAIL", known_issue={"reason": nasty, "link": "https://x"}),
+    )
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc))
+    _, junit_path, _ = render_all(path)
+    text = junit_path.read_text()
+    root = ET.fromstring(text.encode())  # raises on any character XML 1.0 forbids
+    assert not any(ch in text for ch in "\x00\x07\x1b\x0b")
+    assert "M_\ufffdBAD\ufffd errcode" in text and len(root.findall(".//testcase")) == 4
+
+
+def test_target_box_shows_limits_and_warns_when_tls_is_not_verified(tmp_path: Path):
+    doc = document(check("a", "PASS"))
+    doc["targets"][0] |= {
+        "tls_verify": False,
+        "limits": {
+            "timeout_s": 10.0,
+            "deadline_s": 30.0,
+            "max_response_bytes": 4194304,
+            "max_requests_per_second": 20.0,
+            "rate_limit_budget_429": 10,
+            "rate_limit_budget_s": 120.0,
+        },
+    }
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc))
+    page = render_all(path)[0].read_text()
+    assert "TLS certificates not verified" in page and 'class="badge WARN"' in page
+    assert "30.0 s per request, 4.0 MiB per body, 20.0 requests/s" in page
+    doc["targets"][0]["tls_verify"] = True
+    path.write_text(json.dumps(doc))
+    assert "TLS certificates not verified" not in render_all(path)[0].read_text()

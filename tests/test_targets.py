@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from mxconform.targets.config import ConfigError, SynapseSharedSecret, load_servers
+from mxconform.targets.config import ConfigError, SynapseSharedSecret
+from mxconform.targets.loading import load_servers
 
 GOOD = """
 defaults: [local]
@@ -122,7 +123,7 @@ def test_cli_reports_user_errors_without_traceback(tmp_path, capsys):
 
 
 def test_known_issues_file_is_validated_and_matched(tmp_path):
-    from mxconform.targets.config import load_known_issues
+    from mxconform.targets.loading import load_known_issues
 
     servers = load_servers(
         write(
@@ -160,3 +161,69 @@ def test_static_users_and_registration_token_take_env_secrets(tmp_path, monkeypa
     assert servers.select(["tokened"])[0].secret_refs()[0][1].variable == "REG_TOKEN"
     inline = text.replace("'${ALICE_PW}'", "hunter2")
     assert "users[0].password: secrets must be given" in error_for(tmp_path, inline)
+
+
+LIMITED = """
+defaults: [staging]
+targets:
+  - name: staging
+    base_url: https://matrix.example.org
+    server_name: example.org
+    auth: [oauth]
+    deadline_s: 45
+    max_response_bytes: 1048576
+    rate_limit_budget_429: 4
+    rate_limit_budget_s: 60
+    oauth: {login_origins: ["https://Login.Example.org/", "https://sso.example.org:8443"]}
+    tls: {ca_file: ca.pem}
+"""
+
+
+def test_limits_tls_and_login_origins_load(tmp_path):
+    ca = tmp_path / "ca.pem"
+    import ssl
+
+    ca.write_text(ssl.DER_cert_to_PEM_cert(_self_signed_der()))
+    target = load_servers(write(tmp_path, LIMITED)).select([])[0]
+    assert target.limits() == {
+        "timeout_s": 10.0,
+        "deadline_s": 45.0,
+        "max_response_bytes": 1048576,
+        "max_requests_per_second": 20.0,
+        "rate_limit_budget_429": 4,
+        "rate_limit_budget_s": 60.0,
+    }
+    assert target.oauth is not None
+    assert target.oauth.login_origins == [
+        "https://login.example.org",
+        "https://sso.example.org:8443",
+    ]
+    assert target.tls.ca_file == str(ca.resolve()) and target.ssl_context() is not False
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("tls: {ca_file: ca.pem}", "targets[0].tls.ca_file: no such file"),
+        ("tls: {ca_file: ca.pem, verify: false}", "ca_file has no effect with verify: false"),
+        ("oauth: {login_origins: [login.example.org]}", "is not an origin like"),
+        ("oauth: {login_origins: ['https://x.org/login']}", "is not an origin like"),
+        ("max_response_bytes: 10", "max_response_bytes: Input should be greater than or equal"),
+        ("rate_limit_budget_429: 0", "rate_limit_budget_429: Input should be greater"),
+    ],
+)
+def test_bad_limits_and_tls_are_one_line_errors(tmp_path, change, message):
+    text = LIMITED.split("    deadline_s")[0] + "    " + change + "\n"
+    assert message in error_for(tmp_path, text)
+
+
+def test_an_unreadable_ca_bundle_is_a_config_error(tmp_path):
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    text = LIMITED.split("    deadline_s")[0] + "    tls: {ca_file: ca.pem}\n"
+    assert "not a usable CA bundle" in error_for(tmp_path, text)
+
+
+def _self_signed_der() -> bytes:
+    from tls_certs import make_ca
+
+    return make_ca().cert_der

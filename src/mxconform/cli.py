@@ -16,9 +16,10 @@ import pytest
 from mxconform.errors import HarnessError
 from mxconform.paths import servers_file, suites_dir
 from mxconform.results import gating_failures, read_document
-from mxconform.targets.config import ConfigError, ServersFile, Target, load_servers
+from mxconform.targets.config import ConfigError, ServersFile, Target
 from mxconform.targets.embedded import releases
 from mxconform.targets.lifecycle import RunningTarget, start_target, synapse_python
+from mxconform.targets.loading import load_servers
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # as a shell reports a process ended by the signal

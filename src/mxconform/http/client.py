@@ -1,16 +1,19 @@
 """The harness's HTTP client: every exchange is captured as redacted evidence.
 
 Suites never build requests by hand: they call `MatrixClient.request` with `Credentials`
-that say how a token travels. Rate limiting (429) is waited out and retried, never scored;
-network failures raise `NetworkError`, which the verdict layer turns into ERROR.
+that say how a token travels. Rate limiting (429) is waited out and retried, never scored,
+within the target's budget; network failures, a passed deadline and an oversized body raise
+`HarnessError`s, which the verdict layer turns into ERROR. Credentials go only to the
+target's origin or to an origin the caller names.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,9 +24,12 @@ import httpx
 from mxconform.errors import HarnessError
 from mxconform.http.credentials import NO_CREDENTIALS, Credentials
 from mxconform.http.evidence import Exchange, Recorder
+from mxconform.http.limits import RateBudget, ResponseTooLarge, origin
 from mxconform.http.redact import SecretRegistry, redact_body, redact_headers, redact_url
 
 BODY_CAP = 16 * 1024
+MAX_RESPONSE_BYTES = 4 * 1024 * 1024
+_CREDENTIAL_HEADERS = ("authorization", "proxy-authorization")
 
 
 class NetworkError(HarnessError):
@@ -52,9 +58,13 @@ class Pacer:
 
 @dataclass(frozen=True)
 class RequestPolicy:
-    timeout_s: float = 10.0
+    timeout_s: float = 10.0  # per connect / read (httpx)
     max_rate_limit_retries: int = 3
-    max_retry_wait_s: float = 30.0
+    max_retry_wait_s: float = 30.0  # per wait
+    deadline_s: float = 30.0  # the whole request: connect and every read
+    max_response_bytes: int = MAX_RESPONSE_BYTES
+    rate_limit_budget_429: int = 10  # consecutive 429s before the target is given up
+    rate_limit_budget_s: float = 120.0  # seconds waited in total before it is given up
 
 
 def retry_delay(response: httpx.Response, cap: float) -> float:
@@ -89,14 +99,25 @@ class MatrixClient:
         pacer: Pacer,
         policy: RequestPolicy,
         on_login: Callable[[Any], None] | None = None,
+        budget: RateBudget | None = None,
+        tls: ssl.SSLContext | bool = True,
     ) -> None:
         self._on_login = on_login
+        self._budget = budget or RateBudget(
+            policy.rate_limit_budget_429, policy.rate_limit_budget_s
+        )
+        self.tls = tls
         self._http = http
         self.base_url = base_url.rstrip("/")
         self.recorder = recorder
         self._secrets = secrets
         self._pacer = pacer
         self._policy = policy
+
+    @property
+    def secrets(self) -> SecretRegistry:
+        """The run's registry: what a caller learns is secret is scrubbed from all evidence."""
+        return self._secrets
 
     def with_recorder(self, recorder: Recorder) -> MatrixClient:
         return MatrixClient(
@@ -107,6 +128,8 @@ class MatrixClient:
             self._pacer,
             self._policy,
             self._on_login,
+            self._budget,
+            self.tls,
         )
 
     def with_http(self, http: httpx.AsyncClient) -> MatrixClient:
@@ -127,8 +150,12 @@ class MatrixClient:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         note: str | None = None,
+        allow_origins: Iterable[str] = (),
     ) -> httpx.Response:
+        """One request (429s waited out within the budget). `allow_origins`: origins other
+        than the target's that this request's credentials may go to."""
         url = path if path.startswith("http") else self.base_url + path
+        self._guard_origin(method, url, credentials, headers, allow_origins)
         query: list[tuple[str, str | int | float | bool | None]] = [
             *(params or {}).items(),
             *credentials.params,
@@ -138,6 +165,11 @@ class MatrixClient:
         )
         attempts = 0
         while True:
+            if self._budget.exhausted:
+                raise RateLimited(
+                    f"rate-limit budget exhausted: {self._budget.exhausted}; "
+                    f"{method} {path} not sent"
+                )
             request = self._http.build_request(
                 method,
                 url,
@@ -149,10 +181,18 @@ class MatrixClient:
             )
             await self._pacer.wait()
             response = await self._send(request, note)
-            if response.status_code != 429 or attempts >= self._policy.max_rate_limit_retries:
+            self._budget.answered(response.status_code)
+            if response.status_code != 429:
+                break
+            if self._budget.exhausted:
+                raise RateLimited(f"rate-limit budget exhausted: {self._budget.exhausted}")
+            if attempts >= self._policy.max_rate_limit_retries:
                 break
             attempts += 1
-            await asyncio.sleep(retry_delay(response, self._policy.max_retry_wait_s))
+            delay = retry_delay(response, self._policy.max_retry_wait_s)
+            if not self._budget.may_wait(delay):
+                raise RateLimited(f"rate-limit budget exhausted: {self._budget.exhausted}")
+            await asyncio.sleep(delay)
         if (
             self._on_login
             and method == "POST"
@@ -163,6 +203,29 @@ class MatrixClient:
         if response.status_code == 429:
             raise RateLimited(f"{method} {path}: still rate-limited (429) after {attempts} retries")
         return response
+
+    def _guard_origin(
+        self,
+        method: str,
+        url: str,
+        credentials: Credentials,
+        headers: dict[str, str] | None,
+        allow_origins: Iterable[str],
+    ) -> None:
+        """Refuse, before anything is sent, credentials bound for an origin nobody named."""
+        carries = bool(credentials.headers or credentials.params) or any(
+            name.lower() in _CREDENTIAL_HEADERS for name in headers or {}
+        )
+        if not carries:
+            return
+        home = origin(self.base_url)
+        there = origin(url)
+        allowed = {home, *(origin(o) for o in allow_origins)}
+        if there not in allowed:
+            raise HarnessError(
+                f"{method} to {there} refused: it would carry credentials, and they may go "
+                f"only to {', '.join(sorted(allowed))}"
+            )
 
     async def _send(self, request: httpx.Request, note: str | None) -> httpx.Response:
         exchange = Exchange(
@@ -177,9 +240,17 @@ class MatrixClient:
         )
         self.recorder.exchanges.append(exchange)
         start = time.perf_counter()
+        policy = self._policy
         try:
-            response = await self._http.send(request)
-            await response.aread()
+            async with asyncio.timeout(policy.deadline_s):
+                response = await self._http.send(request, stream=True)
+                try:
+                    content = await self._read_capped(response, exchange)
+                finally:
+                    await response.aclose()
+        except TimeoutError as exc:
+            exchange.error = f"deadline of {policy.deadline_s:g}s exceeded (connect and reads)"
+            raise NetworkError(f"{request.method} {exchange.url}: {exchange.error}") from exc
         except httpx.TimeoutException as exc:
             exchange.error = f"timeout after {self._policy.timeout_s:g}s ({type(exc).__name__})"
             raise NetworkError(f"{request.method} {exchange.url}: {exchange.error}") from exc
@@ -188,14 +259,37 @@ class MatrixClient:
             raise NetworkError(f"{request.method} {exchange.url}: {exchange.error}") from exc
         finally:
             exchange.duration_ms = round((time.perf_counter() - start) * 1000, 2)
-        exchange.status = response.status_code
-        exchange.response_headers = redact_headers(_wire_headers(response.headers), self._secrets)
         exchange.response_body = redact_body(
-            response.content, response.headers.get("content-type"), self._secrets, BODY_CAP
+            content, response.headers.get("content-type"), self._secrets, BODY_CAP
         )
         if response.status_code == 429:
             exchange.note = "rate-limited: waited out and retried (never scored)"
-        return response
+        # The body is decoded already: the copy callers read must not decode it again.
+        headers = [(k, v) for k, v in response.headers.multi_items() if k != "content-encoding"]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=content,
+            request=request,
+            extensions=response.extensions,
+        )
+
+    async def _read_capped(self, response: httpx.Response, exchange: Exchange) -> bytes:
+        """The (decoded) body, read no further than `max_response_bytes`."""
+        exchange.status = response.status_code
+        exchange.response_headers = redact_headers(_wire_headers(response.headers), self._secrets)
+        cap = self._policy.max_response_bytes
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                exchange.error = (
+                    f"response body over the cap of {cap} bytes: stopped reading at {size}"
+                )
+                raise ResponseTooLarge(f"{exchange.method} {exchange.url}: {exchange.error}")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 def _wire_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
@@ -203,11 +297,23 @@ def _wire_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
     return [(k, v) for k, v in headers.multi_items() if k.lower() not in skip]
 
 
-def new_http_client() -> httpx.AsyncClient:
-    """One pooled client per target; redirects are never followed silently. Login drivers
-    use their own clients, one cookie jar per simulated user agent."""
+def tls_context(ca_file: str | None = None, verify: bool = True) -> ssl.SSLContext | bool:
+    """What httpx verifies a target's certificates with: the system's trust store, plus an
+    operator's CA bundle when given; False only when the operator turned checking off."""
+    if not verify:
+        return False
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(ca_file)
+    return context
+
+
+def new_http_client(tls: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
+    """One pooled client per target (or per simulated user agent: its own cookie jar);
+    redirects are never followed silently, so credentials never follow one."""
     return httpx.AsyncClient(
         follow_redirects=False,
         headers={"User-Agent": "mxconform"},
         limits=httpx.Limits(max_connections=8),
+        verify=tls,
     )

@@ -7,11 +7,13 @@ secret is then scrubbed from any text that is stored (URLs, messages, logs).
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 # Keys whose values are secrets wherever they appear (JSON bodies, forms, query strings).
 SECRET_KEYS = frozenset(
@@ -41,35 +43,76 @@ def mask(kind: str) -> str:
     return f"<redacted:{kind}>"
 
 
+def _base64_forms(raw: bytes) -> set[str]:
+    forms = set()
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode()
+        forms |= {text, text.rstrip("=")}
+    return forms
+
+
+def encodings(value: str) -> set[str]:
+    """Every form a secret takes on the wire or on a page: literal, JSON-escaped (ASCII or
+    not), HTML-escaped, URL-encoded (both ways, either hex case) and base64 (both alphabets,
+    with and without padding). A server echoing a secret in any of them must not leak it."""
+    forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    escaped = html.escape(value, quote=True)
+    forms |= {escaped, escaped.replace("&#x27;", "&#39;"), html.escape(value, quote=False)}
+    for encoded in (quote(value, safe=""), quote_plus(value), quote(value)):
+        forms |= {encoded, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded)}
+    forms |= _base64_forms(value.encode())
+    return forms
+
+
 class SecretRegistry:
-    """Every secret value seen in this run, kept in memory only, for scrubbing by value."""
+    """Every secret value seen in this run, kept in memory only, for scrubbing by value
+    in every encoding it may take (see `encodings`)."""
 
     def __init__(self) -> None:
         self._values: dict[str, str] = {}
+        self._forms: dict[str, str] = {}  # each encoded form -> the kind of its secret
         self._pattern: re.Pattern[str] | None = None
 
     def add(self, value: str | None, kind: str = "secret") -> None:
         if value and len(value) >= _MIN_SECRET_LEN and value not in self._values:
             self._values[value] = kind
+            for form in encodings(value):
+                self._forms.setdefault(form, kind)
             self._pattern = None
+
+    def add_pair(self, client_id: str, secret: str, kind: str = "client_secret") -> None:
+        """A client id and secret as HTTP Basic carries them: base64 of `id:secret`, with
+        and without the form-encoding RFC 6749 §2.3.1 asks for (see `basic_auth`)."""
+        self.add(secret, kind)
+        if not secret or len(secret) < _MIN_SECRET_LEN:
+            return
+        for pair in (
+            f"{quote(client_id, safe='')}:{quote(secret, safe='')}",
+            f"{client_id}:{secret}",
+        ):
+            for form in _base64_forms(pair.encode()):
+                self._forms.setdefault(form, kind)
+        self._pattern = None
 
     def values(self) -> list[str]:
         return list(self._values)
 
     def scrub(self, text: str) -> str:
-        if not self._values:
+        if not self._forms:
             return text
         if self._pattern is None:
-            ordered = sorted(self._values, key=len, reverse=True)
+            ordered = sorted(self._forms, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
-        return self._pattern.sub(lambda m: mask(self._values[m.group(0)]), text)
+        return self._pattern.sub(lambda m: mask(self._forms[m.group(0)]), text)
 
     def scrub_any(self, value: Any) -> Any:
-        """Scrub every string inside a JSON-like structure."""
+        """Scrub every string inside a JSON-like structure (header pairs are tuples)."""
         if isinstance(value, str):
             return self.scrub(value)
         if isinstance(value, list):
             return [self.scrub_any(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self.scrub_any(v) for v in value)
         if isinstance(value, dict):
             return {k: self.scrub_any(v) for k, v in value.items()}
         return value

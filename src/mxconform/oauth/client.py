@@ -23,6 +23,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from mxconform.errors import HarnessError
 from mxconform.http.client import MatrixClient
 from mxconform.http.credentials import Credentials
+from mxconform.http.limits import origin
 from mxconform.spec.matchers import body
 
 METADATA_PATH = "/_matrix/client/v1/auth_metadata"
@@ -79,6 +80,17 @@ class Metadata:
         if not isinstance(value, str) or not value.startswith(("http://", "https://")):
             raise HarnessError(f"the server metadata has no usable {key}")
         return value
+
+    @property
+    def origins(self) -> frozenset[str]:
+        """The authorisation server's own origins (its issuer's and its authorisation
+        endpoint's): where the harness may send what the user types into a login page."""
+        found = set()
+        for key in ("issuer", "authorization_endpoint"):
+            value = self.data.get(key)
+            if isinstance(value, str) and value.startswith(("http://", "https://")):
+                found.add(origin(value))
+        return frozenset(found)
 
     def supports(self, key: str, value: str) -> bool:
         listed = self.data.get(key)
@@ -195,6 +207,7 @@ class OAuthApi:
             self.metadata.endpoint("registration_endpoint"),
             json=metadata,
             note=note or "dynamic client registration",
+            allow_origins=self.metadata.origins,
         )
 
     async def register_client(self, redirect_uris: list[str] | None = None) -> str:
@@ -219,6 +232,7 @@ class OAuthApi:
         """An authorisation URL (authlib builds it); `pkce` None or "plain" to probe refusal."""
         device_id = device_id or new_device_id()
         verifier = secrets.token_urlsafe(48)
+        self.client.secrets.add(verifier, "code_verifier")  # `plain` puts it in the URL
         state = secrets.token_urlsafe(12)
         scope = scope if scope is not None else scope_for(device_id)
         extra: dict[str, str] = {"response_mode": response_mode}
@@ -249,6 +263,7 @@ class OAuthApi:
             self.metadata.endpoint("token_endpoint"),
             form=url_decode(encoded),
             note=note,
+            allow_origins=self.metadata.origins,
         )
 
     async def exchange_code(
@@ -289,7 +304,11 @@ class OAuthApi:
         if client_id:
             form["client_id"] = client_id
         return await self.client.request(
-            "POST", self.metadata.endpoint("revocation_endpoint"), form=form, note=note
+            "POST",
+            self.metadata.endpoint("revocation_endpoint"),
+            form=form,
+            note=note,
+            allow_origins=self.metadata.origins,
         )
 
     async def device_authorization(self, client_id: str, scope: str) -> httpx.Response:
@@ -298,6 +317,7 @@ class OAuthApi:
             self.metadata.endpoint("device_authorization_endpoint"),
             form={"client_id": client_id, "scope": scope},
             note="device authorisation request",
+            allow_origins=self.metadata.origins,
         )
 
     async def poll_device(self, client_id: str, device_code: str) -> httpx.Response:

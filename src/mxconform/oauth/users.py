@@ -106,7 +106,8 @@ class OAuthUsers:
         self.metadata = metadata
         self._secrets = secrets_
         self._names = names
-        self.driver = make_driver(config, template, secrets_, artifacts_dir)
+        origins = metadata.origins | set(config.login_origins)
+        self.driver = make_driver(config, template, secrets_, artifacts_dir, origins)
         self.admin = self._admin(running)
         self.housekeeping = Housekeeping()
         self._client_id: str | None = None
@@ -124,8 +125,8 @@ class OAuthUsers:
             access = AdminAccess(url, self.config.admin.client_id, secret)
         if access is None:
             return None
-        self._secrets.add(access.client_secret, "client_secret")
-        return MasAdminApi(access, self.metadata.endpoint("token_endpoint"))
+        self._secrets.add_pair(access.client_id, access.client_secret)
+        return MasAdminApi(access)  # its token endpoint: from access.url's own metadata
 
     @property
     def may_destroy(self) -> bool:
@@ -235,10 +236,13 @@ class OAuthUsers:
     async def callback(
         self, client: MatrixClient, account: Account, request: AuthRequest, create: bool = False
     ) -> str:
-        """Drive the authorisation URL as the user; the redirect back to the client."""
-        return await self.driver.authorize(
+        """Drive the authorisation URL as the user; the redirect back to the client (its
+        code joins the run's secrets before anything else records it)."""
+        where = await self.driver.authorize(
             account, request.url, request.redirect_uri, client.recorder, create
         )
+        self._secrets.add(callback_params(where).get("code"), "code")
+        return where
 
     async def code_grant(
         self,

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from mxconform.errors import HarnessError
-from mxconform.http.client import MatrixClient, Pacer, RequestPolicy, new_http_client
+from mxconform.http.client import MatrixClient, Pacer, new_http_client
 from mxconform.plugin.state import get_run, has_run
 from mxconform.plugin.targets import ensure_ready
 from mxconform.spec import requirements
@@ -31,15 +31,17 @@ async def target_client(
     state = run.state(target.name)
     t = state.target
 
-    async with new_http_client() as http:
+    tls = t.ssl_context()  # every client made for this target (login drivers too) uses it
+    async with new_http_client(tls) as http:
         yield MatrixClient(
             http,
             target.base_url,
             state.setup_recorder,
             run.secrets,
-            Pacer(t.request_rate),  # shared by every client of this target
-            RequestPolicy(t.timeout_s, t.max_rate_limit_retries, t.max_retry_wait_s),
+            Pacer(t.request_rate),  # shared by every client of this target, as is the budget
+            t.policy(),
             on_login=lambda data: state.users.note_login(data) if state.users else None,
+            tls=tls,
         )
 
 

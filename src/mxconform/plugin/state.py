@@ -22,10 +22,9 @@ from mxconform.targets.config import (
     KnownIssue,
     ServersFile,
     Target,
-    load_known_issues,
-    load_servers,
 )
 from mxconform.targets.lifecycle import RunningTarget
+from mxconform.targets.loading import load_known_issues, load_servers
 from mxconform.targets.preflight import Identity
 
 

@@ -33,7 +33,8 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
         state.info["synapse_version"] = running.synapse_version
     run.secrets.add(running.shared_secret, "shared_secret")
     if running.oauth_admin is not None:
-        run.secrets.add(running.oauth_admin.client_secret, "client_secret")
+        admin = running.oauth_admin
+        run.secrets.add_pair(admin.client_id, admin.client_secret)
     for held in running.held_secrets:
         run.secrets.add(held, "shared_secret")
     if running.embedded is not None:
@@ -45,7 +46,9 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
             f"{running.base_url} in {startup:.1f}s",
         )
     try:
-        identity = identify(running.base_url, state.target.timeout_s)
+        identity = identify(
+            running.base_url, state.target.timeout_s, verify=state.target.ssl_context()
+        )
     except TargetUnavailable as exc:
         state.start_error = f"target {name} not run: {exc}"
         say(config, f"mxconform: {state.start_error}")

@@ -2,9 +2,28 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from typing import Any
+
+# Characters XML 1.0 forbids even escaped: a server's errcode or message may hold them.
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """Text a JUnit parser accepts: each character XML 1.0 forbids becomes U+FFFD."""
+    return _NOT_XML.sub("\ufffd", text)
+
+
+def _sanitise(root: ET.Element) -> None:
+    for element in root.iter():
+        if element.text:
+            element.text = xml_safe(element.text)
+        if element.tail:
+            element.tail = xml_safe(element.tail)
+        for key, value in element.attrib.items():
+            element.attrib[key] = xml_safe(value)
 
 
 def _name(check: dict[str, Any]) -> str:
@@ -56,5 +75,6 @@ def render_junit(document: dict[str, Any], only_target: str | None = None) -> st
                 ET.SubElement(case, "skipped", message=check["message"][:500])
             elif verdict in ("WARN", "INFO"):
                 ET.SubElement(case, "system-out").text = f"{verdict}: {check['message']}"
+    _sanitise(suites)
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+import ssl
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
-    ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_core import core_schema
 
+from mxconform.http.client import MAX_RESPONSE_BYTES, RequestPolicy, tls_context
+from mxconform.http.limits import origin
 from mxconform.targets.embedded.releases import oauth_problem, spec_problem
 
 AuthApi = Literal["legacy", "oauth"]
@@ -154,6 +154,29 @@ class OAuthConfig(_Strict):
     tokens: list[StaticToken] = []
     # How long to keep asking the homeserver after a revocation (it may cache introspection).
     revocation_grace_s: Annotated[float, Field(ge=0, le=600)] = 10.0
+    # Origins besides the authorisation server's that login forms may post credentials to.
+    login_origins: list[str] = []
+
+    @field_validator("login_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.match(r"^https?://[^/\s?#]+/?$", value):
+                raise ValueError(f"{value!r} is not an origin like https://login.example.org")
+        return [origin(v) for v in values]
+
+
+class TlsOptions(_Strict):
+    """How the target's certificates are checked: the system's trust store by default."""
+
+    ca_file: str | None = None  # a CA bundle (PEM), relative to the servers file
+    verify: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TlsOptions:
+        if self.ca_file is not None and not self.verify:
+            raise ValueError("ca_file has no effect with verify: false")
+        return self
 
 
 class Target(_Strict):
@@ -174,6 +197,13 @@ class Target(_Strict):
     max_requests_per_second: Annotated[float | None, Field(gt=0)] = None
     max_rate_limit_retries: Annotated[int, Field(ge=0, le=10)] = 3
     max_retry_wait_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    # Hard limits: one request as a whole (connect and all reads); the largest body read.
+    deadline_s: Annotated[float, Field(gt=0, le=900)] = 30.0
+    max_response_bytes: Annotated[int, Field(ge=1024, le=1024**3)] = MAX_RESPONSE_BYTES
+    # Rate limiting the run accepts before it stops asking this target (every request ERROR).
+    rate_limit_budget_429: Annotated[int, Field(ge=1, le=10_000)] = 10
+    rate_limit_budget_s: Annotated[float, Field(gt=0, le=86_400)] = 120.0
+    tls: TlsOptions = TlsOptions()
     # Embedded targets only: the Python that runs Synapse (another venv runs another version).
     synapse_python: str | None = None
     # Embedded targets only: a release (1.70.1) or line (1.130.*) installed into the cache.
@@ -224,6 +254,40 @@ class Target(_Strict):
             if self.embedded == "synapse-oauth" and (why := oauth_problem(self.synapse_version)):
                 raise ValueError(why)
         return self
+
+    def policy(self) -> RequestPolicy:
+        """The request limits this target is held to."""
+        return RequestPolicy(
+            timeout_s=self.timeout_s,
+            max_rate_limit_retries=self.max_rate_limit_retries,
+            max_retry_wait_s=self.max_retry_wait_s,
+            deadline_s=max(self.deadline_s, self.timeout_s),
+            max_response_bytes=self.max_response_bytes,
+            rate_limit_budget_429=self.rate_limit_budget_429,
+            rate_limit_budget_s=self.rate_limit_budget_s,
+        )
+
+    def limits(self) -> dict[str, Any]:
+        """The limits as results.json shows them with the target."""
+        policy = self.policy()
+        return {
+            "timeout_s": policy.timeout_s,
+            "deadline_s": policy.deadline_s,
+            "max_response_bytes": policy.max_response_bytes,
+            "max_requests_per_second": self.request_rate,
+            "rate_limit_budget_429": policy.rate_limit_budget_429,
+            "rate_limit_budget_s": policy.rate_limit_budget_s,
+        }
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """The SSL context (or False) every client the harness makes for this target uses."""
+        try:
+            return tls_context(self.tls.ca_file, self.tls.verify)
+        except (ssl.SSLError, OSError) as exc:
+            raise ConfigError(
+                f"target {self.name}: tls.ca_file {self.tls.ca_file}: not a usable CA bundle "
+                f"({exc})"
+            ) from None
 
     @property
     def request_rate(self) -> float:
@@ -301,76 +365,3 @@ class ServersFile(_Strict):
                 f"targets in this file: {', '.join(by_name)}"
             )
         return [by_name[n] for n in dict.fromkeys(wanted)]
-
-
-PROVISIONING_METHODS = (
-    "open-registration",
-    "synapse-shared-secret",
-    "registration-token",
-    "static-users",
-)
-
-
-def _where(path: Path, loc: tuple[int | str, ...]) -> str:
-    parts = ""
-    for item in loc:
-        if isinstance(item, int):
-            parts += f"[{item}]"
-        elif item in PROVISIONING_METHODS or item.startswith("function-"):
-            continue  # pydantic's union branch names are noise to a user
-        else:
-            parts += f".{item}" if parts else item
-    return f"{path}: {parts}" if parts else str(path)
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    kind = error.get("type")
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "union_tag_invalid":
-        expected = error.get("ctx", {}).get("expected_tags", "")
-        return f"unknown method; expected one of {expected}"
-    if kind == "literal_error":
-        return f"expected {error.get('ctx', {}).get('expected', '')}"
-    message = str(error.get("msg", "invalid value"))
-    return message.removeprefix("Value error, ")
-
-
-def load_servers(path: Path) -> ServersFile:
-    """Read and validate a servers file; every user error becomes one ConfigError line."""
-    return _load(path, ServersFile, "a mapping with `defaults` and `targets`")
-
-
-def load_known_issues(target: Target, servers_path: Path) -> list[KnownIssue]:
-    """The target's known issues; the file's path is relative to the servers file."""
-    if target.known_issues is None:
-        return []
-    path = servers_path.parent / target.known_issues
-    return _load(path, KnownIssuesFile, "a mapping with `known_issues`").known_issues
-
-
-_M = TypeVar("_M", bound=BaseModel)
-
-
-def _load(path: Path, model: type[_M], shape: str) -> _M:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{line}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected {shape}")
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        more = len(exc.errors()) - 1
-        suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-        raise ConfigError(
-            f"{_where(path, tuple(first['loc']))}: {_describe(first)}{suffix}"
-        ) from None

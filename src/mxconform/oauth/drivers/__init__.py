@@ -19,13 +19,17 @@ def make_driver(
     template: MatrixClient,
     secrets_: SecretRegistry,
     artifacts_dir: Path | None,
+    origins: frozenset[str],
 ) -> LoginDriver:
+    """The configured driver; `origins`: where it may post what a user types."""
     if config.driver == "form":
-        return FormDriver(template)
+        return FormDriver(template, origins)
     if config.driver == "mas-admin":
         return MasAdminDriver()
     if config.driver == "static":
         return StaticDriver()
     from .browser import BrowserDriver  # Playwright is only needed by this driver
 
-    return BrowserDriver(config.browser, secrets=secrets_, artifacts_dir=artifacts_dir)
+    return BrowserDriver(
+        config.browser, secrets=secrets_, artifacts_dir=artifacts_dir, origins=origins
+    )

@@ -84,8 +84,10 @@ class BrowserDriver(PageWalker, LoginDriver):
         artifacts_dir: Path | None = None,
         executable: str | None = None,
         timeout_s: float = 20.0,
+        origins: frozenset[str] | None = None,
     ) -> None:
         self._steps = list(steps)
+        self._origins = origins  # where a password may be posted (None: not bound)
         # Without the run's registry, a private one still masks what the pages reveal.
         self._secrets = secrets if secrets is not None else SecretRegistry()
         self._artifacts = artifacts_dir

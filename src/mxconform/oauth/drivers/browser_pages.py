@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from mxconform.http.limits import origin
 from mxconform.http.redact import SecretRegistry, redact_url
 from mxconform.oauth.drivers.base import (
     DriverError,
@@ -82,6 +83,7 @@ class PageWalker:
 
     _steps: list[BrowserStep]
     _secrets: SecretRegistry
+    _origins: frozenset[str] | None
 
     async def _run_steps(self, visit: Visit, username: str, password: str) -> None:
         page = visit.page
@@ -240,6 +242,14 @@ class PageWalker:
     ) -> None:
         """Fill the form as a person would and press its approving button."""
         element = page.locator("form").nth(form.index)
+        if self._origins is not None and (form.passwords or code is not None):
+            there = origin(form.action)
+            if there not in self._origins:
+                raise DriverError(
+                    f"a login page's form posts to {there}, which is not the authorisation "
+                    f"server ({', '.join(sorted(self._origins))}) nor in oauth.login_origins: "
+                    "nothing was filled"
+                )
         if form.passwords:
             await _fill_if_editable(element.locator("input[name=username]"), username)
             fields = element.locator("input[type=password]")

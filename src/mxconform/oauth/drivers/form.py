@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urljoin
 
-import httpx
 import lxml.html
 
 from mxconform.errors import Unsupported
-from mxconform.http.client import MatrixClient
+from mxconform.http.client import MatrixClient, new_http_client
 from mxconform.http.evidence import Recorder
+from mxconform.http.limits import origin
 from mxconform.oauth.client import is_redirect_to
 from mxconform.oauth.drivers.base import (
     DRIVER_GRANTS,
@@ -94,7 +94,7 @@ class UserAgent:
     """One simulated browser: its own cookie jar, every exchange recorded."""
 
     def __init__(self, template: MatrixClient) -> None:
-        self._http = httpx.AsyncClient(follow_redirects=False, headers={"User-Agent": "mxconform"})
+        self._http = new_http_client(template.tls)  # the target's TLS settings, own cookies
         self._client = template.with_http(self._http)
 
     def client(self, recorder: Recorder) -> MatrixClient:
@@ -104,17 +104,33 @@ class UserAgent:
         await self._http.aclose()
 
 
+def bound_to(action: str, origins: frozenset[str]) -> str:
+    """A form's action, if it posts to an origin credentials may go to; else DriverError
+    naming the origin (nothing is sent)."""
+    there = origin(action)
+    if there not in origins:
+        raise DriverError(
+            f"a login page's form posts to {there}, which is not the authorisation server "
+            f"({', '.join(sorted(origins)) or 'unknown'}) nor in oauth.login_origins: "
+            "nothing was sent"
+        )
+    return action
+
+
 async def walk_pages(
     agent: MatrixClient,
     start: str,
     fill: dict[str, str],
     *,
+    origins: frozenset[str],
     redirect_uri: str | None = None,
     submissions: int = 4,
     registration: bool = False,
 ) -> str | None:
     """Follow redirects and submit forms until the server sends the agent to `redirect_uri`
-    (returned), or a page without a form is reached after `submissions` forms (None)."""
+    (returned), or a page without a form is reached after `submissions` forms (None).
+    Forms are posted only to `origins`; a redirect is followed with a bare GET (no body,
+    no credentials; only the agent's own cookies)."""
     url, method, form = start, "GET", None
     submitted = 0
     last: FormPage | None = None
@@ -142,7 +158,7 @@ async def walk_pages(
             raise NoRegistrationPage(f"prompt=create led to a login form at {url}")
         last = page
         submitted += 1
-        url, method, form = page.action, "POST", page.fields
+        url, method, form = bound_to(page.action, origins), "POST", page.fields
     raise DriverError(f"no result after {_MAX_STEPS} pages")
 
 
@@ -153,8 +169,9 @@ class FormDriver(LoginDriver):
     grant = DRIVER_GRANTS["form"]
     interactive = True
 
-    def __init__(self, template: MatrixClient) -> None:
+    def __init__(self, template: MatrixClient, origins: frozenset[str]) -> None:
         self._template = template
+        self._origins = origins  # where what the user types may be posted
         self._agents: dict[str, UserAgent] = {}
 
     def _agent(self, account: Account) -> UserAgent:
@@ -177,7 +194,12 @@ class FormDriver(LoginDriver):
     ) -> str:
         agent = self._agent(account).client(recorder)
         result = await walk_pages(
-            agent, url, self._fill(account), redirect_uri=redirect_uri, registration=create
+            agent,
+            url,
+            self._fill(account),
+            origins=self._origins,
+            redirect_uri=redirect_uri,
+            registration=create,
         )
         if result is None:  # pragma: no cover - walk_pages raises instead
             raise DriverError("the authorisation pages never redirected back")
@@ -185,7 +207,7 @@ class FormDriver(LoginDriver):
 
     async def approve(self, account: Account, url: str, recorder: Recorder) -> None:
         agent = self._agent(account).client(recorder)
-        await walk_pages(agent, url, self._fill(account), submissions=1)
+        await walk_pages(agent, url, self._fill(account), origins=self._origins, submissions=1)
 
     async def approve_device(
         self, account: Account, verification_uri: str, user_code: str, recorder: Recorder
@@ -193,7 +215,7 @@ class FormDriver(LoginDriver):
         agent = self._agent(account).client(recorder)
         # MAS (1.18 on) refuses a device consent without its confirm_device box ticked.
         fill = self._fill(account) | {"code": user_code, "confirm_device": "on"}
-        await walk_pages(agent, verification_uri, fill, submissions=3)
+        await walk_pages(agent, verification_uri, fill, origins=self._origins, submissions=3)
 
     async def password_works(
         self, account: Account, password: str, start_url: str, recorder: Recorder
@@ -213,7 +235,10 @@ class FormDriver(LoginDriver):
             if page is None or not page.has_password:
                 raise DriverError(f"no login form at {url}")
             after = await client.request(
-                "POST", page.action, form=page.fields, note="fresh user agent: try the password"
+                "POST",
+                bound_to(page.action, self._origins),
+                form=page.fields,
+                note="fresh user agent: try the password",
             )
             again = choose_form(after.text, page.action, fill)
             return after.status_code in _REDIRECTS or not (again and again.has_password)

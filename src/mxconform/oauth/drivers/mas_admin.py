@@ -6,30 +6,62 @@ from typing import Any
 
 import httpx
 
+from mxconform.errors import HarnessError
 from mxconform.http.client import MatrixClient
+from mxconform.http.limits import origin
 from mxconform.oauth.client import basic_auth
 from mxconform.oauth.drivers.base import DRIVER_GRANTS, DriverError, LoginDriver
 from mxconform.spec.matchers import body
 from mxconform.targets.lifecycle import AdminAccess
 
+_DISCOVERY = ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server")
+
 
 class MasAdminApi:
-    """The part of MAS's admin API the harness uses (client credentials → `urn:mas:admin`)."""
+    """The part of MAS's admin API the harness uses (client credentials → `urn:mas:admin`).
 
-    def __init__(self, access: AdminAccess, token_endpoint: str) -> None:
+    The client secret belongs to `access.url`: its token endpoint comes from that server's
+    own metadata, never from the target's, and must share its origin."""
+
+    def __init__(self, access: AdminAccess) -> None:
         self.access = access
-        self.token_endpoint = token_endpoint
+        self.origin = origin(access.url)
+        self.token_endpoint: str | None = None
         self._token: str | None = None
         self.base = access.url.rstrip("/") + "/api/admin/v1"
+
+    async def _discover(self, client: MatrixClient) -> str:
+        """The admin server's token endpoint, from its own metadata, on its own origin."""
+        if self.token_endpoint is None:
+            root = self.access.url.rstrip("/")
+            found = None
+            for path in _DISCOVERY:
+                resp = await client.request(
+                    "GET", root + path, note="admin API: the admin server's own metadata"
+                )
+                data = body(resp) if resp.status_code == 200 else None
+                if isinstance(data, dict) and isinstance(data.get("token_endpoint"), str):
+                    found = data["token_endpoint"]
+                    break
+            if found is None:
+                raise DriverError(f"no token_endpoint in the metadata of {root}")
+            if origin(found) != self.origin:
+                raise HarnessError(
+                    f"the admin client secret is for {self.origin}; the token endpoint "
+                    f"{origin(found)} its metadata names is elsewhere, so it is not sent"
+                )
+            self.token_endpoint = found
+        return self.token_endpoint
 
     async def _auth(self, client: MatrixClient) -> dict[str, str]:
         if self._token is None:
             resp = await client.request(
                 "POST",
-                self.token_endpoint,
+                await self._discover(client),
                 form={"grant_type": "client_credentials", "scope": "urn:mas:admin"},
                 credentials=basic_auth(self.access.client_id, self.access.client_secret),
                 note="admin API: client credentials for urn:mas:admin",
+                allow_origins=(self.origin,),
             )
             token = (body(resp) or {}).get("access_token")
             if resp.status_code != 200 or not isinstance(token, str):
@@ -42,13 +74,23 @@ class MasAdminApi:
     ) -> httpx.Response:
         headers = await self._auth(client)
         resp = await client.request(
-            method, self.base + path, json=payload, headers=headers, note=note
+            method,
+            self.base + path,
+            json=payload,
+            headers=headers,
+            note=note,
+            allow_origins=(self.origin,),
         )
         if resp.status_code == 401:  # the admin token expired: one fresh one
             self._token = None
             headers = await self._auth(client)
             resp = await client.request(
-                method, self.base + path, json=payload, headers=headers, note=note
+                method,
+                self.base + path,
+                json=payload,
+                headers=headers,
+                note=note,
+                allow_origins=(self.origin,),
             )
         return resp
 

@@ -1,0 +1,64 @@
+"""Where credentials may go, and what one target may cost the run.
+
+`origin` names a URL's origin (scheme, host, port) the way messages show it; `RateBudget`
+bounds the rate limiting a target may impose before the run stops asking it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from mxconform.errors import HarnessError
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin(url: str) -> str:
+    """`scheme://host[:port]`, lower-cased, the default port left out: two URLs may share
+    credentials only when these are equal."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    shown = "" if port is None or port == _DEFAULT_PORTS.get(scheme) else f":{port}"
+    return f"{scheme}://{host}{shown}"
+
+
+class ResponseTooLarge(HarnessError):
+    """The response grew past the target's `max_response_bytes`: reading stopped there."""
+
+
+class RateBudget:
+    """How much rate limiting one target may cost the run, shared by all its clients (like
+    the Pacer): past it every request fails at once instead of waiting for hours."""
+
+    def __init__(self, max_consecutive_429: int = 10, max_wait_s: float = 120.0) -> None:
+        self.max_consecutive_429 = max_consecutive_429
+        self.max_wait_s = max_wait_s
+        self.consecutive_429 = 0
+        self.waited_s = 0.0
+        self.exhausted: str | None = None
+
+    def answered(self, status: int) -> None:
+        if status != 429:
+            self.consecutive_429 = 0
+            return
+        self.consecutive_429 += 1
+        if self.consecutive_429 >= self.max_consecutive_429:
+            self.exhausted = f"{self.consecutive_429} consecutive 429 answers"
+
+    def may_wait(self, delay_s: float) -> bool:
+        """Whether the budget allows this wait (counted when it does)."""
+        if self.waited_s + delay_s > self.max_wait_s:
+            self.exhausted = (
+                f"waiting {delay_s:g}s more would pass {self.max_wait_s:g}s waited in total "
+                f"({self.waited_s:g}s so far)"
+            )
+            return False
+        self.waited_s += delay_s
+        return True

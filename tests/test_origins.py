@@ -1,0 +1,153 @@
+"""Credentials go only where they were configured: hostile servers on loopback point the
+harness at another loopback port that records; it must receive nothing."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from hostile import fake_oauth_server, recording, reply, serve
+
+from mxconform.errors import HarnessError
+from mxconform.http.client import MatrixClient, Pacer, RequestPolicy
+from mxconform.http.credentials import bearer_header, query_param
+from mxconform.http.evidence import Recorder
+from mxconform.http.limits import origin
+from mxconform.http.redact import SecretRegistry
+from mxconform.legacy.users import _register_shared_secret
+from mxconform.oauth.client import REDIRECT_URI, Metadata
+from mxconform.oauth.drivers import make_driver
+from mxconform.oauth.drivers.base import Account, DriverError
+from mxconform.oauth.drivers.mas_admin import MasAdminApi
+from mxconform.targets.config import OAuthConfig
+from mxconform.targets.lifecycle import AdminAccess
+
+PASSWORD = "hunter2-password-value"
+ADMIN_SECRET = "admin-client-secret-value"
+
+
+def client_for(base_url: str, http: httpx.AsyncClient) -> MatrixClient:
+    return MatrixClient(http, base_url, Recorder(), SecretRegistry(), Pacer(1000), RequestPolicy())
+
+
+def test_origins_compare_scheme_host_and_port():
+    assert origin("HTTPS://Example.org:443/x?y") == "https://example.org"
+    assert origin("http://127.0.0.1:8008/") == "http://127.0.0.1:8008"
+    assert origin("https://example.org:8448") != origin("https://example.org")
+    assert origin("http://example.org") != origin("https://example.org")
+
+
+async def test_credentials_never_go_to_an_origin_nobody_named():
+    with serve(recording) as home, serve(recording) as foreign:
+        async with httpx.AsyncClient() as http:
+            client = client_for(home.url, http)
+            for creds in (bearer_header("tok-abcdef123"), query_param("tok-abcdef123")):
+                with pytest.raises(HarnessError, match=f"to {foreign.url} refused"):
+                    await client.request("GET", foreign.url + "/x", credentials=creds)
+            with pytest.raises(HarnessError, match="refused"):
+                await client.request(
+                    "GET", foreign.url + "/x", headers={"authorization": "Bearer tok-abcdef123"}
+                )
+            assert not foreign.requests and not client.recorder.exchanges
+            await client.request("GET", foreign.url + "/x")  # no credentials: allowed
+            await client.request(
+                "GET",
+                foreign.url + "/y",
+                credentials=bearer_header("t"),
+                allow_origins=[foreign.url],
+            )
+            await client.request("GET", "/z", credentials=bearer_header("t"))
+    assert [r.path for r in foreign.requests] == ["/x", "/y"]
+    assert [r.path for r in home.requests] == ["/z"]
+
+
+async def test_the_admin_secret_is_not_sent_to_a_token_endpoint_elsewhere():
+    with serve(recording) as foreign, serve(fake_oauth_server(foreign.url)) as admin:
+        async with httpx.AsyncClient() as http:
+            client = client_for(admin.url, http)
+            api = MasAdminApi(AdminAccess(admin.url, "mxc-admin", ADMIN_SECRET))
+            with pytest.raises(HarnessError) as caught:
+                await api.create_user(client, "someone", PASSWORD)
+    assert admin.url in str(caught.value) and foreign.url in str(caught.value)
+    assert not foreign.requests
+    assert [r.path for r in admin.requests] == ["/.well-known/openid-configuration"]
+
+
+async def test_the_admin_token_endpoint_comes_from_the_admin_servers_own_metadata():
+    def admin_server(h, seen, stub):
+        if seen.path.startswith("/.well-known/oauth-authorization-server"):
+            reply(h, 200, {"token_endpoint": stub.url + "/oauth2/token"})
+        elif seen.path == "/oauth2/token":
+            reply(h, 200, {"access_token": "admin-access-token", "token_type": "Bearer"})
+        elif seen.path == "/api/admin/v1/users/by-username/someone":
+            reply(h, 200, {"data": {"id": "01ADMINID"}})
+        else:
+            reply(h, 404, {})
+
+    with serve(recording) as target, serve(admin_server) as admin:
+        async with httpx.AsyncClient() as http:
+            client = client_for(target.url, http)  # the target is elsewhere: that is fine
+            api = MasAdminApi(AdminAccess(admin.url, "mxc-admin", ADMIN_SECRET))
+            assert await api.find_user(client, "someone") == "01ADMINID"
+    assert not target.requests
+    paths = [r.path for r in admin.requests]
+    assert paths == [
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+        "/oauth2/token",
+        "/api/admin/v1/users/by-username/someone",
+    ]
+    assert admin.requests[2].headers["Authorization"].startswith("Basic ")
+
+
+def _driver(server_url: str, login_origins: list[str], template: MatrixClient):
+    metadata = Metadata(
+        {"issuer": server_url + "/", "authorization_endpoint": server_url + "/authorize"}, "/m"
+    )
+    config = OAuthConfig(driver="form", login_origins=login_origins)
+    origins = metadata.origins | set(config.login_origins)
+    return make_driver(config, template, SecretRegistry(), None, origins)
+
+
+async def test_the_form_driver_posts_no_password_to_a_foreign_form_action():
+    account = Account("someone", PASSWORD, "@someone:hs")
+    with serve(recording) as foreign, serve(fake_oauth_server(foreign.url)) as server:
+        async with httpx.AsyncClient() as http:
+            driver = _driver(server.url, [], client_for(server.url, http))
+            with pytest.raises(DriverError, match=f"posts to {foreign.url}, which is not"):
+                await driver.authorize(
+                    account, server.url + "/authorize", REDIRECT_URI, Recorder(), False
+                )
+            with pytest.raises(DriverError, match=foreign.url):
+                await driver.password_works(
+                    account, PASSWORD, server.url + "/authorize", Recorder()
+                )
+            await driver.close()
+    assert not foreign.requests
+    assert all(r.method == "GET" and PASSWORD.encode() not in r.body for r in server.requests)
+
+
+async def test_login_origins_allow_a_separate_login_server():
+    account = Account("someone", PASSWORD, "@someone:hs")
+    with serve(recording) as login, serve(fake_oauth_server(login.url)) as server:
+        async with httpx.AsyncClient() as http:
+            driver = _driver(server.url, [login.url], client_for(server.url, http))
+            assert await driver.password_works(
+                account, PASSWORD, server.url + "/authorize", Recorder()
+            )
+    assert [r.method for r in login.requests] == ["POST"]
+    assert PASSWORD.encode() in login.requests[0].body
+
+
+async def test_shared_secret_provisioning_talks_only_to_the_base_url():
+    def synapse(h, seen, stub):
+        if seen.method == "GET":
+            reply(h, 200, {"nonce": "nonce-123"})
+        else:
+            reply(h, 200, {"user_id": "@u:hs", "access_token": "tok-abcdef", "device_id": "D"})
+
+    with serve(synapse) as target:
+        async with httpx.AsyncClient() as http:
+            client = client_for(target.url, http)
+            await _register_shared_secret(client, "shared-secret-value", "u", PASSWORD)
+    assert [r.path for r in target.requests] == ["/_synapse/admin/v1/register"] * 2
+    assert all(e.url.startswith(target.url + "/") for e in client.recorder.exchanges)
