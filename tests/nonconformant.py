@@ -199,6 +199,22 @@ def _cross_signing_always_uia(ex: Exchange) -> None:
         ex.set_json({"flows": [{"stages": ["m.login.password"]}], "params": {}, "session": "x"})
 
 
+def _identical_reupload_needs_uia(ex: Exchange) -> None:
+    """A first cross-signing upload is accepted, but the same keys sent again without `auth`
+    get a UIA challenge (v1.11 exempts an identical re-upload)."""
+    if _path(ex) != "/_matrix/client/v3/keys/device_signing/upload" or b'"auth"' in ex.body:
+        return
+    master = json.dumps((_request_json(ex) or {}).get("master_key"), sort_keys=True)
+    if master in _uploaded_masters:
+        _answer(
+            ex, 401, {"flows": [{"stages": ["m.login.password"]}], "params": {}, "session": "x"}
+        )
+    _uploaded_masters.add(master)
+
+
+_uploaded_masters: set[str] = set()
+
+
 def _path(ex: Exchange) -> str:
     return urlsplit(ex.path).path
 
@@ -794,6 +810,7 @@ BREAKAGES = {
         Breakage("device-delete-action-ignored", auth_inbound=_device_delete_action_ignored),
         Breakage("oauth-delete-devices-allowed", inbound=_oauth_delete_devices_allowed),
         Breakage("oauth-uia-noop", inbound=_oauth_uia_noop),
+        Breakage("identical-reupload-needs-uia", inbound=_identical_reupload_needs_uia),
         Breakage("garbage-versions", outbound=_garbage_versions),
         Breakage("versions-from-the-future", outbound=_versions_from_the_future),
         Breakage("setup-upload-refused", inbound=_setup_upload_refused),

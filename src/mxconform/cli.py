@@ -170,11 +170,19 @@ def exit_status(
         what = f"{len(gating)} {'/'.join(kinds)} not listed as known issues" if gating else ""
         return EXIT_FAIL, "; ".join(p for p in (what, "regressions" if regressions else "") if p)
     graded = [c for c in checks if c["verdict"] not in ("SKIP", "ERROR")]
-    errors = [c for c in checks if c["verdict"] == "ERROR"]
+    # An ERROR listed as a known issue (a setup step a release is known to break) is flagged
+    # in the summary, not gating; any other ERROR means part of the run is not graded.
+    errors = [c for c in checks if c["verdict"] == "ERROR" and not c.get("known_issue")]
     if not graded:
         return EXIT_ERROR, "nothing graded (every check was SKIP or ERROR)"
     if errors:
-        return EXIT_ERROR, f"{len(errors)} ERROR (the harness or network failed, not the server)"
+        setup = sum(1 for c in errors if str(c.get("message", "")).startswith("precondition"))
+        parts = [f"{len(errors)} ERROR: checks not graded"]
+        if setup:
+            parts.append(f"{setup} a setup step the server answered unexpectedly")
+        if len(errors) > setup:
+            parts.append(f"{len(errors) - setup} the harness or the network failed")
+        return EXIT_ERROR, "; ".join(parts)
     if pytest_code in (
         pytest.ExitCode.INTERRUPTED,
         pytest.ExitCode.INTERNAL_ERROR,

@@ -65,10 +65,10 @@ async def use_two_refreshes(hs, user):
 async def check_old_refresh_token_lives_until_the_new_pair_is_used(hs, fresh_user):
     """The old refresh token keeps working until the new pair is used; then it is refused."""
     first, once, twice = await use_two_refreshes(hs, fresh_user)
-    expect(once, match.status(200))
+    require(once, match.status(200), what="the first refresh")
     expect(twice, match.status(200))
     used = await legacy.whoami(hs, bearer_header(body(twice)["access_token"]))
-    expect(used, match.status(200))
+    require(used, match.status(200), what="using the new pair (whoami)")
     after = await legacy.refresh(hs, first["refresh_token"])
     expect(after, match.status_in(range(400, 500), "a 4xx refusal"))
 
@@ -78,7 +78,8 @@ async def check_consumed_refresh_token_gets_401(hs, fresh_user):
     """A refresh token that has been used up is refused with 401, as for an unknown one."""
     first, _, twice = await use_two_refreshes(hs, fresh_user)
     require(twice, match.status(200), what="the second refresh (its pair is then used)")
-    await legacy.whoami(hs, bearer_header(body(twice)["access_token"]))
+    used = await legacy.whoami(hs, bearer_header(body(twice)["access_token"]))
+    require(used, match.status(200), what="using the new pair (whoami)")
     after = await legacy.refresh(hs, first["refresh_token"])
     expect(after, match.status(401))
 

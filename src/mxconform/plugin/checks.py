@@ -65,6 +65,17 @@ def _check_identity(item: pytest.Item) -> tuple[str, list[str], str | None, str 
     return check_id, list(dict.fromkeys(req_ids)), transport, api
 
 
+def gating_requirements(item: pytest.Item) -> list[str]:
+    """The rules whose version gate decides whether the check runs at all: its primary rule
+    and the rules its parameters bring (a transport, a UIA operation). Its other rules are
+    judged only where they apply (`spec.verdicts.unmet` drops the rest)."""
+    marker = item.get_closest_marker(CHECK_MARKER)
+    assert marker is not None
+    params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
+    own = [getattr(v, "requirement", None) for n, v in params.items() if n != "target"]
+    return list(dict.fromkeys([*marker.args[1:2], *(r for r in own if isinstance(r, str))]))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Let `-k` select by our check ids (e.g. `-k tokens.missing`), not only pytest's names."""
@@ -83,7 +94,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     target_name = params.get("target", "-")
     function = getattr(item, "function", None)
     doc = ((function.__doc__ if function else None) or "").strip().splitlines()
-    state = CheckState(check_id, req_ids)
+    state = CheckState(check_id, req_ids, gating=gating_requirements(item))
     run.active = ActiveCheck(
         state,
         Recorder(),

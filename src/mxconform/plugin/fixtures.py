@@ -73,7 +73,8 @@ def _requirement_gate(request: pytest.FixtureRequest) -> None:
     version = info["evaluated"]
     if version is None:
         return
-    for rid in run.active.state.requirement_ids:
+    run.active.state.version = version
+    for rid in run.active.state.gating or run.active.state.requirement_ids:
         req = requirements.get(rid)
         if not req.applies_to(version):
             pytest.skip(req.why_not(version))

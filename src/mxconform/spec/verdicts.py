@@ -68,6 +68,8 @@ class CheckState:
     findings: list[Finding] = field(default_factory=list)
     observations: list[str] = field(default_factory=list)
     observed_under: list[str] = field(default_factory=list)  # the silent rules observed
+    gating: list[str] = field(default_factory=list)  # rules whose gate decides if it runs
+    version: requirements.SpecVersion | None = None  # the target's held-to version
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -106,9 +108,13 @@ def unmet(message: str, *, req: str | None, expected: Any = None, observed: Any 
     """Record a broken rule; raise if it is a MUST."""
     state = current()
     rid = req or state.primary
+    rule = requirements.get(rid)
+    if state.version is not None and not rule.applies_to(state.version):
+        note(f"not judged: {rule.why_not(state.version)}")  # the rule is not in its version
+        return
     if rid not in state.requirement_ids:
         state.requirement_ids.append(rid)
-    verdict = verdict_for_level(requirements.get(rid).level)
+    verdict = verdict_for_level(rule.level)
     finding = Finding(rid, verdict, message, expected, observed)
     if verdict is Verdict.FAIL:
         raise Unmet(finding)
