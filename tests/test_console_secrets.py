@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -93,9 +95,56 @@ def test_a_static_user_with_a_wrong_password_is_never_printed(
     assert_no_secret(out + err, [password, *run.outcome.secrets])
 
 
-def test_sigterm_cleans_up_and_writes_a_partial_report(tmp_path):
-    """A CI cancel mid-run: exit 143, accounts cleaned up, a partial report marked
-    interrupted, `latest` untouched, and no embedded state left in the temp dir."""
+def _run_and_terminate(servers: Path, reports: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Start `mxconform run`, wait until checks run, send SIGTERM; exit code and output."""
+    command = [sys.executable, "-m", "mxconform.cli", "run", "--servers", str(servers)]
+    process = subprocess.Popen(
+        [*command, "--report-dir", str(reports), "-k", "not expired"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in process.stdout:  # wait until the target is up, then let checks run a while
+        if "started embedded" in line or "tokens." in line or time.monotonic() > deadline:
+            break
+    time.sleep(4)
+    process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    rest, _ = process.communicate(timeout=150)
+    assert time.monotonic() - sent < 150
+    return process.returncode, rest
+
+
+def _partial_report(reports: Path) -> dict[str, Any]:
+    folders = [p for p in reports.iterdir() if p.name != "latest"]
+    assert len(folders) == 1
+    document: dict[str, Any] = json.loads((folders[0] / "results.json").read_text())
+    assert document["run"]["interrupted"] == "SIGTERM"
+    assert 0 < len(document["checks"]) < 200
+    assert not (reports / "latest").exists()  # only complete runs become latest
+    assert b"INTERRUPTED" in (folders[0] / "index.html").read_bytes()
+    return document
+
+
+def test_sigterm_against_a_remote_target_cleans_up_its_accounts(tmp_path, synapse, servers_file):
+    """A CI cancel mid-run against a live server: exit 143, every test account the run made
+    deactivated, a partial report marked interrupted, `latest` untouched."""
+    env = {**os.environ, SECRET_VAR: synapse.shared_secret}
+    code, output = _run_and_terminate(servers_file(synapse.base_url), tmp_path / "r", env)
+    assert code == 143, output[-2000:]
+    housekeeping = _partial_report(tmp_path / "r")["targets"][0]["housekeeping"]
+    assert housekeeping["users_created"]
+    left = set(housekeeping["users_created"]) - set(housekeeping["users_deactivated"])
+    assert not left, housekeeping["problems"]
+    assert synapse.shared_secret not in output
+
+
+def test_sigterm_leaves_no_embedded_state_behind(tmp_path):
+    """The embedded Synapse's state folder (its shared secret, signing key and database of
+    test users) is removed even when the run is stopped by SIGTERM."""
     servers = tmp_path / "servers.yaml"
     servers.write_text(
         "defaults: [embedded]\n"
@@ -107,36 +156,7 @@ def test_sigterm_cleans_up_and_writes_a_partial_report(tmp_path):
     )
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    reports = tmp_path / "reports"
-    env = {**os.environ, "TMPDIR": str(tmp)}
-    command = [sys.executable, "-m", "mxconform.cli", "run", "--servers", str(servers)]
-    process = subprocess.Popen(
-        [*command, "--report-dir", str(reports), "-k", "not expired"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=env,
-        text=True,
-    )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 120
-    for line in process.stdout:  # wait until the target is up and checks are running
-        if "started embedded" in line or time.monotonic() > deadline:
-            break
-    time.sleep(4)
-    process.send_signal(signal.SIGTERM)
-    sent = time.monotonic()
-    rest, _ = process.communicate(timeout=150)
-    assert process.returncode == 143, rest[-2000:]
-    assert time.monotonic() - sent < 150
-    folders = [p for p in reports.iterdir() if p.name != "latest"]
-    assert len(folders) == 1
-    document = json.loads((folders[0] / "results.json").read_text())
-    assert document["run"]["interrupted"] == "SIGTERM"
-    assert 0 < len(document["checks"]) < 200
-    housekeeping = document["targets"][0]["housekeeping"]
-    assert housekeeping["users_created"]
-    left = set(housekeeping["users_created"]) - set(housekeeping["users_deactivated"])
-    assert not left, housekeeping["problems"]
-    assert not (reports / "latest").exists()  # only complete runs become latest
-    assert b"INTERRUPTED" in (folders[0] / "index.html").read_bytes()
+    code, output = _run_and_terminate(servers, tmp_path / "r", {**os.environ, "TMPDIR": str(tmp)})
+    assert code == 143, output[-2000:]
+    _partial_report(tmp_path / "r")
     assert not [p for p in tmp.iterdir() if p.name.startswith("mxconform-")], list(tmp.iterdir())
