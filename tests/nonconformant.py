@@ -837,12 +837,13 @@ class BreakingProxy:
         *,
         auth_server: str | None = None,
         homeserver: Any = None,
+        verify: Any = True,
     ) -> None:
         self.upstream = upstream.rstrip("/")
         self.auth_server = auth_server.rstrip("/") if auth_server else None
         self.homeserver = homeserver  # the OAuth server's client for Synapse's MAS API
         self.breakage = BREAKAGES[breakage]
-        self._client = httpx.Client(timeout=30)
+        self._client = httpx.Client(timeout=30, verify=verify)  # verify: the upstreams' CA
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -7,6 +7,7 @@ HTML parser for the pages, and Synapse's client API to see what each token reall
 from __future__ import annotations
 
 import secrets
+import ssl
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -87,6 +88,15 @@ class Browser:
 
     def close(self) -> None:
         self.http.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _trust_the_runs_ca(synapse_oauth: RunningTarget) -> Iterator[None]:
+    """The server's public face is https, signed by a CA made for the run: this module's
+    plain httpx calls trust it (the harness's own clients are given it explicitly)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SSL_CERT_FILE", str(synapse_oauth.ca_file))
+        yield
 
 
 @pytest.fixture
@@ -1115,3 +1125,35 @@ def test_start_target_keeps_scrubbed_logs_of_both_servers(tmp_path):
         text = path.read_text()
         for secret in secrets_used:
             assert secret not in text
+
+
+def test_the_public_face_is_https_signed_by_the_runs_own_ca(tmp_path):
+    """With public_tls the issuer and every endpoint clients use are https, trusted only
+    through the CA made for the run; Synapse's internal link stays plain http."""
+    server = EmbeddedAuthServer(
+        shared_secret="shared-" + "s" * 20,
+        server_name="localhost",
+        admin_client_id="admin",
+        admin_client_secret="admin-" + "a" * 20,
+        public_tls=True,
+    ).start()
+    try:
+        assert server.issuer.startswith("https://127.0.0.1:")
+        assert server.internal_url.startswith("http://127.0.0.1:")
+        assert server.ca_file is not None and server.ca_file.exists()
+        discovery = "/.well-known/openid-configuration"
+        with (
+            httpx.Client(verify=ssl.create_default_context()) as untrusting,
+            pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"),
+        ):
+            untrusting.get(server.base_url + discovery)
+        trusting = ssl.create_default_context(cafile=str(server.ca_file))
+        metadata = httpx.get(server.base_url + discovery, verify=trusting).json()
+        assert metadata["issuer"] == server.issuer
+        endpoints = [v for k, v in metadata.items() if k.endswith("_endpoint")]
+        assert endpoints and all(e.startswith(server.base_url + "/") for e in endpoints)
+        internal = httpx.post(server.internal_url + "/oauth2/introspect", data={"token": "x"})
+        assert internal.status_code == 401  # Synapse's link answers (without the secret: 401)
+    finally:
+        server.stop()
+    assert not server.state_dir.exists()  # the CA's private key went with the state

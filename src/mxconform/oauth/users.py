@@ -107,7 +107,9 @@ class OAuthUsers:
         self._secrets = secrets_
         self._names = names
         origins = metadata.origins | set(config.login_origins)
-        self.driver = make_driver(config, template, secrets_, artifacts_dir, origins)
+        self.driver = make_driver(
+            config, template, secrets_, artifacts_dir, origins, own_ca=running.ca_file is not None
+        )
         self.admin = self._admin(running)
         self.housekeeping = Housekeeping()
         self._client_id: str | None = None

@@ -31,7 +31,7 @@ async def target_client(
     state = run.state(target.name)
     t = state.target
 
-    tls = t.ssl_context()  # every client made for this target (login drivers too) uses it
+    tls = state.tls  # every client made for this target (login drivers too) uses it
     async with new_http_client(tls) as http:
         yield MatrixClient(
             http,

@@ -1,6 +1,7 @@
 """What one run knows: the selected targets, their state, the check being run."""
 
 import asyncio
+import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +42,7 @@ class TargetState:
     oauth_users: OAuthUsers | None = None
     known_issues: list[KnownIssue] = field(default_factory=list)
     identity: Identity | None = None  # what /versions said (preflight)
+    tls: ssl.SSLContext | bool = True  # what the target's clients verify with
 
 
 @dataclass

@@ -3,12 +3,14 @@ and stopped at the end of the run whatever happened."""
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 
 from mxconform.errors import HarnessError, TargetUnavailable
 from mxconform.plugin.state import Run, TargetState, report_dir, say
 from mxconform.spec import requirements
-from mxconform.targets.config import ConfigError
+from mxconform.targets.config import ConfigError, Target
 from mxconform.targets.lifecycle import RunningTarget, start_target
 from mxconform.targets.preflight import identify
 
@@ -29,6 +31,7 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
         say(config, f"mxconform: {state.start_error}")
         raise TargetUnavailable(state.start_error) from exc
     running = state.running
+    state.tls = tls_for(state.target, running)
     if running.synapse_version is not None:
         state.info["synapse_version"] = running.synapse_version
     run.secrets.add(running.shared_secret, "shared_secret")
@@ -46,9 +49,7 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
             f"{running.base_url} in {startup:.1f}s",
         )
     try:
-        identity = identify(
-            running.base_url, state.target.timeout_s, verify=state.target.ssl_context()
-        )
+        identity = identify(running.base_url, state.target.timeout_s, verify=state.tls)
     except TargetUnavailable as exc:
         state.start_error = f"target {name} not run: {exc}"
         say(config, f"mxconform: {state.start_error}")
@@ -70,6 +71,15 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
             f"({', '.join(identity.unknown)}); held to {requirements.format_version(version)}",
         )
     return running
+
+
+def tls_for(target: Target, running: RunningTarget) -> ssl.SSLContext | bool:
+    """What every client of the target verifies with: its `tls` settings, plus the CA the
+    harness made for an embedded target's https face."""
+    context = target.ssl_context()
+    if running.ca_file is not None and isinstance(context, ssl.SSLContext):
+        context.load_verify_locations(running.ca_file)
+    return context
 
 
 def stop_all(run: Run) -> None:

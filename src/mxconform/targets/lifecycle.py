@@ -48,6 +48,9 @@ class RunningTarget:
     held_secrets: tuple[str, ...] = field(default=(), repr=False)
     # The exact Synapse release an embedded target runs (provenance), when known.
     synapse_version: str | None = None
+    # A CA the harness made for this run (the embedded OAuth server's https face): trusted
+    # for this target only, besides the target's own `tls` settings.
+    ca_file: Path | None = None
 
     @property
     def name(self) -> str:
@@ -114,12 +117,13 @@ def start_delegated(
         admin_client_secret=admin_secret,
         device_code_interval_s=1,  # MAS uses 5 s; 1 s keeps the device-grant check quick
         log_dir=log_dir,
+        public_tls=True,  # an https issuer, as a deployed MAS has; Synapse keeps plain http
     ).start()
     synapse = EmbeddedSynapse(
         server_name=server_name,
         python=python,
         log_dir=log_dir,
-        delegated_to=(authserver.base_url + "/", shared_secret),
+        delegated_to=(authserver.internal_url + "/", shared_secret),
     )
     pair = DelegatedPair(synapse, authserver)
     pair.keep_secret(shared_secret, admin_secret)
@@ -138,6 +142,7 @@ def start_delegated(
         pair,
         oauth_admin=AdminAccess(authserver.base_url, admin_id, admin_secret),
         held_secrets=(shared_secret,),
+        ca_file=authserver.ca_file,
     )
 
 

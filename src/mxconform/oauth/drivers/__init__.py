@@ -20,6 +20,7 @@ def make_driver(
     secrets_: SecretRegistry,
     artifacts_dir: Path | None,
     origins: frozenset[str],
+    own_ca: bool = False,
 ) -> LoginDriver:
     """The configured driver; `origins`: where it may post what a user types."""
     if config.driver == "form":
@@ -31,5 +32,9 @@ def make_driver(
     from .browser import BrowserDriver  # Playwright is only needed by this driver
 
     return BrowserDriver(
-        config.browser, secrets=secrets_, artifacts_dir=artifacts_dir, origins=origins
+        config.browser,
+        secrets=secrets_,
+        artifacts_dir=artifacts_dir,
+        origins=origins,
+        accept_own_ca=own_ca,
     )

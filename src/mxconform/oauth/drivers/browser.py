@@ -85,8 +85,12 @@ class BrowserDriver(PageWalker, LoginDriver):
         executable: str | None = None,
         timeout_s: float = 20.0,
         origins: frozenset[str] | None = None,
+        accept_own_ca: bool = False,
     ) -> None:
         self._steps = list(steps)
+        # Chromium keeps its own trust store: an embedded target whose https face is signed
+        # by the run's own CA is accepted by not checking its certificate (loopback only).
+        self._ignore_https_errors = accept_own_ca
         self._origins = origins  # where a password may be posted (None: not bound)
         # Without the run's registry, a private one still masks what the pages reveal.
         self._secrets = secrets if secrets is not None else SecretRegistry()
@@ -139,7 +143,9 @@ class BrowserDriver(PageWalker, LoginDriver):
 
     async def _new_context(self) -> BrowserContext:
         browser = await self._launch()
-        context = await browser.new_context(locale="en-US")
+        context = await browser.new_context(
+            locale="en-US", ignore_https_errors=self._ignore_https_errors
+        )
         context.set_default_timeout(self._timeout_ms)
         context.set_default_navigation_timeout(self._timeout_ms)
         return context

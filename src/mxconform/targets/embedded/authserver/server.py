@@ -14,6 +14,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .app import Settings, build_app
+from .certs import make_loopback_tls
 from .core import Client, Core
 from .homeserver import Homeserver
 from .store import Store
@@ -51,6 +52,7 @@ class EmbeddedAuthServer:
         seed_users: dict[str, str] | None = None,
         state_dir: Path | None = None,
         log_dir: Path | None = None,
+        public_tls: bool = False,
     ) -> None:
         self._shared_secret = shared_secret
         self._admin_secret = admin_client_secret
@@ -68,8 +70,16 @@ class EmbeddedAuthServer:
         self.log_dir = log_dir
         self.homeserver = Homeserver(shared_secret)
         self.port = 0
+        # With public_tls, clients meet https (issuer, endpoints, pages) on `tls_port`,
+        # signed by a CA made for this run (`ca_file`); Synapse keeps the plain internal
+        # link on `port`, as a MAS deployment's homeserver often does.
+        self.public_tls = public_tls
+        self.tls_port = 0
+        self.ca_file: Path | None = None
         self.startup_s: float | None = None
         self._server: BaseWSGIServer | None = None
+        self._tls_server: BaseWSGIServer | None = None
+        self._tls_thread: threading.Thread | None = None
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
         self._core: Core | None = None
@@ -77,6 +87,14 @@ class EmbeddedAuthServer:
 
     @property
     def base_url(self) -> str:
+        """Where clients reach the server: its issuer's origin (https with public_tls)."""
+        if self.public_tls:
+            return f"https://127.0.0.1:{self.tls_port}"
+        return self.internal_url
+
+    @property
+    def internal_url(self) -> str:
+        """The plain link Synapse is given as its `endpoint`."""
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -121,6 +139,17 @@ class EmbeddedAuthServer:
                 request_handler=_QuietHandler,
             )
             self.port = self._server.server_port
+            if self.public_tls:
+                self.ca_file, context = make_loopback_tls(self.state_dir)
+                self._tls_server = make_server(
+                    "127.0.0.1",
+                    0,
+                    _Placeholder(),
+                    threaded=True,
+                    request_handler=_QuietHandler,
+                    ssl_context=context,
+                )
+                self.tls_port = self._tls_server.server_port
             settings = Settings(
                 base_url=self.base_url,
                 server_name=self.server_name,
@@ -128,13 +157,10 @@ class EmbeddedAuthServer:
                 device_code_interval_s=self.device_code_interval_s,
             )
             self._server.app = build_app(settings, self._core)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.1},
-                name="mxconform-authserver",
-                daemon=True,
-            )
-            self._thread.start()
+            self._thread = _serve(self._server, "mxconform-authserver")
+            if self._tls_server is not None:
+                self._tls_server.app = self._server.app
+                self._tls_thread = _serve(self._tls_server, "mxconform-authserver-tls")
         except BaseException:
             self.stop()
             raise
@@ -144,13 +170,15 @@ class EmbeddedAuthServer:
 
     def stop(self, scrub: Callable[[str], str] | None = None) -> None:
         """Stop serving, keep the log (scrubbed) in log_dir, remove the temp state."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        for server in (self._server, self._tls_server):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        self._server = self._tls_server = None
+        for thread in (self._thread, self._tls_thread):
+            if thread is not None:
+                thread.join(timeout=10)
+        self._thread = self._tls_thread = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -175,6 +203,14 @@ class EmbeddedAuthServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _serve(server: BaseWSGIServer, name: str) -> threading.Thread:
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True
+    )
+    thread.start()
+    return thread
 
 
 class _Placeholder:
