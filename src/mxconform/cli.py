@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mxconform.commands import add_parsers, diff, matrix, rerender
 from mxconform.errors import HarnessError
 from mxconform.paths import servers_file, suites_dir
 from mxconform.results import gating_failures, read_document
@@ -305,39 +306,6 @@ def list_targets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def rerender(args: argparse.Namespace) -> int:
-    from .report import render_all
-
-    path = Path(args.results)
-    try:
-        document = read_document(path)
-        baseline = read_document(Path(args.baseline)) if args.baseline else None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
-    for out in render_all(path):
-        print(out)
-    if baseline is None:
-        return EXIT_OK
-    from .report.diff import diff_results, render_diff
-
-    result = diff_results(baseline, document)
-    print(f"\ncompared with {args.baseline}:\n{render_diff(result)}")
-    return EXIT_FAIL if result.regressions else EXIT_OK
-
-
-def diff(args: argparse.Namespace) -> int:
-    """Compare two runs; exit 1 when the newer one has regressions."""
-    from .report.diff import diff_results, render_diff
-
-    try:
-        old, new = read_document(Path(args.old)), read_document(Path(args.new))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
-    result = diff_results(old, new)
-    print(render_diff(result))
-    return EXIT_FAIL if result.regressions else EXIT_OK
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mxconform", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -385,16 +353,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--log-dir", metavar="DIR")
     t = sub.add_parser("targets", help="list the targets of servers.yaml")
     t.add_argument("--servers", metavar="FILE")
-    rep = sub.add_parser("report", help="re-render index.html and junit.xml from results.json")
-    rep.add_argument("results", metavar="RESULTS_JSON")
-    rep.add_argument(
-        "--baseline",
-        metavar="OLD_RESULTS_JSON",
-        help="also print the diff against an earlier run (exit 1 on regressions)",
-    )
-    d = sub.add_parser("diff", help="compare two results.json files (exit 1 on regressions)")
-    d.add_argument("old", metavar="OLD_RESULTS_JSON")
-    d.add_argument("new", metavar="NEW_RESULTS_JSON")
+    add_parsers(sub)
     syn = sub.add_parser("synapse", help="Synapse releases for synapse_version (the cache)")
     syn_sub = syn.add_subparsers(dest="action", required=True)
     inst = syn_sub.add_parser("install", help="install a release (1.70.1) or line (1.130.*)")
@@ -415,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return list_targets(args)
         if args.command == "diff":
             return diff(args)
+        if args.command == "matrix":
+            return matrix(args)
         if args.command == "synapse":
             return synapse_command(args)
         return rerender(args)
