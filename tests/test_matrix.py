@@ -237,3 +237,23 @@ def test_diff_of_matrices_compares_target_by_target(tmp_path: Path, capsys):
     later = diffdoc({"a": [check("x", "PASS")]})
     later["run"]["started_at"] = "2026-12-01T00:00:00+00:00"
     assert [c["verdict"] for c in combine([later, new_a])["checks"]] == ["PASS"]
+
+
+def test_a_folder_named_latest_can_be_given(tmp_path: Path):
+    (tmp_path / "reports" / "20261130T020000Z").mkdir(parents=True)
+    doc = run_doc("2026-11-30T02:00:00+00:00", {"t": [check("tokens.missing", "PASS")]})
+    path = write(tmp_path / "reports" / "20261130T020000Z", doc)
+    (tmp_path / "reports" / "latest").symlink_to("20261130T020000Z")
+    assert find_results([tmp_path / "reports"]) == [path]  # the link is not a second run
+    assert [p.resolve() for p in find_results([tmp_path / "reports" / "latest"])] == [
+        path.resolve()
+    ]
+
+
+def test_fail_on_regression_fails_on_regressions_only():
+    from mxconform.cli import EXIT_FAIL, EXIT_OK, exit_status
+
+    doc = {"checks": [check("a", "FAIL"), check("b", "PASS")]}
+    assert exit_status(doc, 0, False, "regression")[0] == EXIT_OK
+    assert exit_status(doc, 0, True, "regression")[0] == EXIT_FAIL
+    assert exit_status(doc, 0, False, "fail")[0] == EXIT_FAIL

@@ -206,7 +206,8 @@ def exit_status(
 ) -> tuple[int, str]:
     """The run's exit code and, when it is not 0, why in one line."""
     checks = document["checks"]
-    gating = gating_failures(checks, fail_on)
+    # --fail-on regression: only a change for the worse against --baseline fails the run
+    gating = [] if fail_on == "regression" else gating_failures(checks, fail_on)
     if gating or regressions:
         kinds = sorted({c["verdict"] for c in gating})
         what = f"{len(gating)} {'/'.join(kinds)} not listed as known issues" if gating else ""
@@ -370,9 +371,10 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--fail-on",
-        choices=["fail", "warn"],
+        choices=["fail", "warn", "regression"],
         default="fail",
-        help="exit 1 on FAIL (default), or on FAIL and WARN (SHOULDs gate too)",
+        help="exit 1 on FAIL (default), on FAIL and WARN (SHOULDs gate too), or only on "
+        "regressions against --baseline (nightly jobs)",
     )
     r.add_argument(
         "--repeat",

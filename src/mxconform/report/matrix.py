@@ -58,7 +58,9 @@ def find_results(paths: list[Path]) -> list[Path]:
     found: dict[Path, Path] = {}
     for path in paths:
         if path.is_dir():
-            candidates = sorted(p for p in path.rglob("*.json") if "latest" not in p.parts)
+            candidates = sorted(
+                p for p in path.rglob("*.json") if "latest" not in p.relative_to(path).parts
+            )
             candidates = [p for p in candidates if p.name == "results.json" or p.parent == path]
         else:
             candidates = [path]
