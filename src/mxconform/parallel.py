@@ -75,8 +75,9 @@ def child_argv(args: Any, servers: Path, target: str, report_dir: Path) -> list[
 def _summary_block(stdout: str, stderr: str) -> list[str]:
     """The child's own summary (from "mxconform summary" on); without one, its last error line."""
     lines = stdout.splitlines()
-    if "mxconform summary" in lines:
-        return lines[lines.index("mxconform summary") + 1 :]
+    if "mxconform summary" in lines:  # less its report folder, which is merged and removed
+        block = lines[lines.index("mxconform summary") + 1 :]
+        return [line for line in block if not line.strip().startswith("report: ")]
     last = [line for line in stderr.splitlines() if line.strip()][-1:]
     return [f"  no report: {line}" for line in last] or ["  no report"]
 
