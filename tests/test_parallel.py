@@ -4,6 +4,11 @@ check as the run in one process; the exit code is the worst child's; no secret o
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +107,32 @@ def test_merge_recomputes_the_summary_and_requirements():
     assert "TOKEN-MISSING" not in merged["uncovered_requirements"]
     assert merged["run"]["started_at"] == "2026-11-26T09:00:00+00:00"
     assert merged["run"]["duration_s"] == 3.5 and len(merged["run"]["parts"]) == 2
+
+
+@pytest.mark.integration
+def test_sigterm_reaches_every_child_and_the_merged_report_is_partial(tmp_path, synapse):
+    """A CI cancel during `--jobs 2`: the signal is forwarded once to each child, each writes
+    its partial report, the parent merges them marked interrupted, exits 143, leaves `latest`
+    alone and no child folder behind."""
+    servers = two_targets(tmp_path, synapse.base_url)
+    reports = tmp_path / "reports"
+    env = {**os.environ, SECRET_VAR: synapse.shared_secret}
+    command = [sys.executable, "-m", "mxconform.cli", "run", "--servers", str(servers)]
+    process = subprocess.Popen(
+        [*command, "--report-dir", str(reports), "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    time.sleep(8)  # both children past preflight and into their checks
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=150)
+    assert process.returncode == 143, out[-2000:]
+    folders = [p for p in reports.iterdir() if p.name != "latest"]
+    assert len(folders) == 1 and not folders[0].name.startswith(".jobs-"), folders
+    document = json.loads((folders[0] / "results.json").read_text())
+    assert document["run"]["interrupted"] == "SIGTERM"
+    assert {t["name"] for t in document["targets"]} == {"side-a", "side-b"}
+    assert not (reports / "latest").exists()
+    assert synapse.shared_secret not in out
