@@ -21,7 +21,9 @@ RANK = {
     "results": 5,
     "report": 6,
     "plugin": 7,
-    "cli": 8,
+    "commands": 8,  # the CLI's commands over stored results: report, diff, matrix
+    "parallel": 8,  # `run --jobs N`: one child process per target, merged
+    "cli": 9,
 }
 MAX_LINES = 450  # "about 400"
 

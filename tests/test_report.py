@@ -87,7 +87,7 @@ def test_diff_sorts_changes_and_flags_regressions():
     assert [k[0] for k in d.regressions] == ["a", "new"]
     assert [k[0] for k in d.fixed] == ["b"] and [k[0] for k in d.still_failing] == ["c"]
     assert d.changed == [(("d", "t", "header"), "INFO", "WARN")]
-    assert [k[0] for k in d.removed] == ["gone"]
+    assert d.lost_coverage == [(("gone", "t", "header"), "PASS", "absent")] and d.removed == []
     assert {k[0] for k in d.added} == {"new", "known"}
 
 

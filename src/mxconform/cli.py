@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mxconform.commands import add_parsers, diff, matrix, rerender
 from mxconform.errors import HarnessError
 from mxconform.paths import servers_file, suites_dir
 from mxconform.results import gating_failures, read_document
@@ -64,6 +65,11 @@ def run_suites(args: argparse.Namespace) -> RunOutcome:
     repeat = getattr(args, "repeat", 1) or 1
     if repeat < 1:
         raise ConfigError("--repeat: expected a number of runs from 1 up")
+    jobs = getattr(args, "jobs", 1) or 1
+    if jobs < 1:
+        raise ConfigError("--jobs: expected a number of processes from 1 up")
+    if jobs > 1:
+        return _run_jobs(args, jobs)
     if repeat == 1:
         return _run_once(args)
     outcomes = [_run_once(args) for _ in range(repeat)]
@@ -92,7 +98,9 @@ def run_suites(args: argparse.Namespace) -> RunOutcome:
     return RunOutcome(max(o.exit_code for o in outcomes), folder, outcomes[-1].pytest_exit, secrets)
 
 
-def _run_once(args: argparse.Namespace) -> RunOutcome:
+def _prepare(args: argparse.Namespace) -> tuple[Path, list[Target], list[str]]:
+    """Check the baseline, select the targets, resolve their secrets (a missing variable is a
+    usage error, not ERROR) and make their Synapse releases ready."""
     if args.baseline:
         try:
             read_document(Path(args.baseline))
@@ -100,9 +108,50 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
             raise ConfigError(f"--baseline: {exc}") from None
     path, servers = _load(args.servers)
     selected = servers.select(args.server or [])
-    for t in selected:  # resolve secrets now: a missing variable is a usage error, not ERROR
-        start_check(t)
+    secrets = [value for t in selected for value in start_check(t)]
     prepare_releases(selected, args.offline)
+    return path, selected, secrets
+
+
+def _baseline_regressions(args: argparse.Namespace, document: dict[str, Any]) -> bool:
+    if not args.baseline:
+        return False
+    from .report.diff import diff_results, render_diff
+
+    result = diff_results(read_document(Path(args.baseline)), document)
+    print(f"\ncompared with {args.baseline}:\n{render_diff(result)}")
+    return bool(result.regressions)
+
+
+def _run_jobs(args: argparse.Namespace, jobs: int) -> RunOutcome:
+    """`--jobs N`: a child process per target, at most N at once, merged into one report."""
+    from mxconform.http.redact import SecretRegistry
+
+    from .parallel import run_children
+
+    path, selected, secrets = _prepare(args)
+    registry = SecretRegistry()
+    for value in secrets:
+        registry.add(value)
+    print(f"running {len(selected)} targets, at most {jobs} at once, a process each")
+    started = time.perf_counter()
+    outcome = run_children(args, path.resolve(), selected, jobs, registry)
+    wall = time.perf_counter() - started
+    if outcome.document is None or outcome.folder is None:
+        print("mxconform: no target wrote a report", file=sys.stderr)
+        return RunOutcome(outcome.exit_code or EXIT_ERROR, None, 0, secrets)
+    print_summary(outcome.document, outcome.folder, wall)
+    code = outcome.exit_code
+    if _baseline_regressions(args, outcome.document) and not outcome.interrupted:
+        code = EXIT_FAIL
+    if code:
+        worst = {c.target: c.exit_code for c in outcome.children}
+        print(f"  exit {code}: the worst of the targets' exit codes {worst}")
+    return RunOutcome(code, outcome.folder, 0, secrets)
+
+
+def _run_once(args: argparse.Namespace) -> RunOutcome:
+    path, _selected, _ = _prepare(args)
     suites = suites_dir()
     argv = [
         str(suites),
@@ -142,13 +191,7 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
         return RunOutcome(EXIT_ERROR, None, code, capture.secrets)
     document = read_document(capture.report_dir / "results.json")
     print_summary(document, capture.report_dir, wall)
-    regressions = False
-    if args.baseline:
-        from .report.diff import diff_results, render_diff
-
-        result = diff_results(read_document(Path(args.baseline)), document)
-        print(f"\ncompared with {args.baseline}:\n{render_diff(result)}")
-        regressions = bool(result.regressions)
+    regressions = _baseline_regressions(args, document)
     exit_code, reason = exit_status(document, code, regressions, getattr(args, "fail_on", "fail"))
     if capture.interrupted or code == pytest.ExitCode.INTERRUPTED:
         signame = capture.interrupted or "SIGINT"
@@ -164,7 +207,8 @@ def exit_status(
 ) -> tuple[int, str]:
     """The run's exit code and, when it is not 0, why in one line."""
     checks = document["checks"]
-    gating = gating_failures(checks, fail_on)
+    # --fail-on regression: only a change for the worse against --baseline fails the run
+    gating = [] if fail_on == "regression" else gating_failures(checks, fail_on)
     if gating or regressions:
         kinds = sorted({c["verdict"] for c in gating})
         what = f"{len(gating)} {'/'.join(kinds)} not listed as known issues" if gating else ""
@@ -192,10 +236,10 @@ def exit_status(
     return EXIT_OK, ""
 
 
-def start_check(target: Target) -> None:
-    """Fail early, as a usage error, on a target whose secret variables are not set."""
-    for where, ref in target.secret_refs():
-        ref.resolve(where)
+def start_check(target: Target) -> list[str]:
+    """Fail early, as a usage error, on a target whose secret variables are not set; the
+    values, for scrubbing."""
+    return [ref.resolve(where) for where, ref in target.secret_refs()]
 
 
 def _installer(version: str, path: Path) -> None:
@@ -314,39 +358,6 @@ def list_targets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def rerender(args: argparse.Namespace) -> int:
-    from .report import render_all
-
-    path = Path(args.results)
-    try:
-        document = read_document(path)
-        baseline = read_document(Path(args.baseline)) if args.baseline else None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
-    for out in render_all(path):
-        print(out)
-    if baseline is None:
-        return EXIT_OK
-    from .report.diff import diff_results, render_diff
-
-    result = diff_results(baseline, document)
-    print(f"\ncompared with {args.baseline}:\n{render_diff(result)}")
-    return EXIT_FAIL if result.regressions else EXIT_OK
-
-
-def diff(args: argparse.Namespace) -> int:
-    """Compare two runs; exit 1 when the newer one has regressions."""
-    from .report.diff import diff_results, render_diff
-
-    try:
-        old, new = read_document(Path(args.old)), read_document(Path(args.new))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
-    result = diff_results(old, new)
-    print(render_diff(result))
-    return EXIT_FAIL if result.regressions else EXIT_OK
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mxconform", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -369,9 +380,10 @@ def parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--fail-on",
-        choices=["fail", "warn"],
+        choices=["fail", "warn", "regression"],
         default="fail",
-        help="exit 1 on FAIL (default), or on FAIL and WARN (SHOULDs gate too)",
+        help="exit 1 on FAIL (default), on FAIL and WARN (SHOULDs gate too), or only on "
+        "regressions against --baseline (nightly jobs)",
     )
     r.add_argument(
         "--repeat",
@@ -385,6 +397,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="OLD_RESULTS_JSON",
         help="compare with an earlier run; regressions make the exit code 1",
     )
+    r.add_argument(
+        "--jobs",
+        metavar="N",
+        type=int,
+        default=1,
+        help="run the targets concurrently, a process per target, at most N at once (default 1:"
+        " in this process, one after another); one merged report",
+    )
     offline = "embedded targets' synapse_version: use only releases already in the cache"
     r.add_argument("--offline", action="store_true", help=offline)
     s = sub.add_parser("serve", help="start embedded targets and print their URLs")
@@ -394,16 +414,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--log-dir", metavar="DIR")
     t = sub.add_parser("targets", help="list the targets of servers.yaml")
     t.add_argument("--servers", metavar="FILE")
-    rep = sub.add_parser("report", help="re-render index.html and junit.xml from results.json")
-    rep.add_argument("results", metavar="RESULTS_JSON")
-    rep.add_argument(
-        "--baseline",
-        metavar="OLD_RESULTS_JSON",
-        help="also print the diff against an earlier run (exit 1 on regressions)",
-    )
-    d = sub.add_parser("diff", help="compare two results.json files (exit 1 on regressions)")
-    d.add_argument("old", metavar="OLD_RESULTS_JSON")
-    d.add_argument("new", metavar="NEW_RESULTS_JSON")
+    add_parsers(sub)
     syn = sub.add_parser("synapse", help="Synapse releases for synapse_version (the cache)")
     syn_sub = syn.add_subparsers(dest="action", required=True)
     inst = syn_sub.add_parser("install", help="install a release (1.70.1) or line (1.130.*)")
@@ -424,6 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return list_targets(args)
         if args.command == "diff":
             return diff(args)
+        if args.command == "matrix":
+            return matrix(args)
         if args.command == "synapse":
             return synapse_command(args)
         return rerender(args)

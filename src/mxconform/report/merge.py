@@ -1,0 +1,62 @@
+"""Targets run apart (`run --jobs N`: one process per target) made one document again: the
+targets and checks side by side, the summary and cited requirements recomputed."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from mxconform.results import SCHEMA_VERSION, cited_requirements, summarise
+from mxconform.spec import requirements
+
+
+def merge_targets(
+    documents: list[dict[str, Any]], command: str, jobs: int, duration_s: float
+) -> dict[str, Any]:
+    if not documents:
+        raise ValueError("no runs to merge")
+    documents = sorted(copy.deepcopy(documents), key=lambda d: str(d["run"]["started_at"]))
+    targets = [t for d in documents for t in d["targets"]]
+    checks = [c for d in documents for c in d["checks"]]
+    first, last = (
+        documents[0]["run"],
+        max((d["run"] for d in documents), key=lambda r: str(r["finished_at"])),
+    )
+    interrupted = next(
+        (d["run"]["interrupted"] for d in documents if d["run"].get("interrupted")), None
+    )
+    run = dict(first)
+    run.update(
+        finished_at=last["finished_at"],
+        duration_s=round(duration_s, 2),
+        command=command,
+        jobs=jobs,
+        interrupted=interrupted,
+        parts=[
+            {
+                "targets": [t["name"] for t in d["targets"]],
+                "command": d["run"]["command"],
+                "started_at": d["run"]["started_at"],
+                "duration_s": d["run"]["duration_s"],
+            }
+            for d in documents
+        ],
+    )
+    summary = summarise(checks)
+    for d in documents:  # what only a part knew (flaky counts of --repeat) is kept
+        for name, entry in d.get("summary", {}).items():
+            summary.setdefault(name, {}).update(
+                {k: v for k, v in entry.items() if k not in summary.get(name, {})}
+            )
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "harness": documents[0]["harness"],
+        "run": run,
+        "targets": targets,
+        "summary": summary,
+        "requirements": cited_requirements(checks, targets),
+        "uncovered_requirements": sorted(
+            set(requirements.catalogue()) - {rid for c in checks for rid in c["requirements"]}
+        ),
+        "checks": checks,
+    }

@@ -1,0 +1,138 @@
+"""`run --jobs N`: a process per target, merged into one report with the same verdicts per
+check as the run in one process; the exit code is the worst child's; no secret on the console."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_console_secrets import assert_no_secret
+from test_report import check, document
+
+from conftest import SECRET_VAR
+from mxconform.cli import parser, run_suites
+from mxconform.parallel import exit_code_of
+from mxconform.report.merge import merge_targets
+
+
+def two_targets(folder: Path, base_url: str) -> Path:
+    """Two remote targets that are one embedded Synapse (two embedded ones are too slow here)."""
+    path = folder / "servers.yaml"
+    entries = "".join(
+        f"  - name: {name}\n"
+        f"    base_url: {base_url}\n"
+        "    server_name: localhost\n"
+        "    auth: [legacy]\n"
+        f"    provisioning: {{method: synapse-shared-secret, shared_secret: '${{{SECRET_VAR}}}'}}\n"
+        "    max_requests_per_second: 1000\n"
+        for name in ("side-a", "side-b")
+    )
+    path.write_text("defaults: [side-a, side-b]\ntargets:\n" + entries)
+    return path
+
+
+def verdicts(report_dir: Path) -> dict[tuple[str, str, str], str]:
+    doc = json.loads((report_dir / "results.json").read_text())
+    return {
+        (c["target"], c["check_id"], c["transport"] or "-"): c["verdict"] for c in doc["checks"]
+    }
+
+
+@pytest.mark.integration
+def test_parallel_run_has_the_sequential_verdicts(tmp_path, synapse, monkeypatch, capfd):
+    monkeypatch.setenv(SECRET_VAR, synapse.shared_secret)
+    servers = two_targets(tmp_path, synapse.base_url)
+
+    def run(jobs: int, folder: str):
+        args = parser().parse_args(
+            [
+                "run",
+                "--servers",
+                str(servers),
+                "--report-dir",
+                str(tmp_path / folder),
+                "-k",
+                "tokens.missing or tokens.unknown or legacy.login",
+                "--jobs",
+                str(jobs),
+            ]
+        )
+        return run_suites(args)
+
+    sequential = run(1, "seq")
+    capfd.readouterr()
+    parallel = run(2, "par")
+    out, err = capfd.readouterr()
+    assert sequential.report_dir and parallel.report_dir
+    seq, par = verdicts(sequential.report_dir), verdicts(parallel.report_dir)
+    assert seq == par and len(seq) > 10
+    assert {t for t, _, _ in par} == {"side-a", "side-b"}
+    assert parallel.exit_code == sequential.exit_code
+    doc = json.loads((parallel.report_dir / "results.json").read_text())
+    assert set(doc["summary"]) == {"side-a", "side-b"} and doc["run"]["jobs"] == 2
+    assert (
+        doc["summary"]
+        == json.loads((sequential.report_dir / "results.json").read_text())["summary"]
+    )
+    assert (parallel.report_dir / "index.html").exists()
+    assert (parallel.report_dir / "junit-side-b.xml").exists()
+    assert (tmp_path / "par" / "latest").resolve() == parallel.report_dir.resolve()
+    assert not list((tmp_path / "par").glob(".jobs-*"))  # the children's folders are gone
+    assert "[side-a] exit" in out and "[side-b]" in out
+    assert_no_secret(out + err, [synapse.shared_secret])
+
+
+def test_the_exit_code_is_the_worst_childs():
+    assert exit_code_of([0, 0]) == 0
+    assert exit_code_of([0, 2]) == 2
+    assert exit_code_of([2, 1, 0]) == 1
+    assert exit_code_of([0, 3]) == 2
+
+
+def test_merge_recomputes_the_summary_and_requirements():
+    a = document(check("x", "PASS"))
+    b = document(check("x", "FAIL", target="u"))
+    b["targets"] = [dict(b["targets"][0], name="u")]
+    b["run"]["started_at"] = "2026-11-26T09:00:00+00:00"
+    merged = merge_targets([a, b], "mxconform run --jobs 2", 2, 3.5)
+    assert [t["name"] for t in merged["targets"]] == ["u", "t"]  # by start time
+    assert merged["summary"]["t"]["must_passed"] == 1 and merged["summary"]["u"]["must_passed"] == 0
+    assert "TOKEN-MISSING" in merged["requirements"]
+    assert "TOKEN-MISSING" not in merged["uncovered_requirements"]
+    assert merged["run"]["started_at"] == "2026-11-26T09:00:00+00:00"
+    assert merged["run"]["duration_s"] == 3.5 and len(merged["run"]["parts"]) == 2
+
+
+@pytest.mark.integration
+def test_sigterm_reaches_every_child_and_the_merged_report_is_partial(tmp_path, synapse):
+    """A CI cancel during `--jobs 2`: the signal is forwarded once to each child, each writes
+    its partial report, the parent merges them marked interrupted, exits 143, leaves `latest`
+    alone and no child folder behind."""
+    servers = two_targets(tmp_path, synapse.base_url)
+    reports = tmp_path / "reports"
+    env = {**os.environ, SECRET_VAR: synapse.shared_secret}
+    command = [sys.executable, "-m", "mxconform.cli", "run", "--servers", str(servers)]
+    process = subprocess.Popen(
+        [*command, "--report-dir", str(reports), "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        text=True,
+    )
+    time.sleep(8)  # both children past preflight and into their checks
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=150)
+    assert process.returncode == 143, out[-2000:]
+    folders = [p for p in reports.iterdir() if p.name != "latest"]
+    assert len(folders) == 1 and not folders[0].name.startswith(".jobs-"), folders
+    document = json.loads((folders[0] / "results.json").read_text())
+    assert document["run"]["interrupted"] == "SIGTERM"
+    assert {t["name"] for t in document["targets"]} == {"side-a", "side-b"}
+    assert not (reports / "latest").exists()
+    assert synapse.shared_secret not in out
