@@ -25,7 +25,7 @@ async def check_valid_token_is_accepted(hs, user, transport, probe):
     expect(resp, match.status(200))
 
 
-@pytest.mark.check("tokens.whoami.identity", "WHOAMI-200")
+@pytest.mark.check("tokens.whoami.identity", "WHOAMI-200", "DEVICE-BIND")
 async def check_whoami_names_the_token_owner(hs, user, transport):
     """whoami answers with the user and device the token was issued to."""
     resp = await WHOAMI.send(hs, user.user_id, transport.credentials(user.access_token))

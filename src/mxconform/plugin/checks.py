@@ -1,5 +1,6 @@
 """Checks: their stable ids, requirement ids, parametrisation, selection and skipping."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from mxconform.oauth.drivers.base import DRIVER_GRANTS
 from mxconform.plugin.state import ActiveCheck, get_run, has_run
 from mxconform.plugin.targets import ensure_ready
 from mxconform.spec import requirements
+from mxconform.spec.coverage import literal_citations, suite_files
 from mxconform.spec.verdicts import CheckState, begin, end
 from mxconform.targets.config import StaticUsers
 
@@ -66,11 +68,20 @@ def _check_identity(item: pytest.Item) -> tuple[str, list[str], str | None, str 
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Let `-k` select by our check ids (e.g. `-k tokens.missing`), not only pytest's names."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Let `-k` select by our check ids (e.g. `-k tokens.missing`), not only pytest's names;
+    note every requirement the suites cite (before `-k` deselects), for coverage."""
+    cited: set[str] = set()
+    paths = set()
     for item in items:
         if item.get_closest_marker(CHECK_MARKER) is not None:
-            item.extra_keyword_matches.add(_check_identity(item)[0])
+            check_id, req_ids, _, _ = _check_identity(item)
+            item.extra_keyword_matches.add(check_id)
+            cited.update(req_ids)
+            paths.add(Path(str(item.path)))
+    cited |= literal_citations(suite_files(paths))
+    if has_run(config):
+        get_run(config).cited |= cited
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -107,6 +107,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         targets=[_target_json(s) for s in run.states.values()],
         records=run.records,
         secrets=run.secrets,
+        cited=run.cited,
     )
     write_document(document, out / "results.json")
     render_all(out / "results.json")

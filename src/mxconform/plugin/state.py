@@ -76,6 +76,8 @@ class Run:
         self.secrets = SecretRegistry()
         self.names = UserNames()
         self.records: list[CheckRecord] = []
+        # Every requirement the collected checks cite, before `-k` deselects any (coverage).
+        self.cited: set[str] = set()
         self.states = {t.name: TargetState(t) for t in self.targets}
         try:
             for state in self.states.values():
