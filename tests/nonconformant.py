@@ -701,6 +701,110 @@ def _oauth_uia_noop(ex: Exchange) -> None:
 _first_uploads: set[str] = set()
 
 
+# Stand-ins for the catalogue-closure checks (one rule each).
+
+
+def _returned_refresh_token_broken(ex: Exchange) -> None:
+    """The refresh token a /refresh returns is not one the server knows."""
+    data = ex.json()
+    if (
+        _path(ex) == "/_matrix/client/v3/refresh"
+        and isinstance(data, dict)
+        and "refresh_token" in data
+    ):
+        data["refresh_token"] = "mxconform-broken-" + str(data["refresh_token"])[::-1]
+        ex.set_json(data)
+
+
+def _unrecognized_is_not_found(ex: Exchange) -> None:
+    data = ex.json()
+    if (
+        ex.status in (404, 405)
+        and isinstance(data, dict)
+        and data.get("errcode") == "M_UNRECOGNIZED"
+    ):
+        ex.status = 404
+        data["errcode"] = "M_NOT_FOUND"
+        ex.set_json(data)
+
+
+def _options_needs_token(ex: Exchange) -> None:
+    if ex.method == "OPTIONS" and not ex.has_credentials():
+        _answer(ex, 401, {"errcode": "M_MISSING_TOKEN", "error": "Missing access token"})
+
+
+def _cors_without_authorization(ex: Exchange) -> None:
+    if ex.response_headers is not None:
+        for key in list(ex.response_headers):
+            if key.lower() == "access-control-allow-headers":
+                ex.response_headers[key] = "X-Requested-With, Content-Type"
+
+
+def _device_rename_ignored(ex: Exchange) -> None:
+    if ex.method == "PUT" and _path(ex).startswith("/_matrix/client/v3/devices/"):
+        _answer(ex, 200, {})
+
+
+def _unknown_device_found(ex: Exchange) -> None:
+    if ex.method == "GET" and _path(ex).endswith("/devices/MXCNOSUCHDEVICE"):
+        _answer(ex, 200, {"device_id": "MXCNOSUCHDEVICE"})
+
+
+def _login_refusals_401(ex: Exchange) -> None:
+    if _path(ex) == "/_matrix/client/v3/login" and ex.status in (400, 403):
+        ex.status = 401
+
+
+def _no_login_fallback(ex: Exchange) -> None:
+    if _path(ex).startswith("/_matrix/static/client/login"):
+        _answer(ex, 404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
+
+
+_txn_counter = [0]
+
+
+def _txn_not_replayed(ex: Exchange) -> None:
+    """Every send is a new transaction: a retransmission makes a second event."""
+    if ex.method == "PUT" and "/send/" in _path(ex):
+        _txn_counter[0] += 1
+        ex.path = ex.path + f"-mxc{_txn_counter[0]}"
+
+
+def _non_auth_error_is_401(ex: Exchange) -> None:
+    data = ex.json()
+    if _path(ex) == "/_matrix/client/v3/delete_devices" and ex.status == 400:
+        ex.status = 401
+        ex.set_json({**(data or {}), "flows": [{"stages": ["m.login.password"]}]})
+
+
+def _logout_needs_body(ex: Exchange) -> None:
+    if _path(ex) == "/_matrix/client/v3/logout" and not ex.body:
+        _answer(ex, 400, {"errcode": "M_NOT_JSON", "error": "Content not JSON."})
+
+
+def _versions_refuses_token(ex: Exchange) -> None:
+    if _path(ex) == "/_matrix/client/versions" and ex.has_credentials():
+        _answer(ex, 401, {"errcode": "M_UNKNOWN_TOKEN", "error": "no tokens here"})
+
+
+def _token_validity_true(ex: Exchange) -> None:
+    if _path(ex).endswith("/register/m.login.registration_token/validity"):
+        _answer(ex, 200, {"valid": True})
+
+
+def _register_without_device(ex: Exchange) -> None:
+    data = ex.json()
+    if _path(ex) == "/_matrix/client/v3/register" and ex.status == 200 and isinstance(data, dict):
+        data.pop("device_id", None)
+        ex.set_json(data)
+
+
+def _uia_3pid_stage_accepted(ex: Exchange) -> None:
+    """A password stage naming an unknown e-mail address is let through (200, nothing done)."""
+    if _path(ex) == "/_matrix/client/v3/delete_devices" and b"m.id.thirdparty" in ex.body:
+        _answer(ex, 200, {})
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -798,6 +902,21 @@ BREAKAGES = {
         Breakage("versions-from-the-future", outbound=_versions_from_the_future),
         Breakage("setup-upload-refused", inbound=_setup_upload_refused),
         Breakage("uia-challenge-missing-token", inbound=_uia_challenge_is_missing_token),
+        Breakage("returned-refresh-token-broken", outbound=_returned_refresh_token_broken),
+        Breakage("unrecognized-is-not-found", outbound=_unrecognized_is_not_found),
+        Breakage("options-needs-token", inbound=_options_needs_token),
+        Breakage("cors-without-authorization", outbound=_cors_without_authorization),
+        Breakage("device-rename-ignored", inbound=_device_rename_ignored),
+        Breakage("unknown-device-found", inbound=_unknown_device_found),
+        Breakage("login-refusals-401", outbound=_login_refusals_401),
+        Breakage("no-login-fallback", inbound=_no_login_fallback),
+        Breakage("txn-not-replayed", inbound=_txn_not_replayed),
+        Breakage("non-auth-error-is-401", outbound=_non_auth_error_is_401),
+        Breakage("logout-needs-body", inbound=_logout_needs_body),
+        Breakage("versions-refuses-token", inbound=_versions_refuses_token),
+        Breakage("token-validity-true", inbound=_token_validity_true),
+        Breakage("register-without-device", outbound=_register_without_device),
+        Breakage("uia-3pid-stage-accepted", inbound=_uia_3pid_stage_accepted),
     )
 }
 _HOP = {
@@ -875,7 +994,7 @@ class BreakingProxy:
                 self.end_headers()
                 self.wfile.write(ex.response_body)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _handle
+            do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = _handle
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
