@@ -106,14 +106,17 @@ STAND_INS = {
     "metadata-device-endpoint-only": ("metadata", fails("oauth.metadata.device-grant")),
     "registration-accepts-http-redirect": ("dcr", fails("oauth.dcr.refused.web-redirect-http")),
     "revocation-does-nothing": (
-        "revoke",
+        "revoke and not any-client",
         fails(
             "oauth.revoke.pair.access-token",
             "oauth.revoke.pair.refresh-token",
             "oauth.revoke.missing-token",  # the stand-in answers 200 to anything
         ),
     ),
-    "unknown-revocation-refused": ("revoke", {"oauth.revoke.unknown-token[-]": "WARN"}),
+    "unknown-revocation-refused": (
+        "revoke and not any-client",
+        {"oauth.revoke.unknown-token[-]": "WARN"},
+    ),
     "token-without-refresh-token": (
         "code-flow or oauth.refresh",
         fails(
