@@ -1,5 +1,6 @@
 """Command-line options, markers, and signals (Ctrl-C, SIGTERM) that stop a run cleanly."""
 
+import contextlib
 import signal
 import threading
 from typing import Any
@@ -40,6 +41,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=sorted(DRIVER_GRANTS),
         help="log in to OAuth targets with this driver instead of the one in servers.yaml",
     )
+    group.addoption(
+        "--hypothesis-examples",
+        metavar="N",
+        type=int,
+        default=8,
+        help="bad-input checks: bodies drawn per endpoint (default: 8)",
+    )
+    # hypothesis's own pytest plugin usually adds it (and forces its seed with it)
+    with contextlib.suppress(ValueError):
+        group.addoption(
+            "--hypothesis-seed",
+            metavar="SEED",
+            help="bad-input checks: replay the bodies of a run (its results.json "
+            "run.hypothesis_seed; default: a random seed, recorded)",
+        )
     group.addoption(
         "--offline",
         action="store_true",
