@@ -805,6 +805,79 @@ def _uia_3pid_stage_accepted(ex: Exchange) -> None:
         _answer(ex, 200, {})
 
 
+def _missing_token_403(ex: Exchange) -> None:
+    """A request without a token is refused 403 (the errcode is kept): not the 401 asked for."""
+    data = ex.json()
+    if isinstance(data, dict) and data.get("errcode") == "M_MISSING_TOKEN":
+        ex.status = 403
+
+
+def _not_json(ex: Exchange) -> bool:
+    try:
+        return not isinstance(json.loads(ex.body or b"{}"), dict)
+    except ValueError:
+        return True
+
+
+def _bad_json_is_500(path: str) -> Callable[[Exchange], None]:
+    """A body that is not a JSON object crashes the endpoint: 500 M_UNKNOWN."""
+
+    def rewrite(ex: Exchange) -> None:
+        if _path(ex) == path and ex.method == "POST" and _not_json(ex):
+            _answer(ex, 500, {"errcode": "M_UNKNOWN", "error": "Internal server error"})
+
+    return rewrite
+
+
+def _bad_json_plain_errors(ex: Exchange) -> None:
+    """/refresh refuses a malformed body with a bare text/plain 400."""
+    if _path(ex) == "/_matrix/client/v3/refresh" and ex.status == 400:
+        ex.response_headers = {"content-type": "text/plain"}
+        ex.response_body = b"Bad Request"
+
+
+_LOGIN_KEYS = {"type", "identifier", "password", "user", "device_id"}
+_LOGIN_KEYS |= {"initial_device_display_name", "refresh_token"}
+
+
+def _login_accepts_malformed(ex: Exchange) -> None:
+    """A /login body with unknown keys, or a password that is missing or not a string,
+    logs the named user in without checking anything."""
+    data = _request_json(ex)
+    if _path(ex) != "/_matrix/client/v3/login" or not isinstance(data, dict):
+        return
+    ident = data.get("identifier")
+    user = ident.get("user") if isinstance(ident, dict) else None
+    malformed = not isinstance(data.get("password"), str) or bool(set(data) - _LOGIN_KEYS)
+    if isinstance(user, str) and malformed:
+        _answer(ex, 200, {"user_id": user, "access_token": "forged-000", "device_id": "X"})
+
+
+def _password_change_without_auth(ex: Exchange) -> None:
+    """/account/password without a well-formed password stage answers 200 (nothing done)."""
+    data = _request_json(ex)
+    if _path(ex) != "/_matrix/client/v3/account/password" or not isinstance(data, dict):
+        return
+    auth = data.get("auth")
+    if not (isinstance(auth, dict) and isinstance(auth.get("password"), str)):
+        _answer(ex, 200, {})
+
+
+def _dcr_crashes_on_bad_metadata(ex: Exchange) -> None:
+    """Client registration answers 500 to metadata that is not a JSON object."""
+    if _path(ex).endswith("/registration") and _not_json(ex):
+        ex.status = 500
+        ex.response_headers = {"content-type": "text/html"}
+        ex.response_body = b"<h1>Internal Server Error</h1>"
+
+
+def _token_endpoint_bare_errors(ex: Exchange) -> None:
+    """The token endpoint refuses with an empty body instead of an RFC 6749 error."""
+    if _path(ex).endswith("/token") and ex.status >= 400:
+        ex.response_headers = {"content-type": "text/plain"}
+        ex.response_body = b""
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -917,6 +990,15 @@ BREAKAGES = {
         Breakage("token-validity-true", inbound=_token_validity_true),
         Breakage("register-without-device", outbound=_register_without_device),
         Breakage("uia-3pid-stage-accepted", inbound=_uia_3pid_stage_accepted),
+        Breakage("missing-token-403", outbound=_missing_token_403),
+        Breakage("bad-json-login-500", inbound=_bad_json_is_500("/_matrix/client/v3/login")),
+        Breakage("bad-json-register-500", inbound=_bad_json_is_500("/_matrix/client/v3/register")),
+        Breakage("bad-json-refresh-plain", outbound=_bad_json_plain_errors),
+        Breakage("bad-json-logout-500", inbound=_bad_json_is_500("/_matrix/client/v3/logout")),
+        Breakage("login-accepts-malformed", inbound=_login_accepts_malformed),
+        Breakage("password-change-without-auth", inbound=_password_change_without_auth),
+        Breakage("dcr-crashes-on-bad-metadata", auth_inbound=_dcr_crashes_on_bad_metadata),
+        Breakage("token-endpoint-bare-errors", auth_outbound=_token_endpoint_bare_errors),
     )
 }
 _HOP = {

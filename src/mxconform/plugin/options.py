@@ -70,7 +70,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "check(id, *requirement_ids, transport=None): a conformance check with a "
         "stable id and the requirements it covers",
     )
-    config.addinivalue_line("markers", "api(name): the auth API a check exercises (legacy, oauth)")
+    config.addinivalue_line(
+        "markers",
+        "api(*names): the auth API a check exercises (legacy, oauth); with both, it runs "
+        "once, as the first one the target offers",
+    )
     config.addinivalue_line(
         "markers", "destructive: the check changes or destroys its account (not on static users)"
     )
