@@ -878,6 +878,34 @@ def _token_endpoint_bare_errors(ex: Exchange) -> None:
         ex.response_body = b""
 
 
+_KEPT: dict[str, Any] = {"issued": {}, "dead": set()}  # access token -> refresh token
+
+
+def _keep_refresh_in(ex: Exchange) -> None:
+    """After a logout the session's refresh token still refreshes (a forged new pair)."""
+    path = _path(ex)
+    if path in ("/_matrix/client/v3/logout", "/_matrix/client/v3/logout/all"):
+        auth = dict((k.lower(), v) for k, v in ex.headers).get("authorization", "")
+        query = dict(parse_qsl(urlsplit(ex.path).query)).get("access_token")
+        token = auth.removeprefix("Bearer ") if auth else query
+        issued = _KEPT["issued"]
+        _KEPT["dead"] |= set(issued.values()) if path.endswith("/all") else {issued.get(token)}
+    data = _request_json(ex)
+    if (
+        path == "/_matrix/client/v3/refresh"
+        and isinstance(data, dict)
+        and data.get("refresh_token") in _KEPT["dead"]
+    ):
+        _answer(ex, 200, {"access_token": "forged-a", "refresh_token": "forged-r"})
+
+
+def _keep_refresh_out(ex: Exchange) -> None:
+    data = ex.json()
+    login = _path(ex) == "/_matrix/client/v3/login" and isinstance(data, dict)
+    if login and isinstance(data.get("refresh_token"), str):
+        _KEPT["issued"][data.get("access_token")] = data["refresh_token"]
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -991,6 +1019,9 @@ BREAKAGES = {
         Breakage("register-without-device", outbound=_register_without_device),
         Breakage("uia-3pid-stage-accepted", inbound=_uia_3pid_stage_accepted),
         Breakage("missing-token-403", outbound=_missing_token_403),
+        Breakage(
+            "logout-keeps-refresh-token", inbound=_keep_refresh_in, outbound=_keep_refresh_out
+        ),
         Breakage("bad-json-login-500", inbound=_bad_json_is_500("/_matrix/client/v3/login")),
         Breakage("bad-json-register-500", inbound=_bad_json_is_500("/_matrix/client/v3/register")),
         Breakage("bad-json-refresh-plain", outbound=_bad_json_plain_errors),

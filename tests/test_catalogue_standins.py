@@ -70,6 +70,16 @@ KNOWN = {
             set(),
         ),
         (
+            "logout-keeps-refresh-token",
+            "refresh-token and legacy.logout",
+            {
+                f"legacy.logout.{c}[{t}]"
+                for c in ("refresh-token", "all-refresh-token")
+                for t in ("header", "query")
+            },
+            set(),
+        ),
+        (
             "login-ignores-device-id",
             "legacy.softlogout",
             {"legacy.softlogout.relogin[-]"},

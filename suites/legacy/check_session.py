@@ -136,6 +136,38 @@ async def check_logout_all_revokes_every_token(hs, fresh_user, transport):
         expect(after, match.status(401), match.errcode("M_UNKNOWN_TOKEN"))
 
 
+async def logged_out_tokens_are_dead(hs, session):
+    """Read back both tokens of a logged-out session: the access token is refused, and the
+    refresh token no longer refreshes."""
+    after = await legacy.whoami(hs, bearer_header(session["access_token"]))
+    expect(after, match.status(401), match.errcode("M_UNKNOWN_TOKEN"))
+    refreshed = await legacy.refresh(hs, session["refresh_token"])
+    expect(refreshed, match.status_in(range(400, 500), "a 4xx refusal: the refresh token is gone"))
+
+
+@pytest.mark.check("legacy.logout.refresh-token", "LOGOUT-1", "REFRESH-200")
+async def check_logout_ends_a_session_with_a_refresh_token(hs, fresh_user, transport):
+    """POST /logout of a session holding a refresh token: both its access token and its
+    refresh token stop working."""
+    session = await refreshable_login(hs, fresh_user)
+    resp = await legacy.logout(hs, transport.credentials(session["access_token"]))
+    expect(resp, match.status(200))
+    await logged_out_tokens_are_dead(hs, session)
+
+
+@pytest.mark.destructive  # logs out every device of the account, not only ours
+@pytest.mark.check("legacy.logout.all-refresh-token", "LOGOUT-ALL", "REFRESH-200")
+async def check_logout_all_ends_sessions_with_refresh_tokens(hs, fresh_user, transport):
+    """POST /logout/all: every session's access and refresh tokens stop working, the
+    refresh token of another session included."""
+    session = await refreshable_login(hs, fresh_user)
+    other = await refreshable_login(hs, fresh_user)
+    resp = await legacy.logout_all(hs, transport.credentials(other["access_token"]))
+    expect(resp, match.status(200))
+    for tokens in (session, other):
+        await logged_out_tokens_are_dead(hs, tokens)
+
+
 @pytest.mark.check("legacy.refresh.chain", "REFRESH-200")
 async def check_refresh_chain_works_to_the_end(hs, fresh_user):
     """Refresh, use the new token, refresh again with the *returned* refresh token, use again."""
