@@ -423,6 +423,11 @@ def _revocation_does_nothing(ex: Exchange) -> None:
         _answer(ex, 200, {})
 
 
+def _revocation_needs_client_id(ex: Exchange) -> None:
+    if _path(ex) == "/oauth2/revoke" and "client_id" not in _form(ex):
+        _answer(ex, 401, {"error": "invalid_client"})
+
+
 def _unknown_revocation_refused(ex: Exchange) -> None:
     if _path(ex) == "/oauth2/revoke" and "never-issued" in _form(ex).get("token", ""):
         _answer(ex, 400, {"error": "invalid_request"})
@@ -717,6 +722,211 @@ def _oauth_uia_noop(ex: Exchange) -> None:
 _first_uploads: set[str] = set()
 
 
+# Stand-ins for the catalogue-closure checks (one rule each).
+
+
+def _returned_refresh_token_broken(ex: Exchange) -> None:
+    """The refresh token a /refresh returns is not one the server knows."""
+    data = ex.json()
+    if (
+        _path(ex) == "/_matrix/client/v3/refresh"
+        and isinstance(data, dict)
+        and "refresh_token" in data
+    ):
+        data["refresh_token"] = "mxconform-broken-" + str(data["refresh_token"])[::-1]
+        ex.set_json(data)
+
+
+def _unrecognized_is_not_found(ex: Exchange) -> None:
+    data = ex.json()
+    if (
+        ex.status in (404, 405)
+        and isinstance(data, dict)
+        and data.get("errcode") == "M_UNRECOGNIZED"
+    ):
+        ex.status = 404
+        data["errcode"] = "M_NOT_FOUND"
+        ex.set_json(data)
+
+
+def _options_needs_token(ex: Exchange) -> None:
+    if ex.method == "OPTIONS" and not ex.has_credentials():
+        _answer(ex, 401, {"errcode": "M_MISSING_TOKEN", "error": "Missing access token"})
+
+
+def _cors_without_authorization(ex: Exchange) -> None:
+    if ex.response_headers is not None:
+        for key in list(ex.response_headers):
+            if key.lower() == "access-control-allow-headers":
+                ex.response_headers[key] = "X-Requested-With, Content-Type"
+
+
+def _device_rename_ignored(ex: Exchange) -> None:
+    if ex.method == "PUT" and _path(ex).startswith("/_matrix/client/v3/devices/"):
+        _answer(ex, 200, {})
+
+
+def _unknown_device_found(ex: Exchange) -> None:
+    if ex.method == "GET" and _path(ex).endswith("/devices/MXCNOSUCHDEVICE"):
+        _answer(ex, 200, {"device_id": "MXCNOSUCHDEVICE"})
+
+
+def _login_refusals_401(ex: Exchange) -> None:
+    if _path(ex) == "/_matrix/client/v3/login" and ex.status in (400, 403):
+        ex.status = 401
+
+
+def _no_login_fallback(ex: Exchange) -> None:
+    if _path(ex).startswith("/_matrix/static/client/login"):
+        _answer(ex, 404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
+
+
+_txn_counter = [0]
+
+
+def _txn_not_replayed(ex: Exchange) -> None:
+    """Every send is a new transaction: a retransmission makes a second event."""
+    if ex.method == "PUT" and "/send/" in _path(ex):
+        _txn_counter[0] += 1
+        ex.path = ex.path + f"-mxc{_txn_counter[0]}"
+
+
+def _non_auth_error_is_401(ex: Exchange) -> None:
+    data = ex.json()
+    if _path(ex) == "/_matrix/client/v3/delete_devices" and ex.status == 400:
+        ex.status = 401
+        ex.set_json({**(data or {}), "flows": [{"stages": ["m.login.password"]}]})
+
+
+def _logout_needs_body(ex: Exchange) -> None:
+    if _path(ex) == "/_matrix/client/v3/logout" and not ex.body:
+        _answer(ex, 400, {"errcode": "M_NOT_JSON", "error": "Content not JSON."})
+
+
+def _versions_refuses_token(ex: Exchange) -> None:
+    if _path(ex) == "/_matrix/client/versions" and ex.has_credentials():
+        _answer(ex, 401, {"errcode": "M_UNKNOWN_TOKEN", "error": "no tokens here"})
+
+
+def _token_validity_true(ex: Exchange) -> None:
+    if _path(ex).endswith("/register/m.login.registration_token/validity"):
+        _answer(ex, 200, {"valid": True})
+
+
+def _register_without_device(ex: Exchange) -> None:
+    data = ex.json()
+    if _path(ex) == "/_matrix/client/v3/register" and ex.status == 200 and isinstance(data, dict):
+        data.pop("device_id", None)
+        ex.set_json(data)
+
+
+def _uia_3pid_stage_accepted(ex: Exchange) -> None:
+    """A password stage naming an unknown e-mail address is let through (200, nothing done)."""
+    if _path(ex) == "/_matrix/client/v3/delete_devices" and b"m.id.thirdparty" in ex.body:
+        _answer(ex, 200, {})
+
+
+def _missing_token_403(ex: Exchange) -> None:
+    """A request without a token is refused 403 (the errcode is kept): not the 401 asked for."""
+    data = ex.json()
+    if isinstance(data, dict) and data.get("errcode") == "M_MISSING_TOKEN":
+        ex.status = 403
+
+
+def _not_json(ex: Exchange) -> bool:
+    try:
+        return not isinstance(json.loads(ex.body or b"{}"), dict)
+    except ValueError:
+        return True
+
+
+def _bad_json_is_500(path: str) -> Callable[[Exchange], None]:
+    """A body that is not a JSON object crashes the endpoint: 500 M_UNKNOWN."""
+
+    def rewrite(ex: Exchange) -> None:
+        if _path(ex) == path and ex.method == "POST" and _not_json(ex):
+            _answer(ex, 500, {"errcode": "M_UNKNOWN", "error": "Internal server error"})
+
+    return rewrite
+
+
+def _bad_json_plain_errors(ex: Exchange) -> None:
+    """/refresh refuses a malformed body with a bare text/plain 400."""
+    if _path(ex) == "/_matrix/client/v3/refresh" and ex.status == 400:
+        ex.response_headers = {"content-type": "text/plain"}
+        ex.response_body = b"Bad Request"
+
+
+_LOGIN_KEYS = {"type", "identifier", "password", "user", "device_id"}
+_LOGIN_KEYS |= {"initial_device_display_name", "refresh_token"}
+
+
+def _login_accepts_malformed(ex: Exchange) -> None:
+    """A /login body with unknown keys, or a password that is missing or not a string,
+    logs the named user in without checking anything."""
+    data = _request_json(ex)
+    if _path(ex) != "/_matrix/client/v3/login" or not isinstance(data, dict):
+        return
+    ident = data.get("identifier")
+    user = ident.get("user") if isinstance(ident, dict) else None
+    malformed = not isinstance(data.get("password"), str) or bool(set(data) - _LOGIN_KEYS)
+    if isinstance(user, str) and malformed:
+        _answer(ex, 200, {"user_id": user, "access_token": "forged-000", "device_id": "X"})
+
+
+def _password_change_without_auth(ex: Exchange) -> None:
+    """/account/password without a well-formed password stage answers 200 (nothing done)."""
+    data = _request_json(ex)
+    if _path(ex) != "/_matrix/client/v3/account/password" or not isinstance(data, dict):
+        return
+    auth = data.get("auth")
+    if not (isinstance(auth, dict) and isinstance(auth.get("password"), str)):
+        _answer(ex, 200, {})
+
+
+def _dcr_crashes_on_bad_metadata(ex: Exchange) -> None:
+    """Client registration answers 500 to metadata that is not a JSON object."""
+    if _path(ex).endswith("/registration") and _not_json(ex):
+        ex.status = 500
+        ex.response_headers = {"content-type": "text/html"}
+        ex.response_body = b"<h1>Internal Server Error</h1>"
+
+
+def _token_endpoint_bare_errors(ex: Exchange) -> None:
+    """The token endpoint refuses with an empty body instead of an RFC 6749 error."""
+    if _path(ex).endswith("/token") and ex.status >= 400:
+        ex.response_headers = {"content-type": "text/plain"}
+        ex.response_body = b""
+
+
+_KEPT: dict[str, Any] = {"issued": {}, "dead": set()}  # access token -> refresh token
+
+
+def _keep_refresh_in(ex: Exchange) -> None:
+    """After a logout the session's refresh token still refreshes (a forged new pair)."""
+    path = _path(ex)
+    if path in ("/_matrix/client/v3/logout", "/_matrix/client/v3/logout/all"):
+        auth = dict((k.lower(), v) for k, v in ex.headers).get("authorization", "")
+        query = dict(parse_qsl(urlsplit(ex.path).query)).get("access_token")
+        token = auth.removeprefix("Bearer ") if auth else query
+        issued = _KEPT["issued"]
+        _KEPT["dead"] |= set(issued.values()) if path.endswith("/all") else {issued.get(token)}
+    data = _request_json(ex)
+    if (
+        path == "/_matrix/client/v3/refresh"
+        and isinstance(data, dict)
+        and data.get("refresh_token") in _KEPT["dead"]
+    ):
+        _answer(ex, 200, {"access_token": "forged-a", "refresh_token": "forged-r"})
+
+
+def _keep_refresh_out(ex: Exchange) -> None:
+    data = ex.json()
+    login = _path(ex) == "/_matrix/client/v3/login" and isinstance(data, dict)
+    if login and isinstance(data.get("refresh_token"), str):
+        _KEPT["issued"][data.get("access_token")] = data["refresh_token"]
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -783,6 +993,7 @@ BREAKAGES = {
             auth_inbound=_registration_accepts_http_client_uri,
         ),
         Breakage("revocation-does-nothing", auth_inbound=_revocation_does_nothing),
+        Breakage("revocation-needs-client-id", auth_inbound=_revocation_needs_client_id),
         Breakage("unknown-revocation-refused", auth_inbound=_unknown_revocation_refused),
         Breakage(
             "token-without-refresh-token", auth_outbound=_token_response_without("refresh_token")
@@ -815,6 +1026,33 @@ BREAKAGES = {
         Breakage("versions-from-the-future", outbound=_versions_from_the_future),
         Breakage("setup-upload-refused", inbound=_setup_upload_refused),
         Breakage("uia-challenge-missing-token", inbound=_uia_challenge_is_missing_token),
+        Breakage("returned-refresh-token-broken", outbound=_returned_refresh_token_broken),
+        Breakage("unrecognized-is-not-found", outbound=_unrecognized_is_not_found),
+        Breakage("options-needs-token", inbound=_options_needs_token),
+        Breakage("cors-without-authorization", outbound=_cors_without_authorization),
+        Breakage("device-rename-ignored", inbound=_device_rename_ignored),
+        Breakage("unknown-device-found", inbound=_unknown_device_found),
+        Breakage("login-refusals-401", outbound=_login_refusals_401),
+        Breakage("no-login-fallback", inbound=_no_login_fallback),
+        Breakage("txn-not-replayed", inbound=_txn_not_replayed),
+        Breakage("non-auth-error-is-401", outbound=_non_auth_error_is_401),
+        Breakage("logout-needs-body", inbound=_logout_needs_body),
+        Breakage("versions-refuses-token", inbound=_versions_refuses_token),
+        Breakage("token-validity-true", inbound=_token_validity_true),
+        Breakage("register-without-device", outbound=_register_without_device),
+        Breakage("uia-3pid-stage-accepted", inbound=_uia_3pid_stage_accepted),
+        Breakage("missing-token-403", outbound=_missing_token_403),
+        Breakage(
+            "logout-keeps-refresh-token", inbound=_keep_refresh_in, outbound=_keep_refresh_out
+        ),
+        Breakage("bad-json-login-500", inbound=_bad_json_is_500("/_matrix/client/v3/login")),
+        Breakage("bad-json-register-500", inbound=_bad_json_is_500("/_matrix/client/v3/register")),
+        Breakage("bad-json-refresh-plain", outbound=_bad_json_plain_errors),
+        Breakage("bad-json-logout-500", inbound=_bad_json_is_500("/_matrix/client/v3/logout")),
+        Breakage("login-accepts-malformed", inbound=_login_accepts_malformed),
+        Breakage("password-change-without-auth", inbound=_password_change_without_auth),
+        Breakage("dcr-crashes-on-bad-metadata", auth_inbound=_dcr_crashes_on_bad_metadata),
+        Breakage("token-endpoint-bare-errors", auth_outbound=_token_endpoint_bare_errors),
     )
 }
 _HOP = {
@@ -893,7 +1131,7 @@ class BreakingProxy:
                 self.end_headers()
                 self.wfile.write(ex.response_body)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _handle
+            do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = _handle
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -977,7 +977,7 @@ MALFORMED: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/oauth2/token", {"content": b"\xff\xfe\x00", "headers": {"Content-Type": "x/y"}}),
     ("PUT", "/oauth2/token", {}),
     ("POST", "/oauth2/revoke", {}),
-    ("POST", "/oauth2/revoke", {"data": {"token": "x"}}),
+    ("POST", "/oauth2/revoke", {"data": {"token": "x", "client_id": "no-such-client"}}),
     ("POST", "/oauth2/device", {}),
     ("POST", "/oauth2/device", {"data": {"client_id": "nobody", "scope": "x"}}),
     ("POST", "/oauth2/introspect", {"data": {"token": "x"}, "headers": {"Authorization": "x"}}),

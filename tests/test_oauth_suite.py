@@ -110,15 +110,19 @@ STAND_INS = {
     "metadata-relative-endpoint": ("metadata", fails("oauth.metadata.endpoint-uris")),
     "metadata-device-endpoint-only": ("metadata", fails("oauth.metadata.device-grant")),
     "registration-accepts-http-redirect": ("dcr", fails("oauth.dcr.refused.web-redirect-http")),
+    "revocation-needs-client-id": ("any-client", {"oauth.revoke.any-client[-]": "WARN"}),
     "revocation-does-nothing": (
-        "revoke",
+        "revoke and not any-client",
         fails(
             "oauth.revoke.pair.access-token",
             "oauth.revoke.pair.refresh-token",
             "oauth.revoke.missing-token",  # the stand-in answers 200 to anything
         ),
     ),
-    "unknown-revocation-refused": ("revoke", {"oauth.revoke.unknown-token[-]": "WARN"}),
+    "unknown-revocation-refused": (
+        "revoke and not any-client",
+        {"oauth.revoke.unknown-token[-]": "WARN"},
+    ),
     "token-without-refresh-token": (
         "code-flow or oauth.refresh",
         fails(
@@ -210,6 +214,23 @@ STAND_INS = {
     "ignore-query-token": (
         "oauth.tokens",
         fails(*QUERY_PROBES, "oauth.tokens.whoami[query]"),
+    ),
+    # The token rules run on OAuth-only targets too (api("legacy", "oauth")).
+    "missing-token-403": (
+        "tokens.missing or tokens.error-shape",
+        fails(*(f"tokens.missing.rejected.{p}" for p in PROBES)),
+    ),
+    "wrong-errcode": (
+        "tokens.unknown or tokens.error-shape",
+        fails(*(f"tokens.unknown.rejected.{p}[{t}]" for p in PROBES for t in ("header", "query"))),
+    ),
+    "plain-text-errors": (
+        "tokens.error-shape",
+        fails(
+            "tokens.error-shape.missing",
+            "tokens.error-shape.unknown[header]",
+            "tokens.error-shape.unknown[query]",
+        ),
     ),
 }
 
@@ -371,3 +392,24 @@ def test_a_declared_oauth_api_that_is_missing_fails(run_harness, synapse, server
     assert oauth and {c["verdict"] for c in oauth} == {"FAIL"}
     assert all("declares the OAuth 2.0 API but GET" in c["message"] for c in oauth)
     assert all("HTTP 404" in c["message"] for c in oauth)
+
+
+@pytest.mark.parametrize(
+    ("breakage", "failed"),
+    [
+        ("dcr-crashes-on-bad-metadata", "badinput.oauth.registration"),
+        ("token-endpoint-bare-errors", "badinput.oauth.token"),
+    ],
+)
+def test_each_broken_oauth_bad_input_rule_turns_its_check_fail(
+    run_harness, oauth_proxy, oauth_servers, breakage, failed
+):
+    """Malformed bodies drawn with a fixed seed (the stand-in's trigger is among them)."""
+    oauth_proxy.use(breakage)
+    seeded = ("--hypothesis-seed", "20261130", "--hypothesis-examples", "20")
+    servers = oauth_servers(oauth_proxy.base_url)
+    run = run_harness(oauth_proxy.base_url, "-k", "badinput", *seeded, servers=servers)
+    assert run.with_verdict("FAIL") == {f"{failed}[-]"}, run.verdicts()
+    assert run.with_verdict("ERROR") == set()
+    check = next(c for c in run.checks if c["check_id"] == failed)
+    assert check["evidence"] and "smallest failing body" in check["message"]

@@ -173,6 +173,10 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
         argv += ["--spec-version", args.spec_version]
     if getattr(args, "oauth_driver", None):
         argv += ["--oauth-driver", args.oauth_driver]
+    if getattr(args, "hypothesis_examples", None):
+        argv += ["--hypothesis-examples", str(args.hypothesis_examples)]
+    if getattr(args, "hypothesis_seed", None) is not None:
+        argv += ["--hypothesis-seed", str(args.hypothesis_seed)]
     argv += ["--offline"]  # every synapse_version is in the cache now (prepare_releases)
     if args.k:
         argv += ["-k", args.k]
@@ -404,6 +408,18 @@ def parser() -> argparse.ArgumentParser:
         default=1,
         help="run the targets concurrently, a process per target, at most N at once (default 1:"
         " in this process, one after another); one merged report",
+    )
+    r.add_argument(
+        "--hypothesis-examples",
+        metavar="N",
+        type=int,
+        help="bad-input checks: malformed bodies drawn per endpoint (default: 8)",
+    )
+    r.add_argument(
+        "--hypothesis-seed",
+        metavar="SEED",
+        type=int,
+        help="bad-input checks: replay a run's bodies (its results.json run.hypothesis_seed)",
     )
     offline = "embedded targets' synapse_version: use only releases already in the cache"
     r.add_argument("--offline", action="store_true", help=offline)

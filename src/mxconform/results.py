@@ -10,6 +10,7 @@ from typing import Any
 
 from mxconform.http.redact import SecretRegistry
 from mxconform.spec import requirements
+from mxconform.spec.coverage import coverage
 from mxconform.spec.verdicts import Verdict
 
 SCHEMA_VERSION = 1
@@ -125,6 +126,7 @@ def build_document(
     targets: list[dict[str, Any]],
     records: list[CheckRecord],
     secrets: SecretRegistry,
+    cited: set[str] | None = None,
 ) -> dict[str, Any]:
     checks = [r.to_json() for r in records]
     document = {
@@ -137,11 +139,19 @@ def build_document(
         "uncovered_requirements": sorted(
             set(requirements.catalogue()) - {rid for c in checks for rid in c["requirements"]}
         ),
+        # The suites' coverage of the catalogue (every collected check, `-k` or not).
+        "coverage": coverage(cited if cited is not None else _cited_by(checks)),
         "checks": checks,
     }
     # Last line of defence: scrub every string by value before anything is written.
     scrubbed: dict[str, Any] = secrets.scrub_any(document)
     return scrubbed
+
+
+def _cited_by(checks: list[dict[str, Any]]) -> set[str]:
+    return {rid for c in checks for rid in c["requirements"]} | {
+        rid for c in checks for rid in c.get("basis", [])
+    }
 
 
 def write_document(document: dict[str, Any], path: Path) -> None:

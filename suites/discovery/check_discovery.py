@@ -29,7 +29,7 @@ async def check_declared_oauth_api_serves_metadata(hs):
     expect(resp, match.status(200), match.json_keys_present("issuer"))
 
 
-@pytest.mark.check("discovery.oauth.absent", "DISC-OAUTH-404")
+@pytest.mark.check("discovery.oauth.absent", "DISC-OAUTH-404", "OAUTH-META-404")
 async def check_undeclared_oauth_api_answers_unrecognized(hs, target):
     """A server without the OAuth 2.0 API says so with 404 M_UNRECOGNIZED."""
     if target.target.offers("oauth"):

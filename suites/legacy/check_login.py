@@ -34,7 +34,7 @@ async def check_login_flows_are_listed(hs):
 
 
 @pytest.mark.parametrize("style", ["identifier", "user-field"])
-@pytest.mark.check("legacy.login.password", "LOGIN-200")
+@pytest.mark.check("legacy.login.password", "LOGIN-200", "LOGIN-IDENTIFIERS", "LOGIN-NO-UIA")
 async def check_password_login_returns_a_session(hs, fresh_user, style):
     """POST /login with m.login.password (identifier form and the deprecated user field)
     answers with the full user ID, an access token and a device ID."""

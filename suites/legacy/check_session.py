@@ -23,7 +23,7 @@ async def refreshable_login(hs, user):
     return data
 
 
-@pytest.mark.check("legacy.refresh.new-pair", "REFRESH-200", "DEVICE-BIND-REFRESH")
+@pytest.mark.check("legacy.refresh.new-pair", "REFRESH-200", "DEVICE-BIND-REFRESH", "REFRESH-NO-AT")
 async def check_refresh_gives_a_working_token_on_the_same_device(hs, fresh_user, transport):
     """POST /refresh answers a new access token, bound to the same device."""
     first = await refreshable_login(hs, fresh_user)
@@ -135,3 +135,86 @@ async def check_logout_all_revokes_every_token(hs, fresh_user, transport):
     for token in (fresh_user.access_token, body(other)["access_token"]):
         after = await legacy.whoami(hs, bearer_header(token))
         expect(after, match.status(401), match.errcode("M_UNKNOWN_TOKEN"))
+
+
+async def logged_out_tokens_are_dead(hs, session):
+    """Read back both tokens of a logged-out session: the access token is refused, and the
+    refresh token no longer refreshes."""
+    after = await legacy.whoami(hs, bearer_header(session["access_token"]))
+    expect(after, match.status(401), match.errcode("M_UNKNOWN_TOKEN"))
+    refreshed = await legacy.refresh(hs, session["refresh_token"])
+    expect(refreshed, match.status_in(range(400, 500), "a 4xx refusal: the refresh token is gone"))
+
+
+@pytest.mark.check("legacy.logout.refresh-token", "LOGOUT-1", "REFRESH-200")
+async def check_logout_ends_a_session_with_a_refresh_token(hs, fresh_user, transport):
+    """POST /logout of a session holding a refresh token: both its access token and its
+    refresh token stop working."""
+    session = await refreshable_login(hs, fresh_user)
+    resp = await legacy.logout(hs, transport.credentials(session["access_token"]))
+    expect(resp, match.status(200))
+    await logged_out_tokens_are_dead(hs, session)
+
+
+@pytest.mark.destructive  # logs out every device of the account, not only ours
+@pytest.mark.check("legacy.logout.all-refresh-token", "LOGOUT-ALL", "REFRESH-200")
+async def check_logout_all_ends_sessions_with_refresh_tokens(hs, fresh_user, transport):
+    """POST /logout/all: every session's access and refresh tokens stop working, the
+    refresh token of another session included."""
+    session = await refreshable_login(hs, fresh_user)
+    other = await refreshable_login(hs, fresh_user)
+    resp = await legacy.logout_all(hs, transport.credentials(other["access_token"]))
+    expect(resp, match.status(200))
+    for tokens in (session, other):
+        await logged_out_tokens_are_dead(hs, tokens)
+
+
+@pytest.mark.check("legacy.refresh.chain", "REFRESH-200")
+async def check_refresh_chain_works_to_the_end(hs, fresh_user):
+    """Refresh, use the new token, refresh again with the *returned* refresh token, use again."""
+    first = await refreshable_login(hs, fresh_user)
+    once = await legacy.refresh(hs, first["refresh_token"])
+    expect(once, match.status(200), match.json_key_type("access_token", str, absent_ok=False))
+    used = await legacy.whoami(hs, bearer_header(body(once)["access_token"]))
+    expect(used, match.status(200), match.json_key_equal("device_id", first["device_id"]))
+    returned = body(once).get("refresh_token")
+    if not isinstance(returned, str):
+        pytest.skip("the refresh returned no new refresh token (the old one stays in use)")
+    twice = await legacy.refresh(hs, returned)
+    expect(twice, match.status(200), match.json_key_type("access_token", str, absent_ok=False))
+    again = await legacy.whoami(hs, bearer_header(body(twice)["access_token"]))
+    expect(again, match.status(200), match.json_key_equal("device_id", first["device_id"]))
+
+
+@pytest.mark.check("legacy.txn.device-scope", "TXN-DEVICE-SCOPE")
+async def check_transaction_id_survives_a_refresh(hs, fresh_user):
+    """A txnId reused after /refresh (same device) replays the first event; on another
+    device the same txnId is a new request."""
+    first = await refreshable_login(hs, fresh_user)
+    creds = bearer_header(first["access_token"])
+    room = await hs.request("POST", "/_matrix/client/v3/createRoom", json={}, credentials=creds)
+    require(room, match.status(200), what="creating a private room of the check's own")
+    path = f"/_matrix/client/v3/rooms/{body(room)['room_id']}/send/m.room.message/mxconform-txn-1"
+    event = {"msgtype": "m.text", "body": "mxconform transaction test"}
+    sent = await hs.request("PUT", path, json=event, credentials=creds)
+    require(sent, match.status(200), what="sending an event with a txnId")
+    refreshed = await legacy.refresh(hs, first["refresh_token"])
+    require(refreshed, match.status(200), what="the refresh")
+    resent = await hs.request(
+        "PUT", path, json=event, credentials=bearer_header(body(refreshed)["access_token"])
+    )
+    expect(resent, match.status(200), match.json_key_equal("event_id", body(sent)["event_id"]))
+    other = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
+    require(other, match.status(200), what="logging in another device")
+    joined = await hs.request("PUT", path, json=event, credentials=bearer_of_login(other))
+    require(joined, match.status(200), what="the same txnId from another device")
+    expect_true(
+        body(joined).get("event_id") != body(sent)["event_id"],
+        "another device's txnId is a new request (a new event)",
+        expected=f"an event_id other than {body(sent)['event_id']}",
+        observed=body(joined).get("event_id"),
+    )
+
+
+def bearer_of_login(resp):
+    return bearer_header(body(resp)["access_token"])

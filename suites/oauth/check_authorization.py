@@ -21,7 +21,9 @@ pytestmark = pytest.mark.api("oauth")
 ELSEWHERE = "https://attacker.mxconform.example.net/callback"
 
 
-@pytest.mark.check("oauth.authz.code-flow", "OAUTH-AC-GRANT", "OAUTH-TOKEN-AC")
+@pytest.mark.check(
+    "oauth.authz.code-flow", "OAUTH-AC-GRANT", "OAUTH-TOKEN-AC", "OAUTH-AUTHZ-REQUEST"
+)
 async def check_code_grant_yields_tokens(hs, oauth_users, account):
     """The code grant with S256 PKCE gives a Bearer access token, an expiry, a refresh
     token and the granted scope."""
@@ -127,7 +129,7 @@ async def check_unregistered_redirect_is_never_used(hs, oauth_users, account):
     expect_true(False, f"the server redirected to the unregistered URI: {where}", observed=where)
 
 
-@pytest.mark.check("oauth.token.wrong-verifier", "OAUTH-AC-GRANT")
+@pytest.mark.check("oauth.token.wrong-verifier", "OAUTH-AC-GRANT", "OAUTH-PKCE-VERIFIER")
 async def check_wrong_code_verifier_is_refused(hs, oauth, oauth_users, account):
     """The token endpoint refuses a code with a verifier that does not match the challenge."""
     grant = await oauth_users.code_grant(hs, account, exchange=False)
@@ -185,7 +187,9 @@ async def check_granted_scope_names_api_and_the_device(hs, oauth_users, account)
     )
 
 
-@pytest.mark.check("oauth.token.device-bound", "OAUTH-SCOPE-DEVICE-ONE", "OAUTH-SCOPE-API")
+@pytest.mark.check(
+    "oauth.token.device-bound", "OAUTH-SCOPE-DEVICE-ONE", "OAUTH-SCOPE-API", "DEVICE-OAUTH-ALLOC"
+)
 async def check_token_is_bound_to_the_requested_device(hs, oauth_users, account):
     """whoami names the account and the device from the scope, and /devices lists it."""
     device = new_device_id()

@@ -100,7 +100,12 @@ async def check_s256_is_listed(served):
     expect(served, match.json_list_contains("code_challenge_methods_supported", "S256"))
 
 
-@pytest.mark.check("oauth.metadata.account-management", "OAUTH-META-ACCOUNT", "OAUTH-ACCT-ACTIONS")
+@pytest.mark.check(
+    "oauth.metadata.account-management",
+    "OAUTH-META-ACCOUNT",
+    "OAUTH-ACCT-ACTIONS",
+    "OAUTH-ACCT-DISCOVERY",
+)
 async def check_account_management_fields_when_present(served):
     """When advertised, account_management_uri is a URI and the actions are namespaced
     identifiers (the six Matrix actions, or vendor ones)."""

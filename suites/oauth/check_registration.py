@@ -127,7 +127,7 @@ async def check_valid_registration_is_accepted(oauth, case):
 
 
 @pytest.mark.parametrize("case", INVALID, ids=str)
-@pytest.mark.check("oauth.dcr.refused", "OAUTH-DCR-REDIRECT-VALIDATE")
+@pytest.mark.check("oauth.dcr.refused", "OAUTH-DCR-REDIRECT-VALIDATE", "OAUTH-REDIR-RFC8252")
 async def check_invalid_registration_is_refused(oauth, case):
     """Metadata breaking one rule is refused with 400 and an RFC 7591 error code."""
     resp = await oauth.register(case.metadata)

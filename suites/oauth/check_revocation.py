@@ -45,3 +45,15 @@ async def check_revocation_without_token_is_invalid_request(hs, oauth, oauth_use
     """A revocation request without `token` is a 400 invalid_request."""
     resp = await oauth.revoke(await oauth_users.client_id(hs), None, note="no token")
     expect(resp, match.status(400), match.oauth_error("invalid_request"))
+
+
+@pytest.mark.check("oauth.revoke.any-client", "OAUTH-REVOKE-ANY-CLIENT", "OAUTH-REVOKE-PAIR")
+async def check_revocation_without_client_id_is_honoured(hs, oauth, grant):
+    """A revocation that names no `client_id` is still honoured: the refresh grant then fails."""
+    tokens = grant.login.tokens
+    revoked = await oauth.revoke(None, tokens.refresh_token, "refresh_token", note="no client_id")
+    expect(revoked, match.status(200))
+    refresh = await oauth.refresh(
+        grant.login.client_id, tokens.refresh_token, "refresh after revocation"
+    )
+    expect(refresh, match.status_in(range(400, 500), "a 4xx"))

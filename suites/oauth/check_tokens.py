@@ -19,7 +19,7 @@ async def check_oauth_token_works_on_ordinary_endpoints(hs, oauth_user, transpor
     expect(resp, match.status(200))
 
 
-@pytest.mark.check("oauth.tokens.whoami", "OAUTH-SCOPE-API", "WHOAMI-200")
+@pytest.mark.check("oauth.tokens.whoami", "OAUTH-SCOPE-API", "WHOAMI-200", "WHOAMI-OAUTH")
 async def check_whoami_names_the_oauth_user_and_device(hs, oauth_user, transport):
     """whoami with an OAuth token names its user and the device from its scope."""
     resp = await WHOAMI.send(

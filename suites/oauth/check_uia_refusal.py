@@ -101,7 +101,7 @@ async def replace_keys(hs, oauth_users, oauth_account):
     return login, replacement, data.get("session"), url
 
 
-@pytest.mark.check("oauth.uia.m-oauth.challenge", "OAUTH-UIA-MOAUTH")
+@pytest.mark.check("oauth.uia.m-oauth.challenge", "OAUTH-UIA-MOAUTH", "OAUTH-UIA-MOAUTH-SCOPE")
 async def check_cross_signing_reset_asks_for_m_oauth(hs, oauth_users, oauth_account):
     """Replacing cross-signing keys with an OAuth token answers 401 with an m.oauth stage
     pointing into the account management UI; the keys stay as they were."""

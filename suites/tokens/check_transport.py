@@ -12,6 +12,9 @@ from mxconform.legacy.probes import AUTHENTICATED_PROBES, WHOAMI
 from mxconform.spec.matchers import expect, match
 
 pytestmark = pytest.mark.api("legacy")
+# Checks that need no token of a particular API also run on OAuth-only targets, with the
+# OAuth user's id (and token, where a valid one is needed).
+either_api = pytest.mark.api("legacy", "oauth")
 
 probes = pytest.mark.parametrize("probe", AUTHENTICATED_PROBES, ids=lambda p: p.id)
 UNKNOWN_TOKEN = "mxconform_never_issued_0123456789"
@@ -25,7 +28,7 @@ async def check_valid_token_is_accepted(hs, user, transport, probe):
     expect(resp, match.status(200))
 
 
-@pytest.mark.check("tokens.whoami.identity", "WHOAMI-200")
+@pytest.mark.check("tokens.whoami.identity", "WHOAMI-200", "DEVICE-BIND")
 async def check_whoami_names_the_token_owner(hs, user, transport):
     """whoami answers with the user and device the token was issued to."""
     resp = await WHOAMI.send(hs, user.user_id, transport.credentials(user.access_token))
@@ -38,19 +41,21 @@ async def check_whoami_names_the_token_owner(hs, user, transport):
     )
 
 
+@either_api
 @probes
 @pytest.mark.check("tokens.missing.rejected", "TOKEN-MISSING")
-async def check_no_token_is_missing_token(hs, user, probe):
+async def check_no_token_is_missing_token(hs, token_holder, probe):
     """A request without any token is refused with 401 M_MISSING_TOKEN."""
-    resp = await probe.send(hs, user.user_id, NO_CREDENTIALS)
+    resp = await probe.send(hs, token_holder.user_id, NO_CREDENTIALS)
     expect(resp, match.status(401), match.errcode("M_MISSING_TOKEN"))
 
 
+@either_api
 @probes
 @pytest.mark.check("tokens.unknown.rejected", "TOKEN-UNKNOWN")
-async def check_unknown_token_is_unknown_token(hs, user, transport, probe):
+async def check_unknown_token_is_unknown_token(hs, token_holder, transport, probe):
     """A token the server never issued is refused with 401 M_UNKNOWN_TOKEN."""
-    resp = await probe.send(hs, user.user_id, transport.credentials(UNKNOWN_TOKEN))
+    resp = await probe.send(hs, token_holder.user_id, transport.credentials(UNKNOWN_TOKEN))
     expect(resp, match.status(401), match.errcode("M_UNKNOWN_TOKEN"))
     expect(resp, match.json_key_type("soft_logout", bool, absent_ok=True))
     expect(
@@ -73,10 +78,11 @@ async def check_logged_out_token_is_unknown_token(hs, user, logged_out_token, tr
     )
 
 
+@either_api
 @pytest.mark.check("tokens.error-shape.missing", "API-ERR-SHAPE", "API-JSON-CT")
-async def check_missing_token_error_is_well_formed(hs, user):
+async def check_missing_token_error_is_well_formed(hs, token_holder):
     """The refusal of a token-less request is a JSON error with errcode and error."""
-    resp = await WHOAMI.send(hs, user.user_id, NO_CREDENTIALS)
+    resp = await WHOAMI.send(hs, token_holder.user_id, NO_CREDENTIALS)
     expect(
         resp,
         match.status_in(range(400, 500), "a 4xx error"),
@@ -85,10 +91,11 @@ async def check_missing_token_error_is_well_formed(hs, user):
     expect(resp, match.content_type_json(), req="API-JSON-CT")
 
 
+@either_api
 @pytest.mark.check("tokens.error-shape.unknown", "API-ERR-SHAPE", "API-JSON-CT")
-async def check_unknown_token_error_is_well_formed(hs, user, transport):
+async def check_unknown_token_error_is_well_formed(hs, token_holder, transport):
     """The refusal of an unknown token is a JSON error with errcode and error."""
-    resp = await WHOAMI.send(hs, user.user_id, transport.credentials(UNKNOWN_TOKEN))
+    resp = await WHOAMI.send(hs, token_holder.user_id, transport.credentials(UNKNOWN_TOKEN))
     expect(
         resp,
         match.status_in(range(400, 500), "a 4xx error"),
@@ -97,9 +104,10 @@ async def check_unknown_token_error_is_well_formed(hs, user, transport):
     expect(resp, match.content_type_json(), req="API-JSON-CT")
 
 
+@either_api
 @probes
 @pytest.mark.check("tokens.query.ignored", "TOKEN-QUERY-REMOVED", transport="query")
-async def check_query_token_no_longer_honoured(hs, user, probe):
+async def check_query_token_no_longer_honoured(hs, token_holder, probe):
     """From v1.20 a query-string token counts as no token: 401 M_MISSING_TOKEN."""
-    resp = await probe.send(hs, user.user_id, query_param(user.access_token))
+    resp = await probe.send(hs, token_holder.user_id, query_param(token_holder.access_token))
     expect(resp, match.status(401), match.errcode("M_MISSING_TOKEN"))

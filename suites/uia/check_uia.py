@@ -58,7 +58,10 @@ async def expect_no_effect(prepared, operation, what):
 async def check_request_without_auth_is_challenged(hs, legacy_users, operation, transport):
     """Without `auth` the operation answers a 401 challenge and, read back, did not happen."""
     prepared = await prepare(hs, legacy_users, operation, transport)
-    expect_uia_challenge(await prepared.send(hs, None))
+    resp = await prepared.send(hs, None)
+    expect_uia_challenge(resp)
+    if operation.id in ("delete-device", "delete-devices"):  # more proof than the token
+        expect(resp, match.status(401), req="UIA-DEVICE-DELETE-SHOULD")
     await expect_no_effect(prepared, operation, "a request without auth")
 
 
@@ -100,7 +103,7 @@ async def check_wrong_password_stage_is_refused(hs, legacy_users, operation, tra
 
 
 @with_token
-@pytest.mark.check("uia.completed", "UIA-DONE")
+@pytest.mark.check("uia.completed", "UIA-DONE", "UIA-TYPES")
 async def check_completed_password_stage_performs_the_operation(
     hs, legacy_users, operation, transport
 ):

@@ -147,6 +147,7 @@ class MatrixClient:
         credentials: Credentials = NO_CREDENTIALS,
         json: Any = None,
         form: dict[str, str] | list[tuple[str, str]] | None = None,
+        content: bytes | None = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         note: str | None = None,
@@ -175,7 +176,7 @@ class MatrixClient:
                 url,
                 params=query or None,
                 json=json,
-                content=urlencode(form) if form is not None else None,
+                content=urlencode(form) if form is not None else content,
                 headers=[*credentials.headers, *(headers or {}).items(), *form_type],
                 timeout=self._policy.timeout_s,
             )

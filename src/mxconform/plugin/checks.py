@@ -1,5 +1,6 @@
 """Checks: their stable ids, requirement ids, parametrisation, selection and skipping."""
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from mxconform.oauth.drivers.base import DRIVER_GRANTS
 from mxconform.plugin.state import ActiveCheck, get_run, has_run
 from mxconform.plugin.targets import ensure_ready
 from mxconform.spec import requirements
+from mxconform.spec.coverage import literal_citations, suite_files
 from mxconform.spec.verdicts import CheckState, begin, end
 from mxconform.targets.config import StaticUsers
 
@@ -77,11 +79,20 @@ def gating_requirements(item: pytest.Item) -> list[str]:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Let `-k` select by our check ids (e.g. `-k tokens.missing`), not only pytest's names."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Let `-k` select by our check ids (e.g. `-k tokens.missing`), not only pytest's names;
+    note every requirement the suites cite (before `-k` deselects), for coverage."""
+    cited: set[str] = set()
+    paths = set()
     for item in items:
         if item.get_closest_marker(CHECK_MARKER) is not None:
-            item.extra_keyword_matches.add(_check_identity(item)[0])
+            check_id, req_ids, _, _ = _check_identity(item)
+            item.extra_keyword_matches.add(check_id)
+            cited.update(req_ids)
+            paths.add(Path(str(item.path)))
+    cited |= literal_citations(suite_files(paths))
+    if has_run(config):
+        get_run(config).cited |= cited
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -106,8 +117,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     begin(state)
     if target_name in run.states:  # a target that cannot be run: ERROR, one reason
         ensure_ready(run, run.state(target_name), item.config)
-    if api and target_name in run.states and api not in run.state(target_name).target.auth:
-        pytest.skip(f"the {api} API is not offered by this target (servers.yaml auth)")
+    if api and target_name in run.states:
+        # `api("legacy", "oauth")`: the check runs once, as the first API the target offers.
+        marker = item.get_closest_marker(API_MARKER)
+        apis = tuple(marker.args) if marker else (api,)
+        offered = [a for a in apis if a in run.state(target_name).target.auth]
+        if not offered:
+            names = " or ".join(apis)
+            pytest.skip(f"the {names} API is not offered by this target (servers.yaml auth)")
+        run.active.auth_api = offered[0]
     if target_name in run.states and any(
         f in getattr(item, "fixturenames", ()) for f in OAUTH_FIXTURES
     ):

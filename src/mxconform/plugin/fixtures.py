@@ -1,12 +1,14 @@
 """Fixtures every check can use: the target, its client, what it says about itself."""
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from mxconform.errors import HarnessError
 from mxconform.http.client import MatrixClient, Pacer, new_http_client
+from mxconform.oauth.drivers.base import DRIVER_GRANTS
 from mxconform.plugin.state import get_run, has_run
 from mxconform.plugin.targets import ensure_ready
 from mxconform.spec import requirements
@@ -78,3 +80,26 @@ def _requirement_gate(request: pytest.FixtureRequest) -> None:
         req = requirements.get(rid)
         if not req.applies_to(version):
             pytest.skip(req.why_not(version))
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """A user with a valid access token, from whichever API the check runs as."""
+
+    user_id: str
+    access_token: str = field(repr=False)  # secrets never reach a repr (tracebacks)
+    api: str
+
+
+@pytest.fixture
+def token_holder(request: pytest.FixtureRequest) -> TokenHolder:
+    """The run's main user of the API the check runs as (`api("legacy", "oauth")`): the
+    legacy `user`, or, on a target offering only OAuth, the OAuth `oauth_user`."""
+    run = get_run(request.config)
+    if run.active is not None and run.active.auth_api == "oauth":
+        target: RunningTarget = request.getfixturevalue("target")
+        run.active.grant = DRIVER_GRANTS[run.driver_of(run.state(target.name).target)]
+        login = request.getfixturevalue("oauth_user")
+        return TokenHolder(login.account.user_id, login.tokens.access_token, "oauth")
+    user = request.getfixturevalue("user")
+    return TokenHolder(user.user_id, user.access_token, "legacy")

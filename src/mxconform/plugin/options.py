@@ -1,5 +1,6 @@
 """Command-line options, markers, and signals (Ctrl-C, SIGTERM) that stop a run cleanly."""
 
+import contextlib
 import signal
 import threading
 from typing import Any
@@ -41,6 +42,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="log in to OAuth targets with this driver instead of the one in servers.yaml",
     )
     group.addoption(
+        "--hypothesis-examples",
+        metavar="N",
+        type=int,
+        default=8,
+        help="bad-input checks: bodies drawn per endpoint (default: 8)",
+    )
+    # hypothesis's own pytest plugin usually adds it (and forces its seed with it)
+    with contextlib.suppress(ValueError):
+        group.addoption(
+            "--hypothesis-seed",
+            metavar="SEED",
+            help="bad-input checks: replay the bodies of a run (its results.json "
+            "run.hypothesis_seed; default: a random seed, recorded)",
+        )
+    group.addoption(
         "--offline",
         action="store_true",
         default=False,
@@ -54,7 +70,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "check(id, *requirement_ids, transport=None): a conformance check with a "
         "stable id and the requirements it covers",
     )
-    config.addinivalue_line("markers", "api(name): the auth API a check exercises (legacy, oauth)")
+    config.addinivalue_line(
+        "markers",
+        "api(*names): the auth API a check exercises (legacy, oauth); with both, it runs "
+        "once, as the first one the target offers",
+    )
     config.addinivalue_line(
         "markers", "destructive: the check changes or destroys its account (not on static users)"
     )

@@ -100,13 +100,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "servers_file": str(run.servers_path),
             # servers files hold only ${ENV} references, so hashing the file leaks no secret
             "servers_file_sha256": hashlib.sha256(run.servers_path.read_bytes()).hexdigest(),
-            "hypothesis_seed": None,  # no suite draws from hypothesis yet
+            "hypothesis_seed": run.hypothesis_seed,  # replay: --hypothesis-seed
             "spec_version_override": run.spec_override,
             "interrupted": interrupted,
         },
         targets=[_target_json(s) for s in run.states.values()],
         records=run.records,
         secrets=run.secrets,
+        cited=run.cited,
     )
     write_document(document, out / "results.json")
     render_all(out / "results.json")

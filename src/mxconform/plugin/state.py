@@ -1,6 +1,7 @@
 """What one run knows: the selected targets, their state, the check being run."""
 
 import asyncio
+import secrets
 import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,11 +73,23 @@ class Run:
         self.oauth_driver: str | None = config.getoption("oauth_driver")
         self.spec_override: str | None = config.getoption("spec_version")
         self.offline: bool = bool(config.getoption("offline"))
+        self.hypothesis_examples: int = config.getoption("hypothesis_examples")
+        if self.hypothesis_examples < 1:
+            raise pytest.UsageError("--hypothesis-examples: expected a number from 1 up")
+        given_seed = config.getoption("hypothesis_seed", None)
+        try:  # the bad-input checks draw with it; results.json records it for a replay
+            self.hypothesis_seed = int(given_seed) if given_seed is not None else _new_seed()
+        except ValueError:
+            raise pytest.UsageError(
+                f"--hypothesis-seed: expected an integer, got {given_seed!r}"
+            ) from None
         if self.spec_override and requirements.parse_version(self.spec_override) is None:
             raise pytest.UsageError(f"--spec-version: expected vX.Y, got {self.spec_override!r}")
         self.secrets = SecretRegistry()
         self.names = UserNames()
         self.records: list[CheckRecord] = []
+        # Every requirement the collected checks cite, before `-k` deselects any (coverage).
+        self.cited: set[str] = set()
         self.states = {t.name: TargetState(t) for t in self.targets}
         try:
             for state in self.states.values():
@@ -93,6 +106,10 @@ class Run:
     def driver_of(self, target: Target) -> str:
         configured = target.oauth.driver if target.oauth else "form"
         return self.oauth_driver or configured
+
+
+def _new_seed() -> int:
+    return secrets.randbits(32)
 
 
 _RUN_KEY = pytest.StashKey[Run]()

@@ -64,6 +64,10 @@ class Requirement:
     statement: str
     anchor_before_v1_19: str | None = None
     gate_source: str | None = None  # where since/until come from (spec data, changelog)
+    # A row no check cites says why: it cannot be observed from a client (`untestable`), or
+    # a check would need a capability the harness is not given (`needs`, e.g. `admin`).
+    untestable: str | None = None
+    needs: str | None = None
 
     def applies_to(self, version: SpecVersion | None) -> bool:
         if version is None:

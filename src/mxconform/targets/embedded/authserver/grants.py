@@ -358,6 +358,14 @@ class Revocation(RevocationEndpoint):
             raise InvalidRequestError("token is required")
         # RFC 7009 §2.1: a hint the server does not know is ignored, not an error.
 
+    def authenticate_endpoint_client(self, request: Any) -> Client:
+        """A revocation naming no client is honoured (the spec's SHOULD, as MAS does): a
+        holder of a leaked token can always end its session."""
+        if not request.form.get("client_id") and not request.headers.get("Authorization"):
+            return Client("", {"token_endpoint_auth_method": "none"})
+        client: Client = super().authenticate_endpoint_client(request)
+        return client
+
     def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
         store = _core(self).store
         row = store.access_token(token_string) or store.refresh_token(token_string)

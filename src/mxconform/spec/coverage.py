@@ -1,0 +1,85 @@
+"""Catalogue coverage: which rows the suites check, and why the others are not checked.
+
+A row is *checked* when a check cites it (its marker, a parameter's own rule, or a literal
+`req="..."` in an `expect`, `observe` or `unmet` of the suites); otherwise it carries
+`untestable` (not observable from a client) or `needs` (a capability the harness is not
+given); a row with none of the three is *uncovered*.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from mxconform.spec import requirements
+
+KINDS = ("checked", "untestable", "needs", "uncovered")
+
+
+def literal_citations(paths: Iterable[Path]) -> set[str]:
+    """Requirement ids passed as a literal `req="..."` keyword anywhere in these files."""
+    found: set[str] = set()
+    for path in paths:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.keyword)
+                and node.arg == "req"
+                and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+            ):
+                found.add(node.value.value)
+    return found
+
+
+def suite_files(item_paths: Iterable[Path]) -> list[Path]:
+    """The check modules, and every conftest.py beside them or above them up to `suites/`."""
+    files: set[Path] = set()
+    for path in item_paths:
+        files.add(path)
+        folder = path.parent
+        while True:
+            conftest = folder / "conftest.py"
+            if conftest.exists():
+                files.add(conftest)
+            if folder.name == "suites" or folder.parent == folder:
+                break
+            folder = folder.parent
+    return sorted(files)
+
+
+def kind_of(req: requirements.Requirement, cited: set[str]) -> str:
+    if req.id in cited:
+        return "checked"
+    if req.needs:
+        return "needs"
+    if req.untestable:
+        return "untestable"
+    return "uncovered"
+
+
+def coverage(cited: Iterable[str]) -> dict[str, Any]:
+    """Per area and overall: how many rows are checked, untestable, needing a capability, or
+    uncovered; with the ids of the last three (the checked ones are in the records)."""
+    cited_set = set(cited)
+    areas: dict[str, dict[str, int]] = {}
+    total = dict.fromkeys(KINDS, 0)
+    rows: dict[str, list[str]] = {k: [] for k in KINDS[1:]}
+    needs: dict[str, list[str]] = {}
+    for req in requirements.catalogue().values():
+        kind = kind_of(req, cited_set)
+        areas.setdefault(req.area, dict.fromkeys(KINDS, 0))[kind] += 1
+        total[kind] += 1
+        if kind != "checked":
+            rows[kind].append(req.id)
+        if kind == "needs" and req.needs:
+            needs.setdefault(req.needs, []).append(req.id)
+    return {
+        "total": total,
+        "areas": areas,
+        "untestable": rows["untestable"],
+        "needs": needs,
+        "uncovered": rows["uncovered"],
+    }
