@@ -66,11 +66,30 @@ def _check_identity(item: pytest.Item) -> tuple[str, list[str], str | None, str 
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Let `-k` select by our check ids (e.g. `-k tokens.missing`), not only pytest's names."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Let `-k` select by our check ids (e.g. `-k tokens.missing`), not only pytest's names;
+    `--requirement REQ` keeps only the checks citing one of the given requirements."""
     for item in items:
         if item.get_closest_marker(CHECK_MARKER) is not None:
             item.extra_keyword_matches.add(_check_identity(item)[0])
+    wanted = set(config.getoption("requirement", None) or [])
+    if not wanted:
+        return
+    unknown = sorted(wanted - set(requirements.catalogue()))
+    if unknown:
+        raise pytest.UsageError(f"--requirement: not in the catalogue: {', '.join(unknown)}")
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        cited = (
+            set(_check_identity(item)[1])
+            if item.get_closest_marker(CHECK_MARKER) is not None
+            else set()
+        )
+        (kept if cited & wanted else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.hookimpl(tryfirst=True)
