@@ -80,9 +80,7 @@ def test_an_unreachable_target_is_one_line_not_one_per_check(run_harness, capfd)
     assert lines[-1].startswith("  exit 2: ")
 
 
-def test_quiet_prints_the_summary_only_and_json_keeps_stdout_for_json(
-    run_harness, synapse, capfd
-):
+def test_quiet_prints_the_summary_only_and_json_keeps_stdout_for_json(run_harness, synapse, capfd):
     run = run_harness(synapse.base_url, "-k", "tokens.whoami", "-q", "--json")
     out, err = capfd.readouterr()
     data = json.loads(out)
