@@ -101,3 +101,24 @@ def test_junit_counts_agree_with_its_elements():
     known = next(c for c in root.iter("testcase") if c.get("name") == "c[header]")
     assert known.find("skipped").get("message").startswith("known issue: known")
     assert {c.get("name") for c in root.iter("testcase")} >= {"a[header]", "f"}
+
+
+def test_a_baseline_diff_is_kept_in_results_and_shown_on_the_page(tmp_path: Path):
+    from mxconform.cli.baseline import attach_baseline
+
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(document(check("a", "PASS"), check("b", "FAIL"))))
+    run = tmp_path / "run"
+    run.mkdir()
+    new = document(check("a", "FAIL"), check("b", "PASS"))
+    (run / "results.json").write_text(json.dumps(new))
+    result = attach_baseline(run, old, new)
+    assert result.regressions and "regressions (new FAIL): 1" in result.text
+    stored = json.loads((run / "results.json").read_text())["run"]["baseline"]
+    assert stored["path"] == str(old)
+    assert stored["categories"]["regressions"] == [
+        {"check_id": "a", "target": "t", "transport": "header"}
+    ]
+    assert [c["check_id"] for c in stored["categories"]["fixed"]] == ["b"]
+    html = (run / "index.html").read_text()
+    assert "Changes since baseline" in html and "regressions: 1" in html
