@@ -171,3 +171,35 @@ def test_no_horizontal_scroll_at_1280_px(browser, report):
     page.set_viewport_size({"width": 1280, "height": 900})
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
     assert problems == []
+
+
+def test_a_fail_shows_the_judged_exchange_first(browser, tmp_path: Path):
+    def exchange(path: str, status: int) -> dict:
+        return {
+            "method": "POST",
+            "url": f"http://t{path}",
+            "request_headers": [],
+            "request_body": None,
+            "started_at": "",
+            "duration_ms": 1,
+            "error": None,
+            "note": None,
+            "status": status,
+            "response_headers": [],
+            "response_body": None,
+        }
+
+    evidence = [exchange("/register", 200), exchange("/login", 200), exchange("/refresh", 403)]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document(check("refresh.consumed", "FAIL", evidence=evidence))))
+    page, problems = open_report(browser, render_all(path)[0])
+    row = page.locator("tr.check", has_text="refresh.consumed")
+    shown = [e.inner_text() for e in row.locator("div.exchange").all() if e.is_visible()]
+    assert len(shown) == 1 and shown[0].startswith("POST http://t/refresh → 403")
+    earlier = row.locator("details.earlier")
+    assert earlier.get_attribute("open") is None
+    summary = earlier.locator("> summary")
+    assert "2 earlier exchanges" in summary.inner_text()
+    summary.click()
+    assert sum(e.is_visible() for e in row.locator("div.exchange").all()) == 3
+    assert problems == []

@@ -149,11 +149,10 @@ class Progress:
             return
         self._maybe_progress(name, state)
 
-    def _progress_text(self, name: str, state: _TargetProgress) -> str:
+    def _progress_text(self, name: str, state: _TargetProgress, colour: bool = True) -> str:
         order = ("PASS", "FAIL", "KNOWN", "WARN", "INFO", "SKIP", "ERROR")
-        counts = " ".join(
-            self._colour(f"{v} {state.counts[v]}", v) for v in order if state.counts[v]
-        )
+        paint = self._colour if colour else (lambda text, _: text)
+        counts = " ".join(paint(f"{v} {state.counts[v]}", v) for v in order if state.counts[v])
         elapsed = time.monotonic() - (state.started or self.started)
         return f"{state.done}/{state.total} checks, {counts or 'none yet'}, {elapsed:.1f} s"
 
@@ -164,7 +163,11 @@ class Progress:
         if self._tty():
             if now - self._last_progress >= REDRAW_EVERY_S:
                 self._last_progress = now
-                self._write(f"{name}: {self._progress_text(name, state)}", newline=False)
+                # one screen row, or `\r` would not take it all back
+                width = int(getattr(self._writer(), "fullwidth", 80)) - 1
+                plain = f"{name}: {self._progress_text(name, state, colour=False)}"
+                text = f"{name}: {self._progress_text(name, state)}"
+                self._write(text if len(plain) <= width else plain[:width], newline=False)
         elif now - self._last_progress >= REPORT_EVERY_S:
             self._last_progress = now
             self._write(f"{name}: {self._progress_text(name, state)}")

@@ -120,7 +120,7 @@ def render_html(document: dict[str, Any]) -> str:
     declared = {t["name"]: set(t.get("auth") or []) | {"general"} for t in document["targets"]}
     matrix = {
         (area, column): Counter(
-            c["verdict"]
+            "KNOWN" if c["verdict"] == "FAIL" and c.get("known_issue") else c["verdict"]
             for c in checks
             if area_of[id(c)] == area and (c["target"], c.get("auth_api") or "general") == column
         )
