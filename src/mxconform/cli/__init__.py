@@ -65,6 +65,8 @@ def run_suites(args: argparse.Namespace) -> RunOutcome:
         raise ConfigError("--repeat: expected a number of runs from 1 up")
     if repeat == 1:
         return _run_once(args)
+    if getattr(args, "json", False):
+        raise ConfigError("--json with --repeat: not supported (one summary per run)")
     outcomes = [_run_once(args) for _ in range(repeat)]
     secrets = [s for o in outcomes for s in o.secrets]
     folders = [o.report_dir for o in outcomes if o.report_dir is not None]
@@ -100,7 +102,9 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
     selected = servers.select(args.server or [])
     for t in selected:  # resolve secrets now: a missing variable is a usage error, not ERROR
         start_check(t)
-    prepare_releases(selected, args.offline)
+    human = sys.stderr if getattr(args, "json", False) else sys.stdout  # --json: stdout is JSON
+    with contextlib.redirect_stdout(human):
+        prepare_releases(selected, args.offline)
     suites = suites_dir()
     argv = [
         str(suites),
@@ -138,7 +142,6 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
         argv += ["--no-summary"]
     capture = _Capture()
     started = time.perf_counter()
-    human = sys.stderr if args.json else sys.stdout  # --json: stdout is the JSON alone
     with contextlib.redirect_stdout(human):
         code = int(pytest.main(argv, plugins=[capture]))
     wall = time.perf_counter() - started
