@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from nonconformant import BreakingProxy
@@ -52,6 +53,25 @@ def test_a_known_fail_is_not_shown_as_a_failure(run_harness, synapse, tmp_path, 
     assert " FAIL " not in headline
     assert lines[-1] == "  exit 0: every MUST met (known deviations excepted)"
     assert any(line.startswith("under-test: done, ") for line in lines)
+    # the server's provenance is its own: no git details of our checkout in its version
+    header = run.document["targets"][0]["server_header"]
+    assert header.startswith("Synapse/") and "(" not in header, header
+    assert run.document["harness"]["version"]
+
+
+def test_synapse_cannot_see_a_git_repository_around_it(tmp_path):
+    import subprocess
+
+    from mxconform.targets.embedded.synapse import synapse_env
+
+    env = synapse_env(tmp_path)
+    found = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=Path(__file__).parent,  # inside our checkout
+        env=env,
+        capture_output=True,
+    )
+    assert found.returncode != 0 and not found.stdout
 
 
 def test_a_real_fail_is_one_line_as_it_happens_and_in_the_summary(run_harness, proxy, capfd):
