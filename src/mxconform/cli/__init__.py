@@ -169,7 +169,8 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
     lines = summary_lines(document, capture.report_dir, wall, exit_code, reason, args.fail_on)
     print_summary(lines, human)
     if args.json:
-        print(summary_json(document, capture.report_dir, wall, exit_code, reason), flush=True)
+        data = summary_json(document, capture.report_dir, wall, exit_code, reason, args.fail_on)
+        print(data, flush=True)
     return RunOutcome(exit_code, capture.report_dir, code, capture.secrets)
 
 

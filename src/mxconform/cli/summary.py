@@ -84,7 +84,12 @@ def print_summary(lines: list[str], out: TextIO) -> None:
 
 
 def summary_json(
-    document: dict[str, Any], report_dir: Path | None, wall_s: float, exit_code: int, reason: str
+    document: dict[str, Any],
+    report_dir: Path | None,
+    wall_s: float,
+    exit_code: int,
+    reason: str,
+    fail_on: str = "fail",
 ) -> str:
     """`run --json`: what the terminal summary says, for scripts."""
     targets = {t["name"]: t for t in document["targets"]}
@@ -105,7 +110,7 @@ def summary_json(
         },
         "failures": [
             {k: c[k] for k in ("check_id", "target", "transport", "verdict", "message")}
-            for c in gating_failures(document["checks"])
+            for c in gating_failures(document["checks"], fail_on)
         ],
     }
     return json.dumps(data, indent=2)
