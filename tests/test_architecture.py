@@ -21,7 +21,6 @@ RANK = {
     "results": 5,
     "report": 6,
     "plugin": 7,
-    "commands": 8,  # the CLI's commands over stored results: report, diff, matrix
     "parallel": 8,  # `run --jobs N`: one child process per target, merged
     "cli": 9,
 }

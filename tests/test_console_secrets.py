@@ -108,7 +108,8 @@ def _run_and_terminate(servers: Path, reports: Path, env: dict[str, str]) -> tup
     assert process.stdout is not None
     deadline = time.monotonic() + 120
     for line in process.stdout:  # wait until the target is up, then let checks run a while
-        if "started embedded" in line or "tokens." in line or time.monotonic() > deadline:
+        up = ("started in", "answers as", "held to")
+        if any(word in line for word in up) or time.monotonic() > deadline:
             break
     time.sleep(4)
     process.send_signal(signal.SIGTERM)

@@ -105,3 +105,101 @@ def test_a_check_detail_opens(browser, report):
     row.locator("button.lazy-evidence").click()
     assert not row.locator("div.evidence").is_visible()
     assert problems == []
+
+
+@pytest.fixture
+def two_targets(tmp_path: Path) -> Path:
+    """A legacy target with a known deviation and a real FAIL, and an OAuth target, each
+    with the other API's checks SKIP ("not offered")."""
+    known = {"reason": "answers 403 where the spec says 401", "link": "https://x"}
+    doc = document(
+        check("tokens.a", "PASS"),
+        check("tokens.b", "FAIL", known_issue=known),
+        check("tokens.c", "SKIP", auth_api="oauth"),
+        check("tokens.d", "PASS", target="o", auth_api="oauth"),
+        check("tokens.e", "SKIP", target="o", auth_api="legacy"),
+    )
+    doc["targets"].append(dict(doc["targets"][0], name="o", auth=["oauth"]))
+    doc["targets"][0]["server_header"] = "Synapse/1.163.2"
+    doc["targets"][0]["spec_version_evaluated"] = "v1.15"
+    doc["targets"][0]["spec_version_source"] = "advertised"
+    doc["requirements"]["TOKEN-MISSING"]["statement"] = "Send `M_MISSING_TOKEN` <b>now</b>"
+    path = tmp_path / "results.json"
+    from mxconform.results import summarise
+
+    doc["summary"] = summarise(doc["checks"])
+    path.write_text(json.dumps(doc))
+    return render_all(path)[0]
+
+
+def test_the_page_leads_with_a_headline_card_per_target(browser, two_targets):
+    page, problems = open_report(browser, two_targets)
+    cards = page.locator("section.cards article.card")
+    assert cards.count() == 2
+    first = cards.nth(0)
+    assert "known" in (first.get_attribute("class") or "")
+    answer = first.locator(".answer").inner_text()
+    assert answer.startswith("conformant on MUST but for 1 known deviation")
+    assert "KNOWN 1" in first.inner_text() and "FAIL 1" not in first.inner_text()
+    assert "Synapse/1.163.2" in first.inner_text() and "v1.15" in first.inner_text()
+    assert "the newest version it advertises" in first.inner_text()
+    assert cards.nth(1).locator(".answer").inner_text().startswith("conformant on MUST")
+    # the harness's own version is stated apart from any server's
+    assert page.locator("p.harness").inner_text().startswith("Harness: mxconform")
+    # a requirement's `code` is code, and its other markup stays text
+    statement = page.locator("td", has_text="M_MISSING_TOKEN").first
+    assert statement.locator("code").inner_text() == "M_MISSING_TOKEN"
+    assert "<b>now</b>" in statement.inner_text()
+    assert problems == []
+
+
+def test_columns_of_undeclared_apis_are_collapsed_behind_a_toggle(browser, two_targets):
+    page, problems = open_report(browser, two_targets)
+    headers = page.locator("table.matrix thead th")
+    visible = [h.inner_text().replace("\n", " ") for h in headers.all() if h.is_visible()]
+    assert sorted(visible) == ["Area", "o oauth API", "t legacy API"]
+    page.check("#all-columns")
+    visible = [h.inner_text().replace("\n", " ") for h in headers.all() if h.is_visible()]
+    assert sorted(visible) == sorted(
+        ["Area", "t legacy API", "t oauth API", "o oauth API", "o legacy API"]
+    )
+    assert problems == []
+
+
+def test_no_horizontal_scroll_at_1280_px(browser, report):
+    page, problems = open_report(browser, report)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    assert problems == []
+
+
+def test_a_fail_shows_the_judged_exchange_first(browser, tmp_path: Path):
+    def exchange(path: str, status: int) -> dict:
+        return {
+            "method": "POST",
+            "url": f"http://t{path}",
+            "request_headers": [],
+            "request_body": None,
+            "started_at": "",
+            "duration_ms": 1,
+            "error": None,
+            "note": None,
+            "status": status,
+            "response_headers": [],
+            "response_body": None,
+        }
+
+    evidence = [exchange("/register", 200), exchange("/login", 200), exchange("/refresh", 403)]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(document(check("refresh.consumed", "FAIL", evidence=evidence))))
+    page, problems = open_report(browser, render_all(path)[0])
+    row = page.locator("tr.check", has_text="refresh.consumed")
+    shown = [e.inner_text() for e in row.locator("div.exchange").all() if e.is_visible()]
+    assert len(shown) == 1 and shown[0].startswith("POST http://t/refresh → 403")
+    earlier = row.locator("details.earlier")
+    assert earlier.get_attribute("open") is None
+    summary = earlier.locator("> summary")
+    assert "2 earlier exchanges" in summary.inner_text()
+    summary.click()
+    assert sum(e.is_visible() for e in row.locator("div.exchange").all()) == 3
+    assert problems == []

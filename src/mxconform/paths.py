@@ -32,13 +32,41 @@ def data_file(name: str) -> Path:
     return _PACKAGE / "data" / name
 
 
-def git_commit() -> str | None:
-    """The checkout's HEAD commit, read without running git (None outside a checkout)."""
-    head = _CHECKOUT / ".git" / "HEAD"
+def _git_dir() -> Path | None:
+    """The checkout's git folder: `.git`, or where a worktree's `.git` file points."""
+    dot = _CHECKOUT / ".git"
+    if dot.is_dir():
+        return dot
     try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            return (_CHECKOUT / ".git" / ref[5:]).read_text().strip()
-        return ref
+        text = dot.read_text().strip()
+    except OSError:
+        return None
+    if not text.startswith("gitdir: "):
+        return None
+    found = Path(text[8:])
+    return found if found.is_absolute() else (_CHECKOUT / found).resolve()
+
+
+def git_commit() -> str | None:
+    """The checkout's HEAD commit, read without running git (None outside a checkout).
+    This is mxconform's own commit; a server's version is what the server says."""
+    git = _git_dir()
+    if git is None:
+        return None
+    try:
+        ref = (git / "HEAD").read_text().strip()
+        if not ref.startswith("ref: "):
+            return ref
+        # a worktree shares refs with the main repository (its `commondir`)
+        common = git
+        if (git / "commondir").is_file():
+            common = (git / (git / "commondir").read_text().strip()).resolve()
+        for base in (git, common):
+            if (base / ref[5:]).is_file():
+                return (base / ref[5:]).read_text().strip()
+        for line in (common / "packed-refs").read_text().splitlines():
+            if line.endswith(" " + ref[5:]):
+                return line.split()[0]
+        return None
     except OSError:
         return None

@@ -159,7 +159,12 @@ def write_document(document: dict[str, Any], path: Path) -> None:
 
 
 def read_document(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
+    try:
+        data: Any = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a results.json (not JSON: {exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a results.json (not a JSON object)")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"{path}: unsupported results schema_version {data.get('schema_version')}")
     return data

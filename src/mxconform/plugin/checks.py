@@ -81,7 +81,8 @@ def gating_requirements(item: pytest.Item) -> list[str]:
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Let `-k` select by our check ids (e.g. `-k tokens.missing`), not only pytest's names;
-    note every requirement the suites cite (before `-k` deselects), for coverage."""
+    note every requirement the suites cite (before `-k` deselects), for coverage;
+    `--requirement REQ` keeps only the checks citing one of the given requirements."""
     cited: set[str] = set()
     paths = set()
     for item in items:
@@ -93,6 +94,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     cited |= literal_citations(suite_files(paths))
     if has_run(config):
         get_run(config).cited |= cited
+    wanted = set(config.getoption("requirement", None) or [])
+    if not wanted:
+        return
+    unknown = sorted(wanted - set(requirements.catalogue()))
+    if unknown:
+        raise pytest.UsageError(f"--requirement: not in the catalogue: {', '.join(unknown)}")
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        cited = (
+            set(_check_identity(item)[1])
+            if item.get_closest_marker(CHECK_MARKER) is not None
+            else set()
+        )
+        (kept if cited & wanted else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from mxconform.plugin.progress import PLUGIN_NAME, Progress
 from mxconform.plugin.state import get_run, has_run
 
 
@@ -37,3 +38,6 @@ def pytest_configure(config: pytest.Config) -> None:
         return get_run(config).secrets.scrub(text) if has_run(config) else text
 
     writer._file = _ScrubbingFile(writer._file, scrub)
+    mode = config.getoption("console", "pytest")
+    if mode != "pytest" and config.pluginmanager.get_plugin(PLUGIN_NAME) is None:
+        config.pluginmanager.register(Progress(config, mode), PLUGIN_NAME)

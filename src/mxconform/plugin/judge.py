@@ -29,6 +29,15 @@ def pytest_runtest_makereport(
         verdict, message, finding = _judge(active.state, call, report)
         record_check(run, active, item, verdict, message, finding, report.duration)
         report.mxconform_verdict = verdict.value  # type: ignore[attr-defined]
+        record = run.records[-1]
+        report.mxconform_check = {  # type: ignore[attr-defined]
+            "check_id": record.check_id,
+            "target": record.target,
+            "transport": record.transport,
+            "verdict": verdict.value,
+            "known": record.known_issue is not None,
+            "message": run.secrets.scrub(message),
+        }
         outcomes: dict[Verdict, Literal["passed", "failed", "skipped"]] = {
             Verdict.FAIL: "failed",
             Verdict.ERROR: "failed",

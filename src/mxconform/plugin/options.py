@@ -62,6 +62,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="embedded targets' synapse_version: use only releases already in the cache",
     )
+    group.addoption(
+        "--console",
+        choices=["pytest", "live", "verbose", "quiet"],
+        default="pytest",
+        help="live: mxconform's own progress and one line per FAIL, WARN, ERROR (what "
+        "`mxconform run` uses); verbose: a line per check; quiet: nothing until the end; "
+        "pytest: pytest's own output",
+    )
+    group.addoption(
+        "--requirement",
+        dest="requirement",
+        metavar="REQ",
+        action="append",
+        default=[],
+        help="run only the checks citing this requirement id (repeatable)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -160,5 +160,5 @@ def _housekeeping(state: TargetState) -> dict[str, Any] | None:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     out = config.stash.get(REPORT_KEY, None)
-    if out is not None:
+    if out is not None and config.getoption("console", "pytest") == "pytest":
         terminalreporter.write_line(f"mxconform report: {out / 'index.html'}")

@@ -8,6 +8,7 @@ import ssl
 import pytest
 
 from mxconform.errors import HarnessError, TargetUnavailable
+from mxconform.plugin.progress import get_progress
 from mxconform.plugin.state import Run, TargetState, report_dir, say
 from mxconform.spec import requirements
 from mxconform.targets.config import ConfigError, Target
@@ -23,12 +24,15 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
     if state.running is not None:
         return state.running
     name = state.target.name
+    progress = get_progress(config)
+    if progress is not None and state.target.embedded is not None:
+        progress.target_starting(name, f"embedded {state.target.embedded}")
     try:
         log_dir = report_dir(run) / "logs" / name
         state.running = start_target(state.target, log_dir, offline=run.offline)
     except (HarnessError, ConfigError) as exc:
         state.start_error = f"target {name} could not be started: {exc}"
-        say(config, f"mxconform: {state.start_error}")
+        _unavailable(config, name, state.start_error)
         raise TargetUnavailable(state.start_error) from exc
     running = state.running
     state.tls = tls_for(state.target, running)
@@ -43,16 +47,17 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
     if running.embedded is not None:
         startup = running.embedded.startup_s or 0.0
         state.info["startup_s"] = round(startup, 2)
-        say(
-            config,
-            f"mxconform: started embedded {state.target.embedded} '{name}' at "
-            f"{running.base_url} in {startup:.1f}s",
-        )
+        if progress is None:
+            say(
+                config,
+                f"mxconform: started embedded {state.target.embedded} '{name}' at "
+                f"{running.base_url} in {startup:.1f}s",
+            )
     try:
         identity = identify(running.base_url, state.target.timeout_s, verify=state.tls)
     except TargetUnavailable as exc:
         state.start_error = f"target {name} not run: {exc}"
-        say(config, f"mxconform: {state.start_error}")
+        _unavailable(config, name, state.start_error)
         raise TargetUnavailable(state.start_error) from None
     version, why = identity.held_to(run.spec_override or state.target.spec_version)
     state.identity = identity
@@ -64,6 +69,16 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
         spec_version_source=why,
         preflight=identity.to_json(),
     )
+    if progress is not None:
+        started = (
+            f"started in {state.info['startup_s']:.1f} s, " if "startup_s" in state.info else ""
+        )
+        progress.target_ready(
+            name,
+            f"{started}{running.base_url} answers as "
+            f"{identity.server_header or 'an unnamed server'}; "
+            f"held to {requirements.format_version(version)} ({_why(why)})",
+        )
     if identity.unknown:
         say(
             config,
@@ -80,6 +95,21 @@ def tls_for(target: Target, running: RunningTarget) -> ssl.SSLContext | bool:
     if running.ca_file is not None and isinstance(context, ssl.SSLContext):
         context.load_verify_locations(running.ca_file)
     return context
+
+
+def _why(source: str) -> str:
+    return {
+        "advertised": "the newest it advertises",
+        "override": "set in servers.yaml or --spec-version",
+    }.get(source, source)
+
+
+def _unavailable(config: pytest.Config, name: str, reason: str) -> None:
+    progress = get_progress(config)
+    if progress is not None:
+        progress.target_unavailable(name, reason)
+    else:
+        say(config, f"mxconform: {reason}")
 
 
 def stop_all(run: Run) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from mxconform.spec.verdicts import VERDICT_ORDER
 
@@ -32,6 +33,16 @@ def _pretty(value: Any) -> str:
 
 
 _ENV.filters["pretty"] = _pretty
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+def _markdown_code(text: str) -> Markup:
+    """A statement's `code` spans as <code>, everything else escaped."""
+    escaped = str(escape(text))
+    return Markup(_CODE_SPAN.sub(lambda m: f"<code>{m.group(1)}</code>", escaped))
+
+
+_ENV.filters["mdcode"] = _markdown_code
 
 
 def _asset(name: str) -> str:
@@ -74,6 +85,29 @@ def _area(document: dict[str, Any], check: dict[str, Any]) -> str:
     return str(req.get("area", "other"))
 
 
+def headline(target: dict[str, Any], s: dict[str, Any] | None) -> dict[str, Any]:
+    """The answer for one target: is every MUST met, and with what counts."""
+    if target.get("start_error") or not s:
+        return {"state": "unavailable", "text": "not run: " + str(target.get("start_error"))}
+    applicable, passed, known = s["must_applicable"], s["must_passed"], s["known_fail"]
+    if not applicable:
+        return {"state": "ungraded", "text": "nothing graded on MUST"}
+    if passed == applicable:
+        return {"state": "conformant", "text": f"conformant on MUST ({passed}/{applicable} met)"}
+    if passed + known >= applicable:
+        return {
+            "state": "known",
+            "text": f"conformant on MUST but for {known} known deviation"
+            + ("s" if known != 1 else "")
+            + f" ({passed}/{applicable} met)",
+        }
+    failing = applicable - passed - known
+    return {
+        "state": "failing",
+        "text": f"NOT conformant on MUST: {failing} not met ({passed}/{applicable} met)",
+    }
+
+
 def render_html(document: dict[str, Any]) -> str:
     order = {v.value: i for i, v in enumerate(VERDICT_ORDER)}
     checks = sorted(
@@ -83,14 +117,29 @@ def render_html(document: dict[str, Any]) -> str:
     targets = list(dict.fromkeys(c["target"] for c in checks))
     areas = sorted(set(area_of.values()))
     columns = list(dict.fromkeys((c["target"], c.get("auth_api") or "general") for c in checks))
+    declared = {t["name"]: set(t.get("auth") or []) | {"general"} for t in document["targets"]}
     matrix = {
         (area, column): Counter(
-            c["verdict"]
+            "KNOWN" if c["verdict"] == "FAIL" and c.get("known_issue") else c["verdict"]
             for c in checks
             if area_of[id(c)] == area and (c["target"], c.get("auth_api") or "general") == column
         )
         for area in areas
         for column in columns
+    }
+    # A column of an API its target does not declare (every check SKIP, "not offered") is
+    # collapsed behind a toggle: the table shows what was graded first.
+    collapsed = {
+        column
+        for column in columns
+        if column[1] not in declared.get(column[0], {column[1]})
+        or all(set(matrix[(a, column)]) <= {"SKIP"} for a in areas)
+    }
+    summary = document["summary"]
+    cards = {t["name"]: headline(t, summary.get(t["name"])) for t in document["targets"]}
+    known = {
+        name: [c for c in checks if c["target"] == name and c.get("known_issue")]
+        for name in targets
     }
     by_requirement: dict[str, list[dict[str, Any]]] = {}
     for check in checks:
@@ -114,6 +163,10 @@ def render_html(document: dict[str, Any]) -> str:
         areas=areas,
         matrix=matrix,
         columns=columns,
+        collapsed=collapsed,
+        cards=cards,
+        known=known,
+        baseline=document["run"].get("baseline"),
         by_requirement=by_requirement,
         area=lambda check: area_of[id(check)],
         lazy_verdicts=LAZY_VERDICTS,

@@ -142,6 +142,21 @@ def delegated_synapse_config(
     return config
 
 
+def synapse_env(workdir: Path) -> dict[str, str]:
+    """Synapse's environment: ours, minus any git repository around it.
+
+    Synapse adds git details to its version ("1.163.2 (b=main,764ad47)", the `Server`
+    header) by running `git` in the folder of its installed package. When that package sits
+    in a venv inside a checkout (ours), git answers for the checkout, and the server's
+    provenance shows our commit. `GIT_DIR` naming a folder that is not a repository makes
+    every such `git` call fail, so the header says only the release.
+    """
+    env = dict(os.environ)
+    env["GIT_DIR"] = str(workdir / "no-git-repository")
+    env["GIT_CEILING_DIRECTORIES"] = str(workdir)
+    return env
+
+
 class EmbeddedSynapse:
     """Owns one Synapse process and its temporary folder; `stop` is safe to call twice.
 
@@ -203,7 +218,8 @@ class EmbeddedSynapse:
         try:
             self.process = subprocess.Popen(
                 [self.python, "-m", "synapse.app.homeserver", "-c", str(config_path)],
-                cwd=self.workdir,
+                cwd=self.workdir,  # a temp folder: never our checkout
+                env=synapse_env(self.workdir),
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -12,7 +12,7 @@ EXIT_OK, EXIT_FAIL = 0, 1
 
 
 def rerender(args: argparse.Namespace) -> int:
-    from .report import render_all
+    from mxconform.report import render_all
 
     path = Path(args.results)
     try:
@@ -24,7 +24,7 @@ def rerender(args: argparse.Namespace) -> int:
         print(out)
     if baseline is None:
         return EXIT_OK
-    from .report.diff import diff_results, render_diff
+    from mxconform.report.diff import diff_results, render_diff
 
     result = diff_results(baseline, document)
     print(f"\ncompared with {args.baseline}:\n{render_diff(result)}")
@@ -34,8 +34,8 @@ def rerender(args: argparse.Namespace) -> int:
 def diff(args: argparse.Namespace) -> int:
     """Compare two runs (or, with --matrix, two sets of runs, target by target); exit 1 when
     the newer one has regressions."""
-    from .report.diff import combine, diff_results, render_diff
-    from .report.matrix import find_results
+    from mxconform.report.diff import combine, diff_results, render_diff
+    from mxconform.report.matrix import find_results
 
     try:
         if args.matrix:
@@ -57,7 +57,7 @@ def diff(args: argparse.Namespace) -> int:
 
 def matrix(args: argparse.Namespace) -> int:
     """`mxconform matrix RESULTS... [--history DIR] -o DIR`: the side-by-side page and badges."""
-    from .report.matrix import find_results, write_matrix
+    from mxconform.report.matrix import find_results, write_matrix
 
     results = find_results([Path(p) for p in args.results])
     if not results:
@@ -83,16 +83,16 @@ def matrix(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    rep = sub.add_parser("report", help="re-render index.html and junit.xml from results.json")
-    rep.add_argument("results", metavar="RESULTS_JSON")
+    rep = sub.add_parser("report", help="re-render index.html, JUnit and Allure from results.json")
+    rep.add_argument("results", metavar="RESULTS_JSON", help="a run's results.json")
     rep.add_argument(
         "--baseline",
         metavar="OLD_RESULTS_JSON",
         help="also print the diff against an earlier run (exit 1 on regressions)",
     )
     d = sub.add_parser("diff", help="compare two results.json files (exit 1 on regressions)")
-    d.add_argument("old", metavar="OLD")
-    d.add_argument("new", metavar="NEW")
+    d.add_argument("old", metavar="OLD", help="the earlier run's results.json (or folder)")
+    d.add_argument("new", metavar="NEW", help="the later run's results.json (or folder)")
     d.add_argument(
         "--matrix",
         action="store_true",
@@ -101,6 +101,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     m = sub.add_parser("matrix", help="put several runs side by side: one page, badges")
     m.add_argument("results", nargs="+", metavar="RESULTS", help="results.json files or folders")
-    m.add_argument("-o", "--output", metavar="DIR", required=True)
+    m.add_argument(
+        "-o", "--output", metavar="DIR", required=True, help="where the page and badges go"
+    )
     m.add_argument("--history", metavar="DIR", help="a folder of earlier results.json files")
     m.add_argument("--nights", metavar="N", type=int, default=14, help="trend length (14)")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import signal
+import contextlib
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -13,22 +14,20 @@ from typing import Any
 
 import pytest
 
-from mxconform.commands import add_parsers, diff, matrix, rerender
 from mxconform.errors import HarnessError
-from mxconform.paths import servers_file, suites_dir
+from mxconform.paths import suites_dir
 from mxconform.results import gating_failures, read_document
-from mxconform.targets.config import ConfigError, ServersFile, Target
+from mxconform.targets.config import ConfigError, Target
 from mxconform.targets.embedded import releases
-from mxconform.targets.lifecycle import RunningTarget, start_target, synapse_python
-from mxconform.targets.loading import load_servers
+from mxconform.targets.lifecycle import synapse_python
+
+from .catalogue import list_checks, list_requirements
+from .commands import _installer, _load, list_targets, serve, synapse_command
+from .results_commands import add_parsers, diff, matrix, rerender
+from .summary import print_summary, summary_json, summary_lines
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # as a shell reports a process ended by the signal
-
-
-def _load(arg: str | None) -> tuple[Path, ServersFile]:
-    path = servers_file(arg)
-    return path, load_servers(path)
 
 
 @dataclass
@@ -72,15 +71,16 @@ def run_suites(args: argparse.Namespace) -> RunOutcome:
         return _run_jobs(args, jobs)
     if repeat == 1:
         return _run_once(args)
+    if getattr(args, "json", False):
+        raise ConfigError("--json with --repeat: not supported (one summary per run)")
     outcomes = [_run_once(args) for _ in range(repeat)]
     secrets = [s for o in outcomes for s in o.secrets]
     folders = [o.report_dir for o in outcomes if o.report_dir is not None]
     if len(folders) != repeat:
         return RunOutcome(EXIT_ERROR, None, outcomes[-1].pytest_exit, secrets)
+    from mxconform.report import render_all
+    from mxconform.report.repeat import merge_repeats
     from mxconform.results import write_document
-
-    from .report import render_all
-    from .report.repeat import merge_repeats
 
     merged = merge_repeats([read_document(f / "results.json") for f in folders])
     folder = folders[-1].parent / f"{folders[-1].name}-repeat{repeat}"
@@ -109,49 +109,59 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, list[Target], list[str]]:
     path, servers = _load(args.servers)
     selected = servers.select(args.server or [])
     secrets = [value for t in selected for value in start_check(t)]
-    prepare_releases(selected, args.offline)
+    human = sys.stderr if getattr(args, "json", False) else sys.stdout  # --json: stdout is JSON
+    with contextlib.redirect_stdout(human):
+        prepare_releases(selected, args.offline)
     return path, selected, secrets
 
 
-def _baseline_regressions(args: argparse.Namespace, document: dict[str, Any]) -> bool:
+def _baseline_regressions(
+    args: argparse.Namespace, folder: Path, document: dict[str, Any], human: Any
+) -> bool:
+    """With --baseline: the diff, kept in results.json (and the page), printed; regressions?"""
     if not args.baseline:
         return False
-    from .report.diff import diff_results, render_diff
+    from .baseline import attach_baseline
 
-    result = diff_results(read_document(Path(args.baseline)), document)
-    print(f"\ncompared with {args.baseline}:\n{render_diff(result)}")
+    result = attach_baseline(folder, Path(args.baseline), document)
+    print(f"\ncompared with {args.baseline}:\n{result.text}", file=human)
     return bool(result.regressions)
 
 
 def _run_jobs(args: argparse.Namespace, jobs: int) -> RunOutcome:
     """`--jobs N`: a child process per target, at most N at once, merged into one report."""
     from mxconform.http.redact import SecretRegistry
-
-    from .parallel import run_children
+    from mxconform.parallel import run_children
 
     path, selected, secrets = _prepare(args)
+    human = sys.stderr if getattr(args, "json", False) else sys.stdout
     registry = SecretRegistry()
     for value in secrets:
         registry.add(value)
-    print(f"running {len(selected)} targets, at most {jobs} at once, a process each")
+    print(f"running {len(selected)} targets, at most {jobs} at once, a process each", file=human)
     started = time.perf_counter()
     outcome = run_children(args, path.resolve(), selected, jobs, registry)
     wall = time.perf_counter() - started
     if outcome.document is None or outcome.folder is None:
         print("mxconform: no target wrote a report", file=sys.stderr)
         return RunOutcome(outcome.exit_code or EXIT_ERROR, None, 0, secrets)
-    print_summary(outcome.document, outcome.folder, wall)
     code = outcome.exit_code
-    if _baseline_regressions(args, outcome.document) and not outcome.interrupted:
+    regressions = _baseline_regressions(args, outcome.folder, outcome.document, human)
+    if regressions and not outcome.interrupted:
         code = EXIT_FAIL
-    if code:
-        worst = {c.target: c.exit_code for c in outcome.children}
-        print(f"  exit {code}: the worst of the targets' exit codes {worst}")
+    worst = {c.target: c.exit_code for c in outcome.children}
+    reason = f"the worst of the targets' exit codes {worst}" if code else ""
+    fail_on = getattr(args, "fail_on", "fail")
+    lines = summary_lines(outcome.document, outcome.folder, wall, code, reason, fail_on)
+    print_summary(lines, human)
+    if getattr(args, "json", False):
+        print(summary_json(outcome.document, outcome.folder, wall, code, reason, fail_on))
     return RunOutcome(code, outcome.folder, 0, secrets)
 
 
 def _run_once(args: argparse.Namespace) -> RunOutcome:
     path, _selected, _ = _prepare(args)
+    human = sys.stderr if getattr(args, "json", False) else sys.stdout  # --json: stdout is JSON
     suites = suites_dir()
     argv = [
         str(suites),
@@ -165,10 +175,17 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
         str(path.resolve()),
         "--report-dir",
         str(Path(args.report_dir).resolve()),
-        "-rfE",
+        # mxconform's console (plugin/progress.py), not pytest's dots and sections
+        "--console",
+        "quiet" if args.quiet else ("verbose" if args.verbose else "live"),
+        "-qq",
+        "-o",
+        "console_output_style=classic",
     ]
     for name in args.server or []:
         argv += ["--server", name]
+    for rid in getattr(args, "requirement", None) or []:
+        argv += ["--requirement", rid]
     if args.spec_version:
         argv += ["--spec-version", args.spec_version]
     if getattr(args, "oauth_driver", None):
@@ -180,29 +197,35 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
     argv += ["--offline"]  # every synapse_version is in the cache now (prepare_releases)
     if args.k:
         argv += ["-k", args.k]
-    argv += ["-q"] if not args.verbose else ["-v"]
     if getattr(args, "tb", None):
-        argv += [f"--tb={args.tb}"]
+        argv += [f"--tb={args.tb}", "-rfE"]  # tracebacks (scrubbed) and pytest's sections
+    else:
+        argv += ["--no-summary"]
     capture = _Capture()
     started = time.perf_counter()
-    code = int(pytest.main(argv, plugins=[capture]))
+    with contextlib.redirect_stdout(human):
+        code = int(pytest.main(argv, plugins=[capture]))
     wall = time.perf_counter() - started
     if capture.report_dir is None:
         print(
             "mxconform: no checks ran (nothing selected, or the run failed before any check)",
             file=sys.stderr,
         )
+        if args.json:
+            print(json.dumps({"exit_code": EXIT_ERROR, "exit_reason": "no checks ran"}))
         return RunOutcome(EXIT_ERROR, None, code, capture.secrets)
     document = read_document(capture.report_dir / "results.json")
-    print_summary(document, capture.report_dir, wall)
-    regressions = _baseline_regressions(args, document)
+    regressions = _baseline_regressions(args, capture.report_dir, document, human)
     exit_code, reason = exit_status(document, code, regressions, getattr(args, "fail_on", "fail"))
     if capture.interrupted or code == pytest.ExitCode.INTERRUPTED:
         signame = capture.interrupted or "SIGINT"
         exit_code = EXIT_SIGTERM if signame == "SIGTERM" else EXIT_SIGINT
         reason = f"interrupted by {signame}: partial report, reports/latest left as it was"
-    if reason:
-        print(f"  exit {exit_code}: {reason}")
+    lines = summary_lines(document, capture.report_dir, wall, exit_code, reason, args.fail_on)
+    print_summary(lines, human)
+    if args.json:
+        data = summary_json(document, capture.report_dir, wall, exit_code, reason, args.fail_on)
+        print(data, flush=True)
     return RunOutcome(exit_code, capture.report_dir, code, capture.secrets)
 
 
@@ -246,12 +269,6 @@ def start_check(target: Target) -> list[str]:
     return [ref.resolve(where) for where, ref in target.secret_refs()]
 
 
-def _installer(version: str, path: Path) -> None:
-    """The real installer, announced first: it downloads for a few minutes."""
-    print(f"installing Synapse {version} into {path} (a few minutes) ...", flush=True)
-    releases.install_venv(version, path)
-
-
 def prepare_releases(targets: list[Target], offline: bool) -> None:
     """Resolve (and, online, install) each `synapse_version` before the run: a missing
     release is then a one-line usage error, and the run itself only reads the cache."""
@@ -263,120 +280,46 @@ def prepare_releases(targets: list[Target], offline: bool) -> None:
             print(f"{t.name}: Synapse {version} ({python})")
 
 
-def synapse_command(args: argparse.Namespace) -> int:
-    """`mxconform synapse install SPEC` and `mxconform synapse list`: the release cache."""
-    if args.action == "install":
-        problem = releases.spec_problem(args.spec)
-        if problem:
-            raise ConfigError(problem)
-        release = releases.ensure(args.spec, offline=args.offline, installer=_installer)
-        print(f"Synapse {release.version}: {release.path}")
-        return EXIT_OK
-    cache = releases.cache_dir()
-    found, unverified = releases.cached(cache), releases.unverified(cache)
-    print(f"Synapse releases in {cache}:" if found or unverified else f"nothing in {cache}")
-    for r in found:
-        pins = "adopted (made by hand)" if r.pins is None else ", ".join(r.pins) or "none"
-        print(f"  {r.version}: {r.path} (pins: {pins})")
-    for path in unverified:
-        print(f"  {path.name}: {path} (no marker: adopted on first use if it imports this release)")
-    return EXIT_OK
-
-
-def print_summary(document: dict[str, Any], report_dir: Path, wall_s: float) -> None:
-    print()
-    print("mxconform summary")
-    for name, s in document["summary"].items():
-        counts = ", ".join(f"{v} {n}" for v, n in s["counts"].items() if n)
-        levels = "; ".join(
-            f"{lvl.upper()} met {s[f'{lvl}_passed']}/{s[f'{lvl}_applicable']}"
-            for lvl in ("must", "should")
-            if s[f"{lvl}_applicable"]
-        )
-        print(f"  {name}: {s['total']} checks ({counts}); {levels or 'nothing graded'}")
-        if s["known_fail"]:
-            print(f"    {s['known_fail']} FAIL listed as known issues (not failing the run)")
-        for check_id in s["known_now_passing"]:
-            print(f"    known issue now passes, remove it from the file: {check_id}")
-        for check_id in s.get("known_not_tried", []):
-            print(f"    known issue not tried this run (SKIP or ERROR), still listed: {check_id}")
-    for t in document["targets"]:
-        if t.get("startup_s") is not None:
-            print(f"  {t['name']}: embedded server started in {t['startup_s']} s")
-    print(f"  wall time {wall_s:.1f} s")
-    print(f"  report: {report_dir / 'index.html'}")
-
-
-def serve(args: argparse.Namespace) -> int:
-    _, servers = _load(args.servers)
-    chosen = (
-        servers.select(args.names) if args.names else [t for t in servers.select([]) if t.embedded]
-    )
-    not_embedded = [t.name for t in chosen if t.embedded is None]
-    if not_embedded:
-        raise ConfigError(f"not embedded targets (nothing to start): {', '.join(not_embedded)}")
-    if not chosen:
-        raise ConfigError("no embedded targets among the defaults; name one")
-    running: list[RunningTarget] = []
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        for t in chosen:
-            started = time.perf_counter()
-            log_dir = Path(args.log_dir) / t.name if args.log_dir else None
-            rt = start_target(t, log_dir, offline=args.offline)
-            running.append(rt)
-            print(
-                f"{t.name}: {rt.base_url} (server_name {rt.server_name}, "
-                f"started in {time.perf_counter() - started:.1f}s)"
-            )
-            if rt.shared_secret and rt.embedded is not None:
-                print(f"  registration shared secret (this process only): {rt.shared_secret}")
-            if rt.oauth_admin is not None:  # the embedded OAuth server and its admin client
-                admin = rt.oauth_admin
-                print(f"  OAuth server: {admin.url} (admin client {admin.client_id})")
-                print(f"  admin client secret (this process only): {admin.client_secret}")
-        print("serving; Ctrl-C to stop", flush=True)
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        print("stopping")
-    finally:
-        for rt in running:
-            rt.stop()
-    return EXIT_OK
-
-
-def list_targets(args: argparse.Namespace) -> int:
-    path, servers = _load(args.servers)
-    print(f"targets in {path}:")
-    for t in servers.targets:
-        where = f"embedded {t.embedded}" if t.embedded else t.base_url
-        default = " (default)" if t.name in servers.defaults else ""
-        print(
-            f"  {t.name}{default}: {where}; auth {', '.join(t.auth)}; "
-            + (f"provisioning {t.provisioning.method}" if t.provisioning else "")
-            + (f"oauth driver {t.oauth.driver}" if t.oauth else "")
-            + (f"; spec {t.spec_version}" if t.spec_version else "")
-            + (f"; synapse {t.synapse_version}" if t.synapse_version else "")
-        )
-    return EXIT_OK
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mxconform", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=_version_text())
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    servers_help = "targets file (default: ./servers.yaml, else the one shipped in the package)"
     r = sub.add_parser("run", help="run the conformance suites and write a report")
-    r.add_argument("--servers", metavar="FILE")
-    r.add_argument("--server", metavar="NAME", action="append")
-    r.add_argument("--report-dir", metavar="DIR", default="reports")
-    r.add_argument("--spec-version", metavar="V")
+    r.add_argument("--servers", metavar="FILE", help=servers_help)
+    r.add_argument(
+        "--server",
+        metavar="NAME",
+        action="append",
+        help="run against this target (repeatable; default: the file's defaults)",
+    )
+    r.add_argument(
+        "--report-dir",
+        metavar="DIR",
+        default="reports",
+        help="where the run's folder <UTC timestamp>/ is written (default: reports)",
+    )
+    r.add_argument(
+        "--spec-version",
+        metavar="V",
+        help="hold every target to this spec version (e.g. v1.15) instead of the newest "
+        "it advertises",
+    )
     r.add_argument(
         "--oauth-driver",
         choices=["browser", "form", "mas-admin", "static"],
         help="log in to OAuth targets with this driver instead of servers.yaml's",
     )
-    r.add_argument("-k", metavar="EXPR", help="select checks (pytest -k expression)")
-    r.add_argument("-v", "--verbose", action="store_true")
+    _selection(r)
+    r.add_argument(
+        "-v", "--verbose", action="store_true", help="a line for every check, not only problems"
+    )
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress: the summary only")
+    r.add_argument(
+        "--json",
+        action="store_true",
+        help="print the summary as JSON on stdout (the progress and human summary go to stderr)",
+    )
     r.add_argument(
         "--tb",
         choices=["short", "long", "line", "native", "no"],
@@ -399,7 +342,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--baseline",
         metavar="OLD_RESULTS_JSON",
-        help="compare with an earlier run; regressions make the exit code 1",
+        help="compare with an earlier run (shown in the report too); regressions exit 1",
     )
     r.add_argument(
         "--jobs",
@@ -423,21 +366,56 @@ def parser() -> argparse.ArgumentParser:
     )
     offline = "embedded targets' synapse_version: use only releases already in the cache"
     r.add_argument("--offline", action="store_true", help=offline)
+    ls = sub.add_parser("list", help="list the checks (without running them or any target)")
+    ls.add_argument("--servers", metavar="FILE", help=servers_help)
+    _selection(ls)
+    ls.add_argument("--json", action="store_true", help="print the checks as JSON")
+    rq = sub.add_parser("requirements", help="the requirement catalogue and the checks citing each")
+    rq.add_argument("--servers", metavar="FILE", help=servers_help)
+    rq.add_argument("--uncovered", action="store_true", help="only requirements no check cites")
+    rq.add_argument("--json", action="store_true", help="print the rows as JSON")
     s = sub.add_parser("serve", help="start embedded targets and print their URLs")
-    s.add_argument("names", nargs="*", metavar="NAME")
+    s.add_argument(
+        "names", nargs="*", metavar="NAME", help="targets to start (default: embedded defaults)"
+    )
     s.add_argument("--offline", action="store_true", help=offline)
-    s.add_argument("--servers", metavar="FILE")
-    s.add_argument("--log-dir", metavar="DIR")
-    t = sub.add_parser("targets", help="list the targets of servers.yaml")
-    t.add_argument("--servers", metavar="FILE")
+    s.add_argument("--servers", metavar="FILE", help=servers_help)
+    s.add_argument("--log-dir", metavar="DIR", help="keep each server's log under DIR/<name>/")
+    t = sub.add_parser("targets", help="list the targets of servers.yaml and what each declares")
+    t.add_argument("--servers", metavar="FILE", help=servers_help)
     add_parsers(sub)
     syn = sub.add_parser("synapse", help="Synapse releases for synapse_version (the cache)")
-    syn_sub = syn.add_subparsers(dest="action", required=True)
+    syn_sub = syn.add_subparsers(dest="action", required=True, metavar="ACTION")
     inst = syn_sub.add_parser("install", help="install a release (1.70.1) or line (1.130.*)")
-    inst.add_argument("spec", metavar="VERSION_SPEC")
+    inst.add_argument("spec", metavar="VERSION_SPEC", help="an exact release or a line (1.130.*)")
     inst.add_argument("--offline", action="store_true", help="only look in the cache")
     syn_sub.add_parser("list", help="the cached releases, their venvs and pins")
     return p
+
+
+def _selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-k",
+        metavar="EXPR",
+        help="select checks by id or name (pytest -k expression: 'tokens.missing', "
+        "'legacy and not expired')",
+    )
+    p.add_argument(
+        "-r",
+        "--requirement",
+        metavar="REQ",
+        action="append",
+        default=[],
+        help="select the checks citing this requirement id (repeatable)",
+    )
+
+
+def _version_text() -> str:
+    from mxconform import __version__
+    from mxconform.paths import git_commit
+
+    commit = git_commit()
+    return f"mxconform {__version__}" + (f" (commit {commit[:12]})" if commit else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -447,6 +425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_suites(args).exit_code
         if args.command == "serve":
             return serve(args)
+        if args.command == "list":
+            return list_checks(args)
+        if args.command == "requirements":
+            return list_requirements(args)
         if args.command == "targets":
             return list_targets(args)
         if args.command == "diff":

@@ -1,0 +1,7 @@
+"""`python -m mxconform.cli`."""
+
+import sys
+
+from mxconform.cli import main
+
+sys.exit(main())

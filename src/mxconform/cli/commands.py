@@ -1,0 +1,105 @@
+"""The commands other than `run`: serve, targets, report, diff, synapse."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from pathlib import Path
+
+from mxconform.paths import servers_file
+from mxconform.targets.config import ConfigError, ServersFile
+from mxconform.targets.embedded import releases
+from mxconform.targets.lifecycle import RunningTarget, start_target
+from mxconform.targets.loading import load_servers
+
+EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+
+def _load(arg: str | None) -> tuple[Path, ServersFile]:
+    path = servers_file(arg)
+    return path, load_servers(path)
+
+
+def _installer(version: str, path: Path) -> None:
+    """The real installer, announced first: it downloads for a few minutes."""
+    print(f"installing Synapse {version} into {path} (a few minutes) ...", flush=True)
+    releases.install_venv(version, path)
+
+
+def synapse_command(args: argparse.Namespace) -> int:
+    """`mxconform synapse install SPEC` and `mxconform synapse list`: the release cache."""
+    if args.action == "install":
+        problem = releases.spec_problem(args.spec)
+        if problem:
+            raise ConfigError(problem)
+        release = releases.ensure(args.spec, offline=args.offline, installer=_installer)
+        print(f"Synapse {release.version}: {release.path}")
+        return EXIT_OK
+    cache = releases.cache_dir()
+    found, unverified = releases.cached(cache), releases.unverified(cache)
+    print(f"Synapse releases in {cache}:" if found or unverified else f"nothing in {cache}")
+    for r in found:
+        pins = "adopted (made by hand)" if r.pins is None else ", ".join(r.pins) or "none"
+        print(f"  {r.version}: {r.path} (pins: {pins})")
+    for path in unverified:
+        print(f"  {path.name}: {path} (no marker: adopted on first use if it imports this release)")
+    return EXIT_OK
+
+
+def serve(args: argparse.Namespace) -> int:
+    _, servers = _load(args.servers)
+    chosen = (
+        servers.select(args.names) if args.names else [t for t in servers.select([]) if t.embedded]
+    )
+    not_embedded = [t.name for t in chosen if t.embedded is None]
+    if not_embedded:
+        raise ConfigError(f"not embedded targets (nothing to start): {', '.join(not_embedded)}")
+    if not chosen:
+        raise ConfigError("no embedded targets among the defaults; name one")
+    running: list[RunningTarget] = []
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        for t in chosen:
+            started = time.perf_counter()
+            log_dir = Path(args.log_dir) / t.name if args.log_dir else None
+            rt = start_target(t, log_dir, offline=args.offline)
+            running.append(rt)
+            print(
+                f"{t.name}: {rt.base_url} (server_name {rt.server_name}, "
+                f"started in {time.perf_counter() - started:.1f}s)"
+            )
+            if rt.shared_secret and rt.embedded is not None:
+                print(f"  registration shared secret (this process only): {rt.shared_secret}")
+            if rt.oauth_admin is not None:  # the embedded OAuth server and its admin client
+                admin = rt.oauth_admin
+                print(f"  OAuth server: {admin.url} (admin client {admin.client_id})")
+                print(f"  admin client secret (this process only): {admin.client_secret}")
+        print("serving; Ctrl-C to stop", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping")
+    finally:
+        for rt in running:
+            rt.stop()
+    return EXIT_OK
+
+
+def list_targets(args: argparse.Namespace) -> int:
+    path, servers = _load(args.servers)
+    print(f"targets in {path}:")
+    for t in servers.targets:
+        where = f"embedded {t.embedded}" if t.embedded else t.base_url
+        default = " (default)" if t.name in servers.defaults else ""
+        parts = [f"{where}", f"auth {', '.join(t.auth)}"]
+        if t.provisioning:
+            parts.append(f"provisioning {t.provisioning.method}")
+        if t.oauth:
+            parts.append(f"oauth driver {t.oauth.driver}")
+        if t.spec_version:
+            parts.append(f"spec {t.spec_version}")
+        if t.synapse_version:
+            parts.append(f"synapse {t.synapse_version}")
+        print(f"  {t.name}{default}: " + "; ".join(parts))
+    return EXIT_OK

@@ -1,0 +1,116 @@
+"""The end of a run: one headline per target, the FAILs that count, the report and the exit
+reason, in words (the terminal) or as JSON (`run --json`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, TextIO
+
+from mxconform.results import gating_failures
+
+MAX_LISTED = 20
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def headline(name: str, s: dict[str, Any], target: dict[str, Any] | None) -> str:
+    """ "synapse-legacy: MUST met 105/107; SHOULD met 2/2; 2 known deviations (not failing)"."""
+    if target and target.get("start_error"):
+        return (
+            f"{name}: UNAVAILABLE: {target['start_error']} ({_plural(s['total'], 'check')} ERROR)"
+        )
+    parts = [
+        f"{lvl.upper()} met {s[f'{lvl}_passed']}/{s[f'{lvl}_applicable']}"
+        for lvl in ("must", "should")
+        if s[f"{lvl}_applicable"]
+    ] or ["nothing graded"]
+    if s["known_fail"]:
+        parts.append(f"{_plural(s['known_fail'], 'known deviation')} (not failing)")
+    shown = dict(s["counts"])
+    shown["FAIL"] = shown.get("FAIL", 0) - s["known_fail"]  # a known FAIL is not a failure
+    shown["KNOWN"] = s["known_fail"]
+    counts = " ".join(f"{v} {n}" for v, n in shown.items() if n)
+    tail = f"; {_plural(s['total'], 'check')}: {counts}"
+    if target and target.get("startup_s") is not None:
+        tail += f"; started in {target['startup_s']} s"
+    return f"{name}: " + "; ".join(parts) + tail
+
+
+def _must_met(s: dict[str, Any]) -> bool:
+    """Every applicable MUST met, known deviations excepted."""
+    return bool(s["must_applicable"]) and s["must_passed"] + s["known_fail"] >= s["must_applicable"]
+
+
+def summary_lines(
+    document: dict[str, Any],
+    report_dir: Path,
+    wall_s: float,
+    exit_code: int,
+    reason: str,
+    fail_on: str = "fail",
+) -> list[str]:
+    targets = {t["name"]: t for t in document["targets"]}
+    total = len(document["checks"])
+    lines = [
+        "",
+        f"mxconform: {_plural(total, 'check')} on {_plural(len(targets), 'target')}"
+        f" in {wall_s:.1f} s",
+    ]
+    for name, s in document["summary"].items():
+        lines.append("  " + headline(name, s, targets.get(name)))
+        for check_id in s["known_now_passing"]:
+            lines.append(f"    known issue now passes, remove it from the file: {check_id}")
+        for check_id in s.get("known_not_tried", []):
+            lines.append(f"    known issue not tried this run (SKIP or ERROR): {check_id}")
+    gating = gating_failures(document["checks"], fail_on)
+    for c in gating[:MAX_LISTED]:
+        transport = f" [{c['transport']}]" if c.get("transport") else ""
+        lines.append(
+            f"  {c['verdict']} {c['check_id']}{transport} ({c['target']}): "
+            f"{' '.join(c['message'].split())[:200]}"
+        )
+    if len(gating) > MAX_LISTED:
+        lines.append(f"  ... and {len(gating) - MAX_LISTED} more (see the report)")
+    lines.append(f"  report: {report_dir / 'index.html'}")
+    lines.append(f"  exit {exit_code}: {reason or 'every MUST met (known deviations excepted)'}")
+    return lines
+
+
+def print_summary(lines: list[str], out: TextIO) -> None:
+    print("\n".join(lines), file=out, flush=True)
+
+
+def summary_json(
+    document: dict[str, Any],
+    report_dir: Path | None,
+    wall_s: float,
+    exit_code: int,
+    reason: str,
+    fail_on: str = "fail",
+) -> str:
+    """`run --json`: what the terminal summary says, for scripts."""
+    targets = {t["name"]: t for t in document["targets"]}
+    data = {
+        "exit_code": exit_code,
+        "exit_reason": reason,
+        "report": str(report_dir / "index.html") if report_dir else None,
+        "results": str(report_dir / "results.json") if report_dir else None,
+        "wall_s": round(wall_s, 2),
+        "targets": {
+            name: {
+                "headline": headline(name, s, targets.get(name)),
+                "conformant_on_must": _must_met(s) and not targets.get(name, {}).get("start_error"),
+                "start_error": targets.get(name, {}).get("start_error"),
+                **s,
+            }
+            for name, s in document["summary"].items()
+        },
+        "failures": [
+            {k: c[k] for k in ("check_id", "target", "transport", "verdict", "message")}
+            for c in gating_failures(document["checks"], fail_on)
+        ],
+    }
+    return json.dumps(data, indent=2)
