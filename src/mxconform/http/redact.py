@@ -64,21 +64,55 @@ def encodings(value: str) -> set[str]:
     return forms
 
 
+def _trie_pattern(words: Iterable[str]) -> re.Pattern[str]:
+    """One regular expression for many literal strings, shaped as a trie: matching costs
+    about the same for 10 secrets as for 4,000 (a flat alternation is tried one by one at
+    every position), and the longest form wins where one is a prefix of another."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + build(child) for char, child in node.items() if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" in node:
+            return f"(?:{body})?"
+        return body
+
+    return re.compile(build(trie))
+
+
 class SecretRegistry:
     """Every secret value seen in this run, kept in memory only, for scrubbing by value
-    in every encoding it may take (see `encodings`)."""
+    in every encoding it may take (see `encodings`).
+
+    Secrets arrive all through a run (each login brings a token): the compiled pattern is
+    rebuilt only when the forms added since its last build grow to a quarter of those in
+    it, and the newest forms are meanwhile looked for one by one."""
+
+    _RECENT_MIN = 64
 
     def __init__(self) -> None:
         self._values: dict[str, str] = {}
         self._forms: dict[str, str] = {}  # each encoded form -> the kind of its secret
-        self._pattern: re.Pattern[str] | None = None
+        self._pattern: re.Pattern[str] | None = None  # every form but the recent ones
+        self._recent: list[str] = []  # forms added since the pattern was built
+
+    def _note(self, form: str, kind: str) -> None:
+        if form not in self._forms:
+            self._forms[form] = kind
+            self._recent.append(form)
 
     def add(self, value: str | None, kind: str = "secret") -> None:
         if value and len(value) >= _MIN_SECRET_LEN and value not in self._values:
             self._values[value] = kind
             for form in encodings(value):
-                self._forms.setdefault(form, kind)
-            self._pattern = None
+                self._note(form, kind)
 
     def add_pair(self, client_id: str, secret: str, kind: str = "client_secret") -> None:
         """A client id and secret as HTTP Basic carries them: base64 of `id:secret`, with
@@ -91,8 +125,7 @@ class SecretRegistry:
             f"{client_id}:{secret}",
         ):
             for form in _base64_forms(pair.encode()):
-                self._forms.setdefault(form, kind)
-        self._pattern = None
+                self._note(form, kind)
 
     def values(self) -> list[str]:
         return list(self._values)
@@ -100,10 +133,16 @@ class SecretRegistry:
     def scrub(self, text: str) -> str:
         if not self._forms:
             return text
-        if self._pattern is None:
-            ordered = sorted(self._forms, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
-        return self._pattern.sub(lambda m: mask(self._forms[m.group(0)]), text)
+        settled = len(self._forms) - len(self._recent)
+        if len(self._recent) > max(self._RECENT_MIN, settled // 4):
+            self._pattern = _trie_pattern(self._forms)
+            self._recent = []
+        for form in sorted(self._recent, key=len, reverse=True):
+            if form in text:
+                text = text.replace(form, mask(self._forms[form]))
+        if self._pattern is not None:
+            text = self._pattern.sub(lambda m: mask(self._forms[m.group(0)]), text)
+        return text
 
     def scrub_any(self, value: Any) -> Any:
         """Scrub every string inside a JSON-like structure (header pairs are tuples)."""
