@@ -213,3 +213,23 @@ async def test_echoed_secrets_never_reach_evidence_or_results():
         assert not [f for f in forms if f in stored]
         assert not [f for f in forms | _forms_of(LATE_SECRET) if f in written]
     assert LATE_SECRET in json.dumps(evidence)  # the document scrub did the work
+
+
+def test_long_secrets_and_many_secrets_are_scrubbed_quickly():
+    """A password field may carry 70,000 characters (bad-input checks send such), and a run
+    registers hundreds of tokens: the pattern is built without recursion per character and
+    rebuilt rarely."""
+    import secrets as random_secrets
+    import time
+
+    registry = SecretRegistry()
+    long_secret = "p" * 70_000 + '"<>&'
+    registry.add(long_secret, "password")
+    tokens = [random_secrets.token_urlsafe(30) for _ in range(400)]
+    started = time.perf_counter()
+    for token in tokens:
+        registry.add(token, "access_token")
+        assert token not in registry.scrub(f"echo {token}")
+    assert time.perf_counter() - started < 20  # was minutes: a recompile per login
+    scrubbed = registry.scrub(f"[{long_secret}] {tokens[0]}")
+    assert long_secret not in scrubbed and tokens[0] not in scrubbed

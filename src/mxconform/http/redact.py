@@ -76,7 +76,17 @@ def _trie_pattern(words: Iterable[str]) -> re.Pattern[str]:
         node[""] = {}
 
     def build(node: dict[str, Any]) -> str:
-        branches = [re.escape(char) + build(child) for char, child in node.items() if char]
+        # A run of single-child nodes is one literal (walked, not recursed: a secret may be
+        # thousands of characters long); only real branch points nest.
+        branches = []
+        for char, child in node.items():
+            if not char:
+                continue
+            run = [char]
+            while "" not in child and len(child) == 1:
+                (char, child), *_ = child.items()
+                run.append(char)
+            branches.append(re.escape("".join(run)) + build(child))
         if not branches:
             return ""
         body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
