@@ -106,17 +106,23 @@ class SecretRegistry:
     it, and the newest forms are meanwhile looked for one by one."""
 
     _RECENT_MIN = 64
+    _LONG = 256  # longer forms (a bad-input password field) stay out of the trie
 
     def __init__(self) -> None:
         self._values: dict[str, str] = {}
         self._forms: dict[str, str] = {}  # each encoded form -> the kind of its secret
         self._pattern: re.Pattern[str] | None = None  # every form but the recent ones
         self._recent: list[str] = []  # forms added since the pattern was built
+        self._long: list[str] = []  # forms too long for the trie, looked for one by one
 
     def _note(self, form: str, kind: str) -> None:
         if form not in self._forms:
             self._forms[form] = kind
-            self._recent.append(form)
+            if len(form) > self._LONG:
+                self._long.append(form)
+                self._long.sort(key=len, reverse=True)
+            else:
+                self._recent.append(form)
 
     def add(self, value: str | None, kind: str = "secret") -> None:
         if value and len(value) >= _MIN_SECRET_LEN and value not in self._values:
@@ -143,9 +149,12 @@ class SecretRegistry:
     def scrub(self, text: str) -> str:
         if not self._forms:
             return text
-        settled = len(self._forms) - len(self._recent)
+        for form in self._long:
+            if form in text:
+                text = text.replace(form, mask(self._forms[form]))
+        settled = len(self._forms) - len(self._recent) - len(self._long)
         if len(self._recent) > max(self._RECENT_MIN, settled // 4):
-            self._pattern = _trie_pattern(self._forms)
+            self._pattern = _trie_pattern(f for f in self._forms if len(f) <= self._LONG)
             self._recent = []
         for form in sorted(self._recent, key=len, reverse=True):
             if form in text:
