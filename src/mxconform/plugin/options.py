@@ -53,8 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(
             "--hypothesis-seed",
             metavar="SEED",
-            help="bad-input checks: replay the bodies of a run (its results.json "
-            "run.hypothesis_seed; default: a random seed, recorded)",
+            help="bad-input checks: draw other bodies, or replay a run's (its results.json "
+            "run.hypothesis_seed; default 0: the same bodies every run)",
         )
     group.addoption(
         "--offline",

@@ -1,7 +1,6 @@
 """What one run knows: the selected targets, their state, the check being run."""
 
 import asyncio
-import secrets
 import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,7 +77,7 @@ class Run:
             raise pytest.UsageError("--hypothesis-examples: expected a number from 1 up")
         given_seed = config.getoption("hypothesis_seed", None)
         try:  # the bad-input checks draw with it; results.json records it for a replay
-            self.hypothesis_seed = int(given_seed) if given_seed is not None else _new_seed()
+            self.hypothesis_seed = int(given_seed) if given_seed is not None else DEFAULT_SEED
         except ValueError:
             raise pytest.UsageError(
                 f"--hypothesis-seed: expected an integer, got {given_seed!r}"
@@ -108,8 +107,10 @@ class Run:
         return self.oauth_driver or configured
 
 
-def _new_seed() -> int:
-    return secrets.randbits(32)
+# The bad-input bodies are the same every run unless another seed is asked for: verdicts
+# must not change between two runs of the same server (a nightly diff would call that a
+# regression); other seeds explore, and each run's seed is recorded for a replay.
+DEFAULT_SEED = 0
 
 
 _RUN_KEY = pytest.StashKey[Run]()
