@@ -108,7 +108,14 @@ class OAuthUsers:
         self._names = names
         origins = metadata.origins | set(config.login_origins)
         self.driver = make_driver(
-            config, template, secrets_, artifacts_dir, origins, own_ca=running.ca_file is not None
+            config,
+            template,
+            secrets_,
+            artifacts_dir,
+            origins,
+            # Chromium keeps its own trust store: a target whose CA the harness was given
+            # (or made) is accepted by not checking certificates; origins stay bound.
+            own_ca=running.ca_file is not None or target.tls.ca_file is not None,
         )
         self.admin = self._admin(running)
         self.housekeeping = Housekeeping()
