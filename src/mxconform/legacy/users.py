@@ -152,6 +152,8 @@ class LegacyUsers:
         self.server_name = server_name
         self._static_turn = 0
         self._static_devices: list[Session] = []
+        # A given account's devices when the run first logged in: the only ones it keeps.
+        self._found_devices: dict[str, set[str | None]] = {}
         self._passwords: dict[str, str] = {}
         self._pending: dict[str, list[str]] = {}
         self._deactivated: set[str] = set()
@@ -187,9 +189,19 @@ class LegacyUsers:
             self._static_turn += 1
             password = given.password.resolve(f"{where}.users")
             self._secrets.add(password, "password")
-            return await self.login(
+            session = await self.login(
                 client, Session(given.user_id, "", "", password), f"setup: device for {purpose}"
             )
+            if given.user_id not in self._found_devices:  # the account as it was given
+                listed = await client.request(
+                    "GET",
+                    f"{CLIENT_V3}/devices",
+                    credentials=bearer_header(session.access_token),
+                    note="setup: the given account's devices before the run",
+                )
+                found = {d.get("device_id") for d in (body(listed) or {}).get("devices", [])}
+                self._found_devices[given.user_id] = found - {session.device_id}
+            return session
         username = self._names.next(purpose)
         password = self.new_password()
         if isinstance(method, OpenRegistration):
@@ -281,6 +293,7 @@ class LegacyUsers:
             )
             if resp.status_code == 200:
                 self.housekeeping.devices_logged_out += 1
+        await self._remove_leftover_devices(client)
         users = {s.user_id: s for s in self._sessions}
         for user in users.values():
             if user.user_id in self._deactivated:
@@ -291,6 +304,63 @@ class LegacyUsers:
                 self.housekeeping.users_deactivated.append(user.user_id)
             except HarnessError as exc:
                 self.housekeeping.problems.append(f"{user.user_id}: {exc}")
+
+    async def _remove_leftover_devices(self, client: MatrixClient) -> None:
+        """Devices the run made on a given account that a logout could not end (their token
+        was refreshed away, say): deleted through UIA with the account's password, so the
+        account keeps exactly the devices it had when it was given."""
+        method = self._target.provisioning
+        if not isinstance(method, StaticUsers):
+            return
+        for given in method.users:
+            if given.user_id not in self._found_devices:
+                continue
+            password = given.password.resolve(f"target {self._target.name}: provisioning.users")
+            try:
+                fresh = await self.login(
+                    client, Session(given.user_id, "", "", password), "cleanup: list devices"
+                )
+            except HarnessError as exc:
+                self.housekeeping.problems.append(f"{given.user_id}: {exc}")
+                continue
+            creds = bearer_header(fresh.access_token)
+            listed = await client.request(
+                "GET", f"{CLIENT_V3}/devices", credentials=creds, note="cleanup: devices left"
+            )
+            present = {d.get("device_id") for d in (body(listed) or {}).get("devices", [])}
+            ours = sorted(
+                str(d) for d in present - self._found_devices[given.user_id] - {fresh.device_id}
+            )
+            if ours:
+                path = f"{CLIENT_V3}/delete_devices"
+                first = await client.request(
+                    "POST",
+                    path,
+                    json={"devices": ours},
+                    credentials=creds,
+                    note="cleanup: delete devices the run left, UIA challenge",
+                )
+                auth = {
+                    "type": "m.login.password",
+                    "identifier": {"type": "m.id.user", "user": given.user_id},
+                    "password": password,
+                    **({"session": s} if (s := (body(first) or {}).get("session")) else {}),
+                }
+                done = await client.request(
+                    "POST",
+                    path,
+                    json={"devices": ours, "auth": auth},
+                    credentials=creds,
+                    note="cleanup: delete devices the run left, password stage",
+                )
+                if done.status_code == 200:
+                    self.housekeeping.devices_logged_out += len(ours)
+                else:
+                    self.housekeeping.problems.append(
+                        f"{given.user_id}: {len(ours)} devices of the run left (HTTP "
+                        f"{done.status_code})"
+                    )
+            await self.logout(client, fresh, "cleanup: log out the listing device")
 
     async def _cleanup_account(self, client: MatrixClient, user: Session) -> None:
         """Log in with the password we know (or one a check was about to set when the run
