@@ -92,7 +92,7 @@ def _wait_for_url(proc: subprocess.Popen[str], pattern: str, timeout: float = 60
 @needs_synapse
 def test_ctrl_c_during_a_run_stops_synapse(tmp_path):
     proc = _spawn("run", "--report-dir", str(tmp_path / "reports"), "-v", cwd=tmp_path)
-    base = _wait_for_url(proc, r"started embedded .* at (http://127\.0\.0\.1:\d+)")
+    base = _wait_for_url(proc, r"started in [\d.]+ s, (http://127\.0\.0\.1:\d+)")
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
     assert proc.returncode != 0
