@@ -72,26 +72,19 @@ class MasAdminApi:
     async def _call(
         self, client: MatrixClient, method: str, path: str, payload: Any, note: str
     ) -> httpx.Response:
-        headers = await self._auth(client)
-        resp = await client.request(
-            method,
-            self.base + path,
-            json=payload,
-            headers=headers,
-            note=note,
-            allow_origins=(self.origin,),
-        )
-        if resp.status_code == 401:  # the admin token expired: one fresh one
-            self._token = None
-            headers = await self._auth(client)
+        for fresh_token in (False, True):
+            if fresh_token:
+                self._token = None  # the admin token expired: one fresh one
             resp = await client.request(
                 method,
                 self.base + path,
                 json=payload,
-                headers=headers,
+                headers=await self._auth(client),
                 note=note,
                 allow_origins=(self.origin,),
             )
+            if resp.status_code != 401:
+                break
         return resp
 
     async def create_user(self, client: MatrixClient, username: str, password: str) -> str:
