@@ -1,6 +1,7 @@
 """Where a run's time goes: `mxconform run` against the default targets, N times.
 
     python benchmarks/run_speed.py [--runs 3] [--servers FILE] [--server NAME]...
+                                   [--jobs N] [--keep DIR]
 
 For each run it reads results.json and prints the wall time, the targets' start-up, the
 servers' own service time (the sum of every recorded exchange's duration), the harness's
@@ -45,7 +46,7 @@ def measure(document: dict[str, Any], wall_s: float) -> dict[str, float]:
     }
 
 
-def run_once(extra: list[str]) -> dict[str, float]:
+def run_once(extra: list[str], keep: Path | None = None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="mxconform-speed-") as folder:
         command = [sys.executable, "-m", "mxconform.cli", "run", "-q", "--report-dir", folder]
         started = time.perf_counter()
@@ -56,6 +57,11 @@ def run_once(extra: list[str]) -> dict[str, float]:
         found = sorted(Path(folder).glob("*/results.json"))
         if not found:
             raise SystemExit("the run wrote no results.json")
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            (keep / f"results-{len(list(keep.glob('results-*.json'))) + 1}.json").write_bytes(
+                found[-1].read_bytes()
+            )
         return measure(json.loads(found[-1].read_text()), wall_s)
 
 
@@ -64,17 +70,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--servers", metavar="FILE")
     parser.add_argument("--server", metavar="NAME", action="append", default=[])
+    parser.add_argument("--jobs", type=int, default=1, help="passed on to `mxconform run`")
+    parser.add_argument(
+        "--keep", metavar="DIR", type=Path, help="copy each run's results.json here, to compare"
+    )
     args = parser.parse_args()
     extra = (["--servers", args.servers] if args.servers else []) + [
         f"--server={name}" for name in args.server
     ]
+    extra += [f"--jobs={args.jobs}"] if args.jobs > 1 else []
     columns = ["wall_s", "startup_s", "service_s", "overhead_s", "requests_per_graded"]
     columns += ["accounts", "ratio"]
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     print("run  " + "  ".join(f"{c:>19}" for c in columns))
     rows = []
     for n in range(1, args.runs + 1):
-        row = run_once(extra)
+        row = run_once(extra, args.keep)
         rows.append(row)
         print(f"{n:<4} " + "  ".join(f"{row[c]:>19.2f}" for c in columns), flush=True)
     medians = {c: statistics.median(r[c] for r in rows) for c in columns}

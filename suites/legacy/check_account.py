@@ -5,8 +5,6 @@ with no body at all, a soft-logged-out device logging in again, and login after 
 
 Every request goes to the harness's own test accounts or to run-unique names."""
 
-import asyncio
-
 import pytest
 
 from mxconform.http.credentials import NO_CREDENTIALS, bearer_header
@@ -151,17 +149,15 @@ async def check_logout_takes_an_empty_body(hs, fresh_user):
 
 
 @pytest.mark.check("legacy.softlogout.relogin", "SOFTLOGOUT-RELOGIN")
-async def check_soft_logged_out_device_logs_in_again(hs, fresh_user):
+async def check_soft_logged_out_device_logs_in_again(hs, expiring_login):
     """After its token expires, a login naming the same device_id keeps that device."""
-    first = await legacy.login_password(
-        hs, fresh_user.user_id, fresh_user.password, refresh_token=True
-    )
-    require(first, match.status(200), what="a login with refresh_token: true")
-    data = body(first)
+    fresh_user = expiring_login.user
+    require(expiring_login.response, match.status(200), what="a login with refresh_token: true")
+    data = expiring_login.data()
     lifetime_s = (data.get("expires_in_ms") or 0) / 1000
     if not isinstance(data.get("refresh_token"), str) or not 0 < lifetime_s <= MAX_EXPIRY_WAIT_S:
         pytest.skip("no access token that expires within the wait budget")
-    await asyncio.sleep(lifetime_s + 0.5)
+    await expiring_login.wait(lifetime_s + 0.5)  # its clock started with the target's first check
     expired = await legacy.whoami(hs, bearer_header(data["access_token"]))
     require(expired, match.status(401), what="the expired token (soft logout)")
     again = await legacy.login_password(

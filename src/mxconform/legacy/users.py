@@ -6,6 +6,7 @@ nothing here touches an account the harness did not create.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -37,14 +38,22 @@ class Housekeeping:
     users_deactivated: list[str] = field(default_factory=list)
     devices_logged_out: int = 0
     problems: list[str] = field(default_factory=list)
+    # Accounts left to go with the server (`cleanup: discard`): not deactivated one by one.
+    users_discarded: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "users_created": self.users_created,
             "users_deactivated": self.users_deactivated,
+            "users_discarded": self.users_discarded,
             "devices_logged_out": self.devices_logged_out,
             "problems": self.problems,
         }
+
+    def discard_all(self) -> None:
+        """Every account the run made is left to be deleted with the server."""
+        done = set(self.users_deactivated)
+        self.users_discarded = sorted(u for u in self.users_created if u not in done)
 
 
 class UserNames:
@@ -162,6 +171,7 @@ class LegacyUsers:
         self._secrets = secrets_
         self._names = names
         self._sessions: list[Session] = []
+        self._spare: list[asyncio.Future[Session]] = []  # registered ahead (prefill)
         self.housekeeping = Housekeeping()
 
     def note_login(self, data: Any) -> None:
@@ -222,6 +232,33 @@ class LegacyUsers:
         self._sessions.append(session)
         return session
 
+    def prefill(self, client: MatrixClient, count: int) -> None:
+        """Start registering `count` users for checks to come, a bounded number at a time,
+        so that provisioning overlaps the checks instead of preceding each of them. Only
+        for accounts the run creates; a given account's devices are made when asked for."""
+        if count <= 0 or not self.may_destroy:
+            return
+        gate = asyncio.Semaphore(self._target.housekeeping_concurrency)
+
+        async def one() -> Session:
+            async with gate:
+                return await self.create(client, "check")
+
+        self._spare.extend(asyncio.ensure_future(one()) for _ in range(count))
+
+    async def fresh(self, client: MatrixClient) -> Session:
+        """A user no other check has touched: one registered ahead if any is left, else a
+        new one. A registration that failed ahead fails here, in the check that needed it."""
+        if self._spare:
+            return await self._spare.pop(0)
+        return await self.create(client, "check")
+
+    async def settle(self) -> None:
+        """Wait for registrations still in flight, so that cleanup sees every account."""
+        spare, self._spare = self._spare, []
+        if spare:
+            await asyncio.gather(*spare, return_exceptions=True)
+
     def unused_name(self, purpose: str) -> str:
         """A run-unique localpart nobody has registered (yet)."""
         return self._names.next(purpose)
@@ -280,6 +317,15 @@ class LegacyUsers:
             raise HarnessError(f"logout of a test device failed with HTTP {resp.status_code}")
         self.housekeeping.devices_logged_out += 1
 
+    async def discard(self, client: MatrixClient) -> None:
+        """The server goes with the run (an embedded one): nothing to undo on it but what is
+        still in flight, and given accounts' devices, which are logged out all the same."""
+        await self.settle()
+        if isinstance(self._target.provisioning, StaticUsers):
+            await self.cleanup(client)
+            return
+        self.housekeeping.discard_all()
+
     async def cleanup(self, client: MatrixClient) -> None:
         """Deactivate every account this run created (a fresh login, then UIA with the
         password), whatever the checks did to its earlier tokens."""
@@ -293,17 +339,24 @@ class LegacyUsers:
             )
             if resp.status_code == 200:
                 self.housekeeping.devices_logged_out += 1
+        await self.settle()
         await self._remove_leftover_devices(client)
         users = {s.user_id: s for s in self._sessions}
-        for user in users.values():
+        gate = asyncio.Semaphore(self._target.housekeeping_concurrency)
+
+        async def one(user: Session) -> None:
             if user.user_id in self._deactivated:
                 self.housekeeping.users_deactivated.append(user.user_id)
-                continue
-            try:
-                await self._cleanup_account(client, user)
-                self.housekeeping.users_deactivated.append(user.user_id)
-            except HarnessError as exc:
-                self.housekeeping.problems.append(f"{user.user_id}: {exc}")
+                return
+            async with gate:
+                try:
+                    await self._cleanup_account(client, user)
+                    self.housekeeping.users_deactivated.append(user.user_id)
+                except HarnessError as exc:
+                    self.housekeeping.problems.append(f"{user.user_id}: {exc}")
+
+        await asyncio.gather(*(one(user) for user in users.values()))
+        self.housekeeping.users_deactivated.sort()  # the same order whichever finished first
 
     async def _remove_leftover_devices(self, client: MatrixClient) -> None:
         """Devices the run made on a given account that a logout could not end (their token

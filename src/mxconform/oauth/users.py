@@ -334,38 +334,59 @@ class OAuthUsers:
         self._accounts.append(account)
         self.housekeeping.users_created.append(account.user_id)
 
+    async def discard(self, client: MatrixClient) -> None:
+        """The server goes with the run (an embedded one): its accounts and logins with it.
+        Given accounts' logins are still revoked."""
+        if any(login.account.given and not login.given for login in self._logins):
+            await self.cleanup(client)
+            return
+        self.housekeeping.discard_all()
+        await self.driver.close()
+
     async def cleanup(self, client: MatrixClient) -> None:
-        """Revoke every login the run made, then deactivate every account it created."""
+        """Revoke every login the run made, then deactivate every account it created, a
+        bounded number at a time."""
         api = self.api(client)
-        for login in self._logins:
-            if login.given:
-                continue
-            try:
-                if login.personal_session and self.admin is not None:
-                    ok = await self.admin.revoke_personal_session(client, login.personal_session)
-                else:
-                    token = login.tokens.refresh_token or login.tokens.access_token
-                    resp = await api.revoke(login.client_id, token, note="cleanup: revoke")
-                    ok = resp.status_code == 200
-                if ok:
-                    self.housekeeping.devices_logged_out += 1
-            except HarnessError as exc:
-                self.housekeeping.problems.append(f"revoking a login: {exc}")
-        for account in self._accounts:
-            if self.admin is not None and account.admin_id is None:
-                account.admin_id = await self.admin.find_user(client, account.username)
-            if self.admin is None or account.admin_id is None:
-                self.housekeeping.problems.append(
-                    f"{account.user_id}: no admin access to deactivate it"
-                )
-                continue
-            try:
-                if await self.admin.deactivate(client, account.admin_id):
-                    self.housekeeping.users_deactivated.append(account.user_id)
-                else:
-                    self.housekeeping.problems.append(f"{account.user_id}: deactivation refused")
-            except HarnessError as exc:
-                self.housekeeping.problems.append(f"{account.user_id}: {exc}")
+        gate = asyncio.Semaphore(self.target.housekeeping_concurrency)
+
+        async def revoke(login: OAuthLogin) -> None:
+            async with gate:
+                try:
+                    if login.personal_session and self.admin is not None:
+                        ok = await self.admin.revoke_personal_session(
+                            client, login.personal_session
+                        )
+                    else:
+                        token = login.tokens.refresh_token or login.tokens.access_token
+                        resp = await api.revoke(login.client_id, token, note="cleanup: revoke")
+                        ok = resp.status_code == 200
+                    if ok:
+                        self.housekeeping.devices_logged_out += 1
+                except HarnessError as exc:
+                    self.housekeeping.problems.append(f"revoking a login: {exc}")
+
+        async def deactivate(account: Account) -> None:
+            async with gate:
+                try:
+                    if self.admin is not None and account.admin_id is None:
+                        account.admin_id = await self.admin.find_user(client, account.username)
+                    if self.admin is None or account.admin_id is None:
+                        self.housekeeping.problems.append(
+                            f"{account.user_id}: no admin access to deactivate it"
+                        )
+                        return
+                    if await self.admin.deactivate(client, account.admin_id):
+                        self.housekeeping.users_deactivated.append(account.user_id)
+                    else:
+                        self.housekeeping.problems.append(
+                            f"{account.user_id}: deactivation refused"
+                        )
+                except HarnessError as exc:
+                    self.housekeeping.problems.append(f"{account.user_id}: {exc}")
+
+        await asyncio.gather(*(revoke(login) for login in self._logins if not login.given))
+        await asyncio.gather(*(deactivate(account) for account in self._accounts))
+        self.housekeeping.users_deactivated.sort()
         await self.driver.close()
 
 

@@ -7,7 +7,8 @@ import pytest
 from mxconform.http.client import MatrixClient
 from mxconform.legacy.api import Session
 from mxconform.legacy.users import LegacyUsers
-from mxconform.plugin.state import bounded_cleanup, get_run
+from mxconform.plugin.early import EarlyLogin, EarlyLogins, planned, uses
+from mxconform.plugin.state import bounded_cleanup, get_run, has_run
 from mxconform.targets.lifecycle import RunningTarget
 
 
@@ -25,7 +26,47 @@ async def legacy_users(
     try:
         yield users
     finally:
-        await bounded_cleanup(users, target_client)
+        if isinstance(state.early, EarlyLogins):
+            await state.early.settle()
+        await bounded_cleanup(users, target_client, state.target)
+
+
+@pytest.fixture(autouse=True)
+def _early_starts(request: pytest.FixtureRequest) -> None:
+    """At a legacy target's first check: start registering the accounts its later checks
+    will each need, and the logins whose tokens must expire, so that both overlap the checks
+    in between (plugin/early.py)."""
+    run = get_run(request.config) if has_run(request.config) else None
+    if run is None or run.active is None or "target" not in request.fixturenames:
+        return
+    state = run.state(run.active.target) if run.active.target in run.states else None
+    if state is None or state.early is not None or state.running is None:
+        return
+    if "legacy" not in state.target.auth:
+        state.early = False
+        return
+    server = request.getfixturevalue("server")
+    items = planned(request.session, state.target, server["evaluated"])
+    expiring = [item.nodeid for item in uses(items, "expiring_login")]
+    fresh = len(uses(items, "fresh_user"))
+    if not fresh and not expiring:
+        state.early = False
+        return
+    state.early = EarlyLogins(
+        request.getfixturevalue("legacy_users"),
+        request.getfixturevalue("target_client"),
+        fresh,
+        expiring,
+    )
+    request.getfixturevalue("_start_early")
+
+
+@pytest.fixture
+async def _start_early(request: pytest.FixtureRequest) -> None:
+    """Starts the planned work inside the run's event loop (`_early_starts` has none)."""
+    run = get_run(request.config)
+    assert run.active is not None
+    run.state(run.active.target).early.begin()
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +78,24 @@ async def user(legacy_users: LegacyUsers, target_client: MatrixClient) -> Sessio
 @pytest.fixture
 async def fresh_user(legacy_users: LegacyUsers, target_client: MatrixClient) -> Session:
     """A user of this check alone, so no other check's state (or UIA grace) leaks into it."""
-    return await legacy_users.create(target_client, "check")
+    return await legacy_users.fresh(target_client)
+
+
+@pytest.fixture
+async def expiring_login(
+    request: pytest.FixtureRequest, legacy_users: LegacyUsers, target_client: MatrixClient
+) -> EarlyLogin:
+    """A fresh user's login with `refresh_token: true`, made when the target's first check
+    started: its token's lifetime has mostly run by the time this check waits it out. Its
+    exchange is part of the check's evidence."""
+    run = get_run(request.config)
+    assert run.active is not None
+    early = run.state(run.active.target).early
+    if not isinstance(early, EarlyLogins):  # not started: the check makes its own login now
+        early = EarlyLogins(legacy_users, target_client)
+    login = await early.take(request.node.nodeid)
+    run.active.recorder.exchanges.extend(login.exchanges)
+    return login
 
 
 @pytest.fixture(scope="session")

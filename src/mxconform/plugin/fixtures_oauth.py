@@ -59,7 +59,7 @@ async def oauth_users(
     try:
         yield users
     finally:
-        await bounded_cleanup(users, target_client)
+        await bounded_cleanup(users, target_client, state.target)
 
 
 @pytest.fixture(scope="session")

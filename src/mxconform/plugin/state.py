@@ -43,6 +43,7 @@ class TargetState:
     known_issues: list[KnownIssue] = field(default_factory=list)
     identity: Identity | None = None  # what /versions said (preflight)
     tls: ssl.SSLContext | bool = True  # what the target's clients verify with
+    early: Any = None  # plugin.early.EarlyLogins once the target's first check started it
 
 
 @dataclass
@@ -168,13 +169,19 @@ class _Cleanable(Protocol):
 
     async def cleanup(self, client: MatrixClient) -> None: ...
 
+    async def discard(self, client: MatrixClient) -> None: ...
 
-async def bounded_cleanup(users: _Cleanable, client: MatrixClient) -> None:
+
+async def bounded_cleanup(users: _Cleanable, client: MatrixClient, target: Target) -> None:
     """Clean up a target's test accounts within a bounded time (a run stopped by SIGTERM
-    still ends promptly); what is left is named in the report's housekeeping."""
+    still ends promptly); what is left is named in the report's housekeeping. A target
+    whose accounts go with it (`cleanup: discard`) only has what is in flight settled."""
     try:
         async with asyncio.timeout(CLEANUP_BUDGET_S):
-            await users.cleanup(client)
+            if target.discards_accounts:
+                await users.discard(client)
+            else:
+                await users.cleanup(client)
     except TimeoutError:
         users.housekeeping.problems.append(
             f"cleanup stopped after {CLEANUP_BUDGET_S:g}s: some test accounts may be left"

@@ -195,6 +195,13 @@ class Target(_Strict):
     timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     # Default: 20/s for remote targets (be polite to shared servers), none for embedded ones.
     max_requests_per_second: Annotated[float | None, Field(gt=0)] = None
+    # Housekeeping requests in flight at once (accounts registered ahead of the checks, and
+    # cleanup); every one still waits its turn under max_requests_per_second.
+    housekeeping_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    # At the end of the run: deactivate every account the run created (the default for a
+    # remote target), or leave them to be discarded with the server (the default for an
+    # embedded one, whose database is deleted when it stops; a throwaway CI server may say so).
+    cleanup: Literal["deactivate", "discard"] | None = None
     max_rate_limit_retries: Annotated[int, Field(ge=0, le=10)] = 3
     max_retry_wait_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     # Hard limits: one request as a whole (connect and all reads); the largest body read.
@@ -275,6 +282,7 @@ class Target(_Strict):
             "deadline_s": policy.deadline_s,
             "max_response_bytes": policy.max_response_bytes,
             "max_requests_per_second": self.request_rate,
+            "housekeeping_concurrency": self.housekeeping_concurrency,
             "rate_limit_budget_429": policy.rate_limit_budget_429,
             "rate_limit_budget_s": policy.rate_limit_budget_s,
         }
@@ -288,6 +296,11 @@ class Target(_Strict):
                 f"target {self.name}: tls.ca_file {self.tls.ca_file}: not a usable CA bundle "
                 f"({exc})"
             ) from None
+
+    @property
+    def discards_accounts(self) -> bool:
+        """Whether the run's accounts go with the server instead of being deactivated."""
+        return (self.cleanup or ("discard" if self.embedded else "deactivate")) == "discard"
 
     @property
     def request_rate(self) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ class MasAdminApi:
         self.origin = origin(access.url)
         self.token_endpoint: str | None = None
         self._token: str | None = None
+        self._token_lock = asyncio.Lock()  # concurrent cleanup asks for one token, not many
         self.base = access.url.rstrip("/") + "/api/admin/v1"
 
     async def _discover(self, client: MatrixClient) -> str:
@@ -54,6 +56,10 @@ class MasAdminApi:
         return self.token_endpoint
 
     async def _auth(self, client: MatrixClient) -> dict[str, str]:
+        async with self._token_lock:
+            return await self._auth_locked(client)
+
+    async def _auth_locked(self, client: MatrixClient) -> dict[str, str]:
         if self._token is None:
             resp = await client.request(
                 "POST",

@@ -243,20 +243,23 @@ class EmbeddedSynapse:
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
         url = f"{self.base_url}/_matrix/client/versions"
-        while time.monotonic() < deadline:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise HarnessError(
-                    f"Synapse exited during start-up (code {self.process.returncode}):\n"
-                    + self._tail()
-                )
-            try:
-                response = httpx.get(url, timeout=1.0)
-                if response.status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
+        # one client for the whole poll: a client per attempt builds an SSL context each time,
+        # about 20 ms of CPU taken from the Synapse that is starting beside it
+        with httpx.Client(timeout=1.0) as http:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise HarnessError(
+                        f"Synapse exited during start-up (code {self.process.returncode}):\n"
+                        + self._tail()
+                    )
+                try:
+                    response = http.get(url)
+                    if response.status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                time.sleep(0.05)
         raise HarnessError(f"Synapse did not answer {url} within {self.startup_timeout_s:g}s")
 
     def _tail(self, lines: int = 25) -> str:
