@@ -927,6 +927,78 @@ def _keep_refresh_out(ex: Exchange) -> None:
         _KEPT["issued"][data.get("access_token")] = data["refresh_token"]
 
 
+_locking: dict[str, set[str]] = {"tokens": set()}  # lock-revokes-tokens' memory, per use()
+
+
+def _bearer(ex: Exchange) -> str | None:
+    for key, value in ex.headers:
+        if key.lower() == "authorization" and value.lower().startswith("bearer "):
+            return value[7:]
+    return None
+
+
+def _locked_is_unknown_token(ex: Exchange) -> None:
+    """A locked account's requests answered 401 M_UNKNOWN_TOKEN, without soft_logout."""
+    data = ex.json()
+    if isinstance(data, dict) and data.get("errcode") == "M_USER_LOCKED":
+        _answer(ex, 401, {"errcode": "M_UNKNOWN_TOKEN", "error": "Unknown token"})
+
+
+def _locked_login_issues_token(ex: Exchange) -> None:
+    """A locked account's password login answered 200 with a token (a made-up one)."""
+    data = ex.json()
+    if (
+        _path(ex) == "/_matrix/client/v3/login"
+        and isinstance(data, dict)
+        and data.get("errcode") == "M_USER_LOCKED"
+    ):
+        _answer(ex, 200, {"access_token": "mxconform-locked", "device_id": "LOCKED"})
+
+
+def _locked_logout_refused(ex: Exchange) -> None:
+    """/logout and /logout/all refused with M_USER_LOCKED once any account was locked."""
+    request = _request_json(ex)
+    locking = isinstance(request, dict) and request.get("locked") is True
+    if _path(ex).startswith("/_synapse/admin/v2/users/") and locking:
+        _locking["tokens"].add("locked")
+    logout = _path(ex) in ("/_matrix/client/v3/logout", "/_matrix/client/v3/logout/all")
+    if logout and "locked" in _locking["tokens"]:
+        _answer(ex, 401, {"errcode": "M_USER_LOCKED", "error": "locked", "soft_logout": True})
+
+
+def _lock_revokes_tokens_in(ex: Exchange) -> None:
+    token = _bearer(ex)
+    if token in _locking["tokens"]:
+        _answer(ex, 401, {"errcode": "M_UNKNOWN_TOKEN", "error": "revoked by the lock"})
+
+
+def _lock_revokes_tokens_out(ex: Exchange) -> None:
+    """A token refused for a lock stays refused after the unlock (as if the lock revoked it)."""
+    data = ex.json()
+    token = _bearer(ex)
+    if isinstance(data, dict) and data.get("errcode") == "M_USER_LOCKED" and token:
+        _locking["tokens"].add(token)
+
+
+def _suspended_is_forbidden(ex: Exchange) -> None:
+    data = ex.json()
+    if isinstance(data, dict) and data.get("errcode") == "M_USER_SUSPENDED":
+        data["errcode"] = "M_FORBIDDEN"
+        ex.set_json(data)
+
+
+def _deactivated_login_token_accepted(ex: Exchange) -> None:
+    """An m.login.token login refused (the account is deactivated) answered 200 instead."""
+    request = _request_json(ex)
+    if (
+        _path(ex) == "/_matrix/client/v3/login"
+        and isinstance(request, dict)
+        and request.get("type") == "m.login.token"
+        and ex.status == 403
+    ):
+        _answer(ex, 200, {"access_token": "mxconform-ghost", "device_id": "GHOST"})
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -1027,6 +1099,16 @@ BREAKAGES = {
         Breakage("setup-upload-refused", inbound=_setup_upload_refused),
         Breakage("uia-challenge-missing-token", inbound=_uia_challenge_is_missing_token),
         Breakage("returned-refresh-token-broken", outbound=_returned_refresh_token_broken),
+        Breakage("locked-is-unknown-token", outbound=_locked_is_unknown_token),
+        Breakage("locked-login-issues-token", outbound=_locked_login_issues_token),
+        Breakage("locked-logout-refused", inbound=_locked_logout_refused),
+        Breakage(
+            "lock-revokes-tokens",
+            inbound=_lock_revokes_tokens_in,
+            outbound=_lock_revokes_tokens_out,
+        ),
+        Breakage("suspended-is-forbidden", outbound=_suspended_is_forbidden),
+        Breakage("deactivated-login-token-accepted", outbound=_deactivated_login_token_accepted),
         Breakage("unrecognized-is-not-found", outbound=_unrecognized_is_not_found),
         Breakage("options-needs-token", inbound=_options_needs_token),
         Breakage("cors-without-authorization", outbound=_cors_without_authorization),
@@ -1143,6 +1225,7 @@ class BreakingProxy:
     def use(self, breakage: str) -> None:
         self.breakage = BREAKAGES[breakage]
         _first_unknown["left"] = 2
+        _locking["tokens"] = set()
 
     def __enter__(self) -> BreakingProxy:
         self._thread.start()

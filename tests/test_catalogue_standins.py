@@ -80,6 +80,27 @@ KNOWN = {
             set(),
         ),
         (
+            "locked-is-unknown-token",
+            "account.locked",
+            {"account.locked.refused[-]"},
+            set(),
+        ),
+        ("locked-login-issues-token", "account.locked", {"account.locked.no-login[-]"}, set()),
+        ("locked-logout-refused", "account.locked.logout", {"account.locked.logout[-]"}, set()),
+        ("lock-revokes-tokens", "account.locked", set(), {"account.locked.keeps-tokens[-]"}),
+        (
+            "suspended-is-forbidden",
+            "account.suspended",
+            {"account.suspended.barred[-]"},
+            set(),
+        ),
+        (
+            "deactivated-login-token-accepted",
+            "legacy.login.deactivated.token",
+            {"legacy.login.deactivated.token[-]"},
+            set(),
+        ),
+        (
             "login-ignores-device-id",
             "legacy.softlogout",
             {"legacy.softlogout.relogin[-]"},

@@ -194,6 +194,50 @@ async def check_deactivated_account_cannot_log_in(hs, fresh_user, legacy_users):
     )
 
 
+async def login_token_for(hs, user):
+    """A login token for `user` from POST /login/get_token (UIA: the password stage), or SKIP
+    when the server does not advertise m.get_login_token."""
+    caps = await hs.request(
+        "GET", f"{V3}/capabilities", credentials=bearer_header(user.access_token)
+    )
+    require(caps, match.status(200), what="GET /capabilities")
+    enabled = (body(caps).get("capabilities") or {}).get("m.get_login_token") or {}
+    if not (isinstance(enabled, dict) and enabled.get("enabled") is True):
+        pytest.skip("the server does not advertise m.get_login_token (absent means not allowed)")
+    path = "/_matrix/client/v1/login/get_token"
+    creds = bearer_header(user.access_token)
+    first = await hs.request("POST", path, json={}, credentials=creds)
+    auth = legacy.password_auth(user.user_id, user.password, (body(first) or {}).get("session"))
+    done = await hs.request("POST", path, json={"auth": auth}, credentials=creds)
+    require(done, match.status(200), what="POST /login/get_token with the password stage")
+    return body(done)["login_token"]
+
+
+@pytest.mark.destructive
+@pytest.mark.check("legacy.login.deactivated.token", "DEACT-UIA", "LOGIN-DEACTIVATED")
+async def check_deactivated_account_cannot_use_a_login_token(hs, fresh_user, legacy_users):
+    """A login token issued before the account was deactivated logs nobody in afterwards:
+    refused 403 (M_USER_DEACTIVATED or M_FORBIDDEN), as a password login is."""
+    token = await login_token_for(hs, fresh_user)
+    creds = bearer_header(fresh_user.access_token)
+    start = await hs.request("POST", f"{V3}/account/deactivate", json={}, credentials=creds)
+    session = (body(start) or {}).get("session")
+    done = await hs.request(
+        "POST",
+        f"{V3}/account/deactivate",
+        json={"auth": legacy.password_auth(fresh_user.user_id, fresh_user.password, session)},
+        credentials=creds,
+    )
+    require(done, match.status(200), what="deactivating the check's own account")
+    legacy_users.deactivated(fresh_user.user_id)
+    resp = await legacy.login_token(hs, token)
+    expect(
+        resp,
+        match.status(403),
+        match.json_key_in("errcode", ("M_USER_DEACTIVATED", "M_FORBIDDEN"), absent_ok=False),
+    )
+
+
 @pytest.mark.check("legacy.register.device-generated", "REG-DEVICE")
 async def check_registration_generates_a_device(hs, legacy_users):
     """A registration without `device_id` answers a device the server generated."""

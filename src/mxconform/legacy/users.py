@@ -19,6 +19,7 @@ from mxconform.errors import HarnessError
 from mxconform.http.client import MatrixClient
 from mxconform.http.credentials import bearer_header
 from mxconform.http.redact import SecretRegistry
+from mxconform.legacy.admin import SynapseAdmin
 from mxconform.legacy.api import CLIENT_V3, Session
 from mxconform.spec.matchers import body
 from mxconform.targets.config import (
@@ -125,7 +126,7 @@ def shared_secret_mac(secret: str, nonce: str, username: str, password: str, adm
 
 
 async def _register_shared_secret(
-    client: MatrixClient, secret: str, username: str, password: str
+    client: MatrixClient, secret: str, username: str, password: str, admin: bool = False
 ) -> Session:
     path = "/_synapse/admin/v1/register"
     nonce_resp = await client.request("GET", path, note="provisioning: shared-secret nonce")
@@ -136,8 +137,8 @@ async def _register_shared_secret(
         "nonce": nonce,
         "username": username,
         "password": password,
-        "admin": False,
-        "mac": shared_secret_mac(secret, nonce, username, password, False),
+        "admin": admin,
+        "mac": shared_secret_mac(secret, nonce, username, password, admin),
     }
     done = await client.request(
         "POST", path, json=payload, note="provisioning: shared-secret registration"
@@ -172,6 +173,8 @@ class LegacyUsers:
         self._names = names
         self._sessions: list[Session] = []
         self._spare: list[asyncio.Future[Session]] = []  # registered ahead (prefill)
+        self._admin: SynapseAdmin | None = None
+        self._admin_lock = asyncio.Lock()
         self.housekeeping = Housekeeping()
 
     def note_login(self, data: Any) -> None:
@@ -258,6 +261,38 @@ class LegacyUsers:
         spare, self._spare = self._spare, []
         if spare:
             await asyncio.gather(*spare, return_exceptions=True)
+
+    def owns(self, user_id: str) -> bool:
+        """Whether the run created this account (given accounts are never the run's)."""
+        return self.may_destroy and user_id in self.housekeeping.users_created
+
+    async def admin(self, client: MatrixClient) -> SynapseAdmin | None:
+        """An administrator for the checks that lock, suspend or deactivate an account: the
+        target's `admin_token`, else an admin account the run registers itself through
+        shared-secret registration; None when the deployment gives neither."""
+        async with self._admin_lock:
+            if self._admin is None:
+                self._admin = await self._make_admin(client)
+            return self._admin
+
+    async def _make_admin(self, client: MatrixClient) -> SynapseAdmin | None:
+        where = f"target {self._target.name}"
+        if self._target.admin_token is not None:
+            token = self._target.admin_token.resolve(f"{where}: admin_token")
+            self._secrets.add(token, "access_token")
+            return SynapseAdmin(token, self.owns, "the target's admin_token")
+        method = self._target.provisioning
+        if not isinstance(method, SynapseSharedSecret) or self._shared_secret is None:
+            return None
+        username = self._names.next("admin")
+        password = self.new_password()
+        session = await _register_shared_secret(
+            client, self._shared_secret, username, password, admin=True
+        )
+        self._secrets.add(session.access_token, "access_token")
+        self.housekeeping.users_created.append(session.user_id)
+        self._sessions.append(session)
+        return SynapseAdmin(session.access_token, self.owns, "an admin account the run made")
 
     def unused_name(self, purpose: str) -> str:
         """A run-unique localpart nobody has registered (yet)."""

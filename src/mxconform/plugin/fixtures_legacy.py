@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mxconform.http.client import MatrixClient
+from mxconform.legacy.admin import SynapseAdmin
 from mxconform.legacy.api import Session
 from mxconform.legacy.users import LegacyUsers
 from mxconform.plugin.early import EarlyLogin, EarlyLogins, planned, uses
@@ -96,6 +97,19 @@ async def expiring_login(
     login = await early.take(request.node.nodeid)
     run.active.recorder.exchanges.extend(login.exchanges)
     return login
+
+
+@pytest.fixture
+async def synapse_admin(legacy_users: LegacyUsers, target_client: MatrixClient) -> SynapseAdmin:
+    """An administrator for the check's own account (legacy/admin.py), or SKIP: the target
+    gives no `admin_token` and does not provision through synapse-shared-secret."""
+    admin = await legacy_users.admin(target_client)
+    if admin is None:
+        pytest.skip(
+            "needs admin access: give the target an admin_token, or provision its users "
+            "with synapse-shared-secret"
+        )
+    return admin
 
 
 @pytest.fixture(scope="session")

@@ -202,6 +202,10 @@ class Target(_Strict):
     # remote target), or leave them to be discarded with the server (the default for an
     # embedded one, whose database is deleted when it stops; a throwaway CI server may say so).
     cleanup: Literal["deactivate", "discard"] | None = None
+    # A Synapse server admin's access token, for the checks that lock, suspend or deactivate
+    # the run's own accounts. Not needed with synapse-shared-secret provisioning: the harness
+    # then registers an admin account of its own.
+    admin_token: SecretRef | None = None
     max_rate_limit_retries: Annotated[int, Field(ge=0, le=10)] = 3
     max_retry_wait_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     # Hard limits: one request as a whole (connect and all reads); the largest body read.
@@ -319,6 +323,8 @@ class Target(_Strict):
             refs.append((f"{where}.token", p.token))
         if isinstance(p, StaticUsers):
             refs += [(f"{where}.users[{i}].password", u.password) for i, u in enumerate(p.users)]
+        if self.admin_token is not None:
+            refs.append((f"target {self.name}: admin_token", self.admin_token))
         o = self.oauth
         where = f"target {self.name}: oauth"
         if o is not None:
