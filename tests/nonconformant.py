@@ -999,6 +999,33 @@ def _deactivated_login_token_accepted(ex: Exchange) -> None:
         _answer(ex, 200, {"access_token": "mxconform-ghost", "device_id": "GHOST"})
 
 
+_registered: dict[str, set[str]] = {"tokens": set()}  # tokens from /register or /refresh
+
+
+def _register_token_wrong_device(ex: Exchange) -> None:
+    """whoami names another device for a token that /register issued."""
+    data = ex.json()
+    if _path(ex) == "/_matrix/client/v3/register" and ex.status == 200 and isinstance(data, dict):
+        _registered["tokens"].add(str(data.get("access_token")))
+    elif _path(ex) == "/_matrix/client/v3/account/whoami" and isinstance(data, dict):
+        query = dict(parse_qsl(urlsplit(ex.path).query))
+        if (_bearer(ex) or query.get("access_token")) in _registered["tokens"]:
+            data["device_id"] = "NOTTHEDEVICE"
+            ex.set_json(data)
+
+
+def _logout_keeps_refreshed_token_in(ex: Exchange) -> None:
+    """POST /logout with a token that /refresh issued answers 200 and ends nothing."""
+    if _path(ex) == "/_matrix/client/v3/logout" and _bearer(ex) in _registered["tokens"]:
+        _answer(ex, 200, {})
+
+
+def _logout_keeps_refreshed_token_out(ex: Exchange) -> None:
+    data = ex.json()
+    if _path(ex) == "/_matrix/client/v3/refresh" and ex.status == 200 and isinstance(data, dict):
+        _registered["tokens"].add(str(data.get("access_token")))
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -1108,6 +1135,12 @@ BREAKAGES = {
             outbound=_lock_revokes_tokens_out,
         ),
         Breakage("suspended-is-forbidden", outbound=_suspended_is_forbidden),
+        Breakage("register-token-wrong-device", outbound=_register_token_wrong_device),
+        Breakage(
+            "logout-keeps-refreshed-token",
+            inbound=_logout_keeps_refreshed_token_in,
+            outbound=_logout_keeps_refreshed_token_out,
+        ),
         Breakage("deactivated-login-token-accepted", outbound=_deactivated_login_token_accepted),
         Breakage("unrecognized-is-not-found", outbound=_unrecognized_is_not_found),
         Breakage("options-needs-token", inbound=_options_needs_token),
@@ -1226,6 +1259,7 @@ class BreakingProxy:
         self.breakage = BREAKAGES[breakage]
         _first_unknown["left"] = 2
         _locking["tokens"] = set()
+        _registered["tokens"] = set()
 
     def __enter__(self) -> BreakingProxy:
         self._thread.start()

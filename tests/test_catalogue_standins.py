@@ -101,6 +101,18 @@ KNOWN = {
             set(),
         ),
         (
+            "register-token-wrong-device",
+            "tokens.kind.whoami.register",
+            set(),  # DEVICE-BIND is a SHOULD
+            {"tokens.kind.whoami.register[header]", "tokens.kind.whoami.register[query]"},
+        ),
+        (
+            "logout-keeps-refreshed-token",
+            "tokens.kind.logged-out",
+            {"tokens.kind.logged-out.refresh[-]"},
+            set(),
+        ),
+        (
             "login-ignores-device-id",
             "legacy.softlogout",
             {"legacy.softlogout.relogin[-]"},

@@ -117,6 +117,8 @@ STAND_INS = {
             "oauth.revoke.pair.access-token",
             "oauth.revoke.pair.refresh-token",
             "oauth.revoke.missing-token",  # the stand-in answers 200 to anything
+            "oauth.tokens.kind.revoked.grant",
+            "oauth.tokens.kind.revoked.refresh",
         ),
     ),
     "unknown-revocation-refused": (
@@ -152,11 +154,16 @@ STAND_INS = {
         fails("oauth.uia.m-oauth.challenge", "oauth.uia.m-oauth.approved"),
     ),
     "whoami-wrong-device": (
-        "device-bound or oauth.tokens.whoami",
+        "device-bound or oauth.tokens.whoami or oauth.tokens.kind.whoami",
         fails(
             "oauth.token.device-bound",
             "oauth.tokens.whoami[header]",
             "oauth.tokens.whoami[query]",
+            *(
+                f"oauth.tokens.kind.whoami.{k}[{t}]"
+                for k in ("grant", "refresh")
+                for t in ("header", "query")
+            ),
         ),
     ),
     "metadata-without-registration": ("metadata", fails("oauth.metadata.required-fields")),
