@@ -1026,6 +1026,21 @@ def _logout_keeps_refreshed_token_out(ex: Exchange) -> None:
         _registered["tokens"].add(str(data.get("access_token")))
 
 
+def _invalid_username_kept(ex: Exchange) -> None:
+    """A registration with an ungrammatical username is accepted and made exactly as sent."""
+    request = _request_json(ex)
+    if _path(ex) != "/_matrix/client/v3/register" or not isinstance(request, dict):
+        return
+    name = request.get("username")
+    if not isinstance(name, str) or " " not in name:
+        return
+    if "auth" not in request:
+        _answer(ex, 401, {"flows": [{"stages": ["m.login.dummy"]}], "params": {}, "session": "s"})
+    else:
+        made = {"user_id": f"@{name}:localhost", "access_token": "kept", "device_id": "KEPT"}
+        _answer(ex, 200, made)
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -1136,6 +1151,7 @@ BREAKAGES = {
         ),
         Breakage("suspended-is-forbidden", outbound=_suspended_is_forbidden),
         Breakage("register-token-wrong-device", outbound=_register_token_wrong_device),
+        Breakage("invalid-username-kept", inbound=_invalid_username_kept),
         Breakage(
             "logout-keeps-refreshed-token",
             inbound=_logout_keeps_refreshed_token_in,

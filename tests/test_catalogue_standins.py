@@ -113,6 +113,12 @@ KNOWN = {
             set(),
         ),
         (
+            "invalid-username-kept",
+            "legacy.register.invalid-username",
+            {"legacy.register.invalid-username[-]"},
+            set(),
+        ),
+        (
             "login-ignores-device-id",
             "legacy.softlogout",
             {"legacy.softlogout.relogin[-]"},
