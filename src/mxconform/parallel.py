@@ -8,6 +8,7 @@ itself resolved), and never writes it anywhere."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import shutil
 import signal
@@ -30,6 +31,12 @@ from mxconform.results import read_document, write_document
 from mxconform.targets.config import Target
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+# The child's console lines passed on while it runs (the rest stays in memory).
+PROGRESS = re.compile(
+    r"^(\S+: (starting|started|done|stopped)\b|\s+(FAIL|WARN|ERROR|UNAVAILABLE)\s)"
+)
+PROGRESS_VERBOSE = re.compile(r"^(\S+: (starting|started|done|stopped)\b|\s+[A-Z]+\s)")
+SUMMARY_START = re.compile(r"^mxconform: \d[\d,]* checks? on \d+ targets? in ")
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
 
@@ -67,17 +74,27 @@ def child_argv(args: Any, servers: Path, target: str, report_dir: Path) -> list[
             argv += [flag, value]
     if (getattr(args, "repeat", 1) or 1) > 1:
         argv += ["--repeat", str(args.repeat)]
+    for rid in getattr(args, "requirement", None) or []:
+        argv += ["--requirement", rid]
+    for flag, number in (
+        ("--hypothesis-examples", getattr(args, "hypothesis_examples", None)),
+        ("--hypothesis-seed", getattr(args, "hypothesis_seed", None)),
+    ):
+        if number is not None:
+            argv += [flag, str(number)]
     if args.verbose:
         argv += ["-v"]
     return argv
 
 
 def _summary_block(stdout: str, stderr: str) -> list[str]:
-    """The child's own summary (from "mxconform summary" on); without one, its last error line."""
+    """The child's own summary (after its "mxconform: N checks on 1 target" line); without
+    one, its last error line."""
     lines = stdout.splitlines()
-    if "mxconform summary" in lines:  # less its report folder, which is merged and removed
-        block = lines[lines.index("mxconform summary") + 1 :]
-        return [line for line in block if not line.strip().startswith("report: ")]
+    starts = [i for i, line in enumerate(lines) if SUMMARY_START.match(line)]
+    if starts:  # less its report folder, which is merged and removed
+        block = lines[starts[-1] + 1 :]
+        return [line for line in block if line.strip() and not line.strip().startswith("report: ")]
     last = [line for line in stderr.splitlines() if line.strip()][-1:]
     return [f"  no report: {line}" for line in last] or ["  no report"]
 
@@ -119,6 +136,7 @@ def run_children(
         Child(t.name, child_argv(args, servers, t.name, work / t.name), work / t.name)
         for t in selected
     ]
+    shown = PROGRESS_VERBOSE if getattr(args, "verbose", False) else PROGRESS
     running: dict[str, subprocess.Popen[str]] = {}
     lock = threading.Lock()
     stop: list[str] = []
@@ -144,14 +162,26 @@ def run_children(
                 start_new_session=True,  # signals reach it from this process only, once
             )
             running[child.target] = proc
-        out, err = proc.communicate()
+        errors: list[str] = []
+        drain = threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True)
+        drain.start()
+        lines = []
+        for line in proc.stdout or []:  # its progress as it comes: start, problems, done
+            lines.append(line)
+            if shown.match(line):
+                with lock:
+                    print(f"[{child.target}] {secrets.scrub(line.rstrip())}", flush=True)
+        proc.wait()
+        drain.join()
+        out, err = "".join(lines), "".join(errors)
         with lock:
             running.pop(child.target, None)
             child.exit_code = proc.returncode
             child.summary = [secrets.scrub(line) for line in _summary_block(out, err)]
             print(f"[{child.target}] exit {proc.returncode}", flush=True)
-            for line in child.summary:
-                print(f"[{child.target}] {line}", flush=True)
+            if not any(SUMMARY_START.match(line) for line in lines):  # else the merged summary
+                for line in child.summary:  # says it: here only what went wrong
+                    print(f"[{child.target}] {line}", flush=True)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -64,9 +65,7 @@ def run_suites(args: argparse.Namespace) -> RunOutcome:
     repeat = getattr(args, "repeat", 1) or 1
     if repeat < 1:
         raise ConfigError("--repeat: expected a number of runs from 1 up")
-    jobs = getattr(args, "jobs", 1) or 1
-    if jobs < 1:
-        raise ConfigError("--jobs: expected a number of processes from 1 up")
+    jobs = _jobs(args, repeat)
     if jobs > 1:
         return _run_jobs(args, jobs)
     if repeat == 1:
@@ -96,6 +95,24 @@ def run_suites(args: argparse.Namespace) -> RunOutcome:
     for check_id in flaky:
         print(f"  flaky: {check_id}")
     return RunOutcome(max(o.exit_code for o in outcomes), folder, outcomes[-1].pytest_exit, secrets)
+
+
+def _jobs(args: argparse.Namespace, repeat: int) -> int:
+    """`--jobs N`, or for `auto` (the default) a process per selected target up to the CPUs
+    there are, when more than one target runs once; else everything in this process."""
+    given = str(getattr(args, "jobs", None) or "1")
+    if given != "auto":
+        try:
+            jobs = int(given)
+        except ValueError:
+            jobs = 0
+        if jobs < 1:
+            raise ConfigError("--jobs: expected auto or a number of processes from 1 up")
+        return jobs
+    if repeat > 1 or getattr(args, "tb", None):
+        return 1
+    _, servers = _load(args.servers)
+    return max(1, min(len(servers.select(args.server or [])), os.cpu_count() or 1))
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Path, list[Target], list[str]]:
@@ -347,10 +364,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--jobs",
         metavar="N",
-        type=int,
-        default=1,
-        help="run the targets concurrently, a process per target, at most N at once (default 1:"
-        " in this process, one after another); one merged report",
+        default="auto",
+        help="run the targets concurrently, a process per target, at most N at once; one "
+        "merged report (default auto: as many as there are targets and CPUs; 1: in this "
+        "process, one after another, with live progress)",
     )
     r.add_argument(
         "--hypothesis-examples",
