@@ -13,7 +13,7 @@ from mxconform.http.credentials import bearer_header, query_param
 from mxconform.http.evidence import Recorder
 from mxconform.http.limits import origin
 from mxconform.http.redact import SecretRegistry
-from mxconform.legacy.users import _register_shared_secret
+from mxconform.legacy.registration import register_shared_secret as _register_shared_secret
 from mxconform.oauth.client import REDIRECT_URI, Metadata
 from mxconform.oauth.drivers import make_driver
 from mxconform.oauth.drivers.base import Account, DriverError

@@ -9,7 +9,8 @@ from mxconform.http.client import MatrixClient, Pacer, RequestPolicy
 from mxconform.http.credentials import bearer_header
 from mxconform.http.evidence import Recorder
 from mxconform.http.redact import SecretRegistry
-from mxconform.legacy.users import LegacyUsers, UserNames, shared_secret_mac
+from mxconform.legacy.registration import shared_secret_mac
+from mxconform.legacy.users import LegacyUsers, UserNames
 from mxconform.targets.config import Target
 from mxconform.targets.embedded.synapse import EmbeddedSynapse, synapse_available
 

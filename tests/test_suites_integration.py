@@ -258,7 +258,7 @@ def test_static_users_are_never_changed_or_destroyed(tmp_path, monkeypatch, syna
     still log in with their passwords afterwards, and every device the run made is gone."""
     import httpx
 
-    from mxconform.legacy.users import shared_secret_mac
+    from mxconform.legacy.registration import shared_secret_mac
 
     users = []
     for n in range(2):

@@ -190,6 +190,7 @@ def test_limits_tls_and_login_origins_load(tmp_path):
         "deadline_s": 45.0,
         "max_response_bytes": 1048576,
         "max_requests_per_second": 20.0,
+        "housekeeping_concurrency": 4,
         "rate_limit_budget_429": 4,
         "rate_limit_budget_s": 60.0,
     }

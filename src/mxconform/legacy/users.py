@@ -7,8 +7,6 @@ nothing here touches an account the harness did not create.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import itertools
 import secrets
 import time
@@ -21,6 +19,7 @@ from mxconform.http.credentials import bearer_header
 from mxconform.http.redact import SecretRegistry
 from mxconform.legacy.admin import SynapseAdmin
 from mxconform.legacy.api import CLIENT_V3, Session
+from mxconform.legacy.registration import register_shared_secret, register_uia, session_from
 from mxconform.spec.matchers import body
 from mxconform.targets.config import (
     OpenRegistration,
@@ -66,86 +65,6 @@ class UserNames:
 
     def next(self, purpose: str) -> str:
         return f"mxc-{self._run}-{purpose}-{next(self._seq)}"
-
-
-def _session_from(data: Any, password: str, what: str) -> Session:
-    if not isinstance(data, dict) or not all(
-        isinstance(data.get(k), str) for k in ("user_id", "access_token", "device_id")
-    ):
-        raise HarnessError(f"{what}: response lacks user_id/access_token/device_id")
-    return Session(data["user_id"], data["access_token"], data["device_id"], password)
-
-
-async def _register_uia(
-    client: MatrixClient, username: str, password: str, token: str | None
-) -> Session:
-    """The full UIA dance on /register: a flow of dummy (and, given a token,
-    registration-token) stages, completed in order."""
-    supported = {"m.login.dummy"} | ({"m.login.registration_token"} if token else set())
-    request: dict[str, Any] = {
-        "username": username,
-        "password": password,
-        "initial_device_display_name": "mxconform",
-    }
-    resp = await client.request(
-        "POST", f"{CLIENT_V3}/register", json=request, note="provisioning: UIA challenge"
-    )
-    challenge = body(resp)
-    if resp.status_code != 401 or not isinstance(challenge, dict):
-        raise HarnessError(f"registration: expected a 401 UIA challenge, got {resp.status_code}")
-    flows = [f.get("stages") for f in challenge.get("flows", []) if isinstance(f, dict)]
-    usable = [f for f in flows if isinstance(f, list) and f and set(f) <= supported]
-    if not usable:
-        raise HarnessError(
-            f"registration: no flow the harness can complete (flows: {flows}); "
-            "use another provisioning method"
-        )
-    session = challenge.get("session")
-    for stage in usable[0]:
-        auth: dict[str, Any] = {"type": stage}
-        if session is not None:
-            auth["session"] = session
-        if stage == "m.login.registration_token":
-            auth["token"] = token
-        request["auth"] = auth
-        resp = await client.request(
-            "POST", f"{CLIENT_V3}/register", json=request, note=f"provisioning: {stage} stage"
-        )
-        if resp.status_code == 200:
-            return _session_from(body(resp), password, "registration")
-        if resp.status_code != 401:
-            raise HarnessError(f"registration: stage {stage} failed with {resp.status_code}")
-    raise HarnessError("registration: every stage done but no account was returned")
-
-
-def shared_secret_mac(secret: str, nonce: str, username: str, password: str, admin: bool) -> str:
-    """Synapse's registration MAC: HMAC-SHA1 over NUL-separated fields."""
-    fields = [nonce, username, password, "admin" if admin else "notadmin"]
-    mac = hmac.new(secret.encode(), "\x00".join(fields).encode(), hashlib.sha1)
-    return mac.hexdigest()
-
-
-async def _register_shared_secret(
-    client: MatrixClient, secret: str, username: str, password: str, admin: bool = False
-) -> Session:
-    path = "/_synapse/admin/v1/register"
-    nonce_resp = await client.request("GET", path, note="provisioning: shared-secret nonce")
-    nonce = (body(nonce_resp) or {}).get("nonce")
-    if nonce_resp.status_code != 200 or not isinstance(nonce, str):
-        raise HarnessError(f"synapse-shared-secret: no nonce (HTTP {nonce_resp.status_code})")
-    payload = {
-        "nonce": nonce,
-        "username": username,
-        "password": password,
-        "admin": admin,
-        "mac": shared_secret_mac(secret, nonce, username, password, admin),
-    }
-    done = await client.request(
-        "POST", path, json=payload, note="provisioning: shared-secret registration"
-    )
-    if done.status_code != 200:
-        raise HarnessError(f"synapse-shared-secret: registration failed with {done.status_code}")
-    return _session_from(body(done), password, "synapse-shared-secret")
 
 
 class LegacyUsers:
@@ -218,16 +137,16 @@ class LegacyUsers:
         username = self._names.next(purpose)
         password = self.new_password()
         if isinstance(method, OpenRegistration):
-            session = await _register_uia(client, username, password, None)
+            session = await register_uia(client, username, password, None)
         elif isinstance(method, RegistrationToken):
             token = method.token.resolve(f"{where}.token")
             self._secrets.add(token, "token")
-            session = await _register_uia(client, username, password, token)
+            session = await register_uia(client, username, password, token)
         elif isinstance(method, SynapseSharedSecret):
             if self._shared_secret is None:
                 raise HarnessError("synapse-shared-secret provisioning has no secret")
             self._secrets.add(self._shared_secret, "shared_secret")
-            session = await _register_shared_secret(client, self._shared_secret, username, password)
+            session = await register_shared_secret(client, self._shared_secret, username, password)
         else:  # pragma: no cover - pydantic restricts the methods
             raise HarnessError(f"unsupported provisioning {method}")
         self._secrets.add(session.access_token, "access_token")
@@ -286,7 +205,7 @@ class LegacyUsers:
             return None
         username = self._names.next("admin")
         password = self.new_password()
-        session = await _register_shared_secret(
+        session = await register_shared_secret(
             client, self._shared_secret, username, password, admin=True
         )
         self._secrets.add(session.access_token, "access_token")
@@ -336,7 +255,7 @@ class LegacyUsers:
         )
         if resp.status_code != 200:
             raise HarnessError(f"login as {user.user_id} failed with HTTP {resp.status_code}")
-        session = _session_from(body(resp), user.password, "login")
+        session = session_from(body(resp), user.password, "login")
         self._secrets.add(session.access_token, "access_token")
         return session
 
@@ -471,7 +390,7 @@ class LegacyUsers:
             if errcode == "M_USER_DEACTIVATED":
                 return  # a check deactivated it and was stopped before it could say so
             if resp.status_code == 200:
-                fresh = _session_from(body(resp), password, "login")
+                fresh = session_from(body(resp), password, "login")
                 self._secrets.add(fresh.access_token, "access_token")
                 await self._deactivate(client, fresh)
                 return
