@@ -105,6 +105,7 @@ def test_serve_prints_urls_and_stops_on_ctrl_c(tmp_path):
     proc = _spawn("serve", cwd=tmp_path)
     base = _wait_for_url(proc, r"^synapse-legacy: (http://127\.0\.0\.1:\d+)")
     assert httpx.get(f"{base}/_matrix/client/versions").status_code == 200
+    _wait_for_url(proc, r"^(serving); Ctrl-C to stop")  # every target up: stop them all
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=30)
+    proc.wait(timeout=60)  # each Synapse may take its 10 s SIGTERM grace on a loaded machine
     assert proc.returncode == 0 and is_down(base)

@@ -23,7 +23,9 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def main_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("main-run")
-    args = parser().parse_args(["run", "--report-dir", str(folder / "reports")])
+    # In this process (--jobs 1), so the run's own secrets can be looked for in its files;
+    # the default, a process per target, gives the same verdicts (test_parallel.py).
+    args = parser().parse_args(["run", "--jobs", "1", "--report-dir", str(folder / "reports")])
     return run_suites(args)
 
 

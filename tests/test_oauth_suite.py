@@ -220,7 +220,12 @@ STAND_INS = {
     "device-delete-action-ignored": ("account", fails("oauth.account.device-delete")),
     "ignore-query-token": (
         "oauth.tokens",
-        fails(*QUERY_PROBES, "oauth.tokens.whoami[query]"),
+        fails(
+            *QUERY_PROBES,
+            "oauth.tokens.whoami[query]",
+            "oauth.tokens.kind.whoami.grant[query]",
+            "oauth.tokens.kind.whoami.refresh[query]",
+        ),
     ),
     # The token rules run on OAuth-only targets too (api("legacy", "oauth")).
     "missing-token-403": (

@@ -10,6 +10,8 @@ pytestmark = pytest.mark.integration
 
 PROBES = ["whoami", "devices", "account-data", "profile", "sync"]
 
+TOKEN_KINDS = ("login", "login-refreshable", "register", "refresh")  # tokens/check_kinds.py
+
 
 def keys(
     check: str, transports: tuple[str, ...] = ("header", "query"), probes: list[str] | None = PROBES
@@ -56,13 +58,19 @@ def test_synapse_conforms_on_both_transports(run_harness, synapse):
             keys("tokens.valid.accepted", ("query",))
             | keys("tokens.unknown.rejected", ("query",))
             | keys("tokens.logged-out.rejected", ("query",))
-            | {"tokens.whoami.identity[query]"},
+            | {"tokens.whoami.identity[query]"}
+            | {f"tokens.kind.whoami.{k}[query]" for k in TOKEN_KINDS},
         ),
         (
             "accept-without-token",
             keys("tokens.missing.rejected", ("-",)) | {"tokens.error-shape.missing[-]"},
         ),
-        ("wrong-errcode", keys("tokens.unknown.rejected") | keys("tokens.logged-out.rejected")),
+        (
+            "wrong-errcode",
+            keys("tokens.unknown.rejected")
+            | keys("tokens.logged-out.rejected")
+            | {f"tokens.kind.logged-out.{k}[-]" for k in TOKEN_KINDS},
+        ),
         (
             "plain-text-errors",
             {
@@ -182,6 +190,7 @@ def test_synapse_legacy_api_conforms_but_for_known_deviations(run_harness, synap
                 "legacy.login.unknown-user[-]",
                 "legacy.login.token-invalid[-]",  # the stand-in turns every 403 into 200
                 "legacy.login.unknown-3pid[-]",
+                "legacy.login.deactivated.token[-]",
             },
             set(),
         ),

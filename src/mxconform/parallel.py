@@ -8,6 +8,7 @@ itself resolved), and never writes it anywhere."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -28,7 +29,7 @@ from mxconform.plugin.record import point_latest_at
 from mxconform.report import render_all
 from mxconform.report.merge import merge_targets
 from mxconform.results import read_document, write_document
-from mxconform.targets.config import Target
+from mxconform.targets.config import ConfigError, Target
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 # The child's console lines passed on while it runs (the rest stays in memory).
@@ -57,6 +58,20 @@ class JobsOutcome:
     folder: Path | None
     interrupted: str | None
     children: list[Child]
+
+
+def jobs_for(given: str, targets: int) -> int:
+    """`--jobs N`, or for `auto` a process per selected target up to the CPUs there are
+    (1 for a single target: everything in this process, with its live console)."""
+    if given == "auto":
+        return max(1, min(targets, os.cpu_count() or 1))
+    try:
+        jobs = int(given)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise ConfigError("--jobs: expected auto or a number of processes from 1 up")
+    return jobs
 
 
 def child_argv(args: Any, servers: Path, target: str, report_dir: Path) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -16,14 +15,13 @@ from typing import Any
 import pytest
 
 from mxconform.errors import HarnessError
+from mxconform.parallel import jobs_for
 from mxconform.paths import suites_dir
 from mxconform.results import gating_failures, read_document
 from mxconform.targets.config import ConfigError, Target
-from mxconform.targets.embedded import releases
-from mxconform.targets.lifecycle import synapse_python
 
 from .catalogue import list_checks, list_requirements
-from .commands import _installer, _load, list_targets, serve, synapse_command
+from .commands import _load, list_targets, prepare_releases, serve, synapse_command
 from .results_commands import add_parsers, diff, matrix, rerender
 from .summary import print_summary, summary_json, summary_lines
 
@@ -98,21 +96,12 @@ def run_suites(args: argparse.Namespace) -> RunOutcome:
 
 
 def _jobs(args: argparse.Namespace, repeat: int) -> int:
-    """`--jobs N`, or for `auto` (the default) a process per selected target up to the CPUs
-    there are, when more than one target runs once; else everything in this process."""
     given = str(getattr(args, "jobs", None) or "1")
     if given != "auto":
-        try:
-            jobs = int(given)
-        except ValueError:
-            jobs = 0
-        if jobs < 1:
-            raise ConfigError("--jobs: expected auto or a number of processes from 1 up")
-        return jobs
+        return jobs_for(given, 0)
     if repeat > 1 or getattr(args, "tb", None):
-        return 1
-    _, servers = _load(args.servers)
-    return max(1, min(len(servers.select(args.server or [])), os.cpu_count() or 1))
+        return 1  # repeated runs and tracebacks stay in this process
+    return jobs_for(given, len(_load(args.servers)[1].select(args.server or [])))
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Path, list[Target], list[str]]:
@@ -284,17 +273,6 @@ def start_check(target: Target) -> list[str]:
     """Fail early, as a usage error, on a target whose secret variables are not set; the
     values, for scrubbing."""
     return [ref.resolve(where) for where, ref in target.secret_refs()]
-
-
-def prepare_releases(targets: list[Target], offline: bool) -> None:
-    """Resolve (and, online, install) each `synapse_version` before the run: a missing
-    release is then a one-line usage error, and the run itself only reads the cache."""
-    for t in targets:
-        if t.embedded is not None and t.synapse_version is not None:
-            if not offline:
-                releases.ensure(t.synapse_version, installer=_installer)
-            python, version = synapse_python(t, offline=True)
-            print(f"{t.name}: Synapse {version} ({python})")
 
 
 def parser() -> argparse.ArgumentParser:

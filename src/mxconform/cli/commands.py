@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from mxconform.paths import servers_file
-from mxconform.targets.config import ConfigError, ServersFile
+from mxconform.targets.config import ConfigError, ServersFile, Target
 from mxconform.targets.embedded import releases
-from mxconform.targets.lifecycle import RunningTarget, start_target
+from mxconform.targets.lifecycle import RunningTarget, start_target, synapse_python
 from mxconform.targets.loading import load_servers
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
@@ -103,3 +103,14 @@ def list_targets(args: argparse.Namespace) -> int:
             parts.append(f"synapse {t.synapse_version}")
         print(f"  {t.name}{default}: " + "; ".join(parts))
     return EXIT_OK
+
+
+def prepare_releases(targets: list[Target], offline: bool) -> None:
+    """Resolve (and, online, install) each `synapse_version` before the run: a missing
+    release is then a one-line usage error, and the run itself only reads the cache."""
+    for t in targets:
+        if t.embedded is not None and t.synapse_version is not None:
+            if not offline:
+                releases.ensure(t.synapse_version, installer=_installer)
+            python, version = synapse_python(t, offline=True)
+            print(f"{t.name}: Synapse {version} ({python})")
