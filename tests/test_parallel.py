@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -109,6 +109,18 @@ def test_merge_recomputes_the_summary_and_requirements():
     assert merged["run"]["duration_s"] == 3.5 and len(merged["run"]["parts"]) == 2
 
 
+def test_merge_keeps_the_catalogue_coverage_of_every_part():
+    """Each part's coverage counts its collected checks; a row checked by any part stays
+    checked, and the rest keep their kind (the page's coverage table needs it)."""
+    from mxconform.spec.coverage import coverage
+
+    a, b = document(check("x", "PASS")), document(check("y", "PASS", target="u"))
+    a["coverage"] = coverage({"TOKEN-MISSING"})
+    b["coverage"] = coverage({"WHOAMI-200"})
+    merged = merge_targets([a, b], "mxconform run", 2, 1.0)
+    assert merged["coverage"] == coverage({"TOKEN-MISSING", "WHOAMI-200"})
+
+
 @pytest.mark.integration
 def test_sigterm_reaches_every_child_and_the_merged_report_is_partial(tmp_path, synapse):
     """A CI cancel during `--jobs 2`: the signal is forwarded once to each child, each writes
@@ -119,15 +131,24 @@ def test_sigterm_reaches_every_child_and_the_merged_report_is_partial(tmp_path, 
     env = {**os.environ, SECRET_VAR: synapse.shared_secret}
     command = [sys.executable, "-m", "mxconform.cli", "run", "--servers", str(servers)]
     process = subprocess.Popen(
-        [*command, "--report-dir", str(reports), "--jobs", "2"],
+        [*command, "--report-dir", str(reports), "--jobs", "2", "-v"],  # a line per check
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
         text=True,
     )
-    time.sleep(8)  # both children past preflight and into their checks
+    assert process.stdout is not None
+    seen, started = [], set()
+    while len(started) < 2:  # both children have graded a check
+        line = process.stdout.readline()
+        assert line, "".join(seen)
+        seen.append(line)
+        found = re.match(r"^\[(side-[ab])\]\s+(PASS|FAIL|INFO|SKIP|ERROR)\s", line)
+        if found:
+            started.add(found.group(1))
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=150)
+    out = "".join(seen) + out
     assert process.returncode == 143, out[-2000:]
     folders = [p for p in reports.iterdir() if p.name != "latest"]
     assert len(folders) == 1 and not folders[0].name.startswith(".jobs-"), folders

@@ -33,10 +33,9 @@ from mxconform.targets.config import ConfigError, Target
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 # The child's console lines passed on while it runs (the rest stays in memory).
-PROGRESS = re.compile(
-    r"^(\S+: (starting|started|done|stopped)\b|\s+(FAIL|WARN|ERROR|UNAVAILABLE)\s)"
-)
-PROGRESS_VERBOSE = re.compile(r"^(\S+: (starting|started|done|stopped)\b|\s+[A-Z]+\s)")
+_TARGET_LINE = r"\S+: (starting|started|done|stopped|https?://)"  # its start, ready and end
+PROGRESS = re.compile(rf"^({_TARGET_LINE}|\s+(FAIL|WARN|ERROR|UNAVAILABLE)\s)")
+PROGRESS_VERBOSE = re.compile(rf"^({_TARGET_LINE}|\s+[A-Z]+\s)")
 SUMMARY_START = re.compile(r"^mxconform: \d[\d,]* checks? on \d+ targets? in ")
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 
@@ -180,10 +179,12 @@ def run_children(
         errors: list[str] = []
         drain = threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True)
         drain.start()
-        lines = []
+        lines: list[str] = []
+        summary = False
         for line in proc.stdout or []:  # its progress as it comes: start, problems, done
             lines.append(line)
-            if shown.match(line):
+            summary = summary or bool(SUMMARY_START.match(line))  # said once, merged, later
+            if not summary and shown.match(line):
                 with lock:
                     print(f"[{child.target}] {secrets.scrub(line.rstrip())}", flush=True)
         proc.wait()

@@ -59,6 +59,8 @@ def serve(args: argparse.Namespace) -> int:
         raise ConfigError("no embedded targets among the defaults; name one")
     running: list[RunningTarget] = []
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C stops it even when started from a shell that ignores SIGINT in background jobs
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for t in chosen:
             started = time.perf_counter()

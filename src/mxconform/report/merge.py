@@ -8,6 +8,7 @@ from typing import Any
 
 from mxconform.results import SCHEMA_VERSION, cited_requirements, summarise
 from mxconform.spec import requirements
+from mxconform.spec.coverage import coverage
 
 
 def merge_targets(
@@ -58,5 +59,22 @@ def merge_targets(
         "uncovered_requirements": sorted(
             set(requirements.catalogue()) - {rid for c in checks for rid in c["requirements"]}
         ),
+        "coverage": coverage(_cited(documents)),
         "checks": checks,
     }
+
+
+def _cited(documents: list[dict[str, Any]]) -> set[str]:
+    """The rows some part's suites cite: each part counts every collected check, so a row is
+    checked when any part says so (a part without coverage: the rows its records cite)."""
+    every = set(requirements.catalogue())
+    cited: set[str] = set()
+    for d in documents:
+        cov = d.get("coverage")
+        if not isinstance(cov, dict):
+            cited |= {rid for c in d["checks"] for rid in c["requirements"]}
+            continue
+        rest = set(cov.get("untestable", [])) | set(cov.get("uncovered", []))
+        rest |= {rid for rows in (cov.get("needs") or {}).values() for rid in rows}
+        cited |= every - rest
+    return cited
