@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--servers", metavar="FILE")
     parser.add_argument("--server", metavar="NAME", action="append", default=[])
-    parser.add_argument("--jobs", type=int, default=1, help="passed on to `mxconform run`")
+    parser.add_argument("--jobs", help="passed on to `mxconform run` (its default: auto)")
     parser.add_argument(
         "--keep", metavar="DIR", type=Path, help="copy each run's results.json here, to compare"
     )
@@ -78,7 +78,7 @@ def main() -> None:
     extra = (["--servers", args.servers] if args.servers else []) + [
         f"--server={name}" for name in args.server
     ]
-    extra += [f"--jobs={args.jobs}"] if args.jobs > 1 else []
+    extra += [f"--jobs={args.jobs}"] if args.jobs else []
     columns = ["wall_s", "startup_s", "service_s", "overhead_s", "requests_per_graded"]
     columns += ["accounts", "ratio"]
     print(f"load average before: {os.getloadavg()[0]:.2f}")
