@@ -1041,6 +1041,21 @@ def _invalid_username_kept(ex: Exchange) -> None:
         _answer(ex, 200, made)
 
 
+def _deactivated_password_login_accepted(ex: Exchange) -> None:
+    """A refused password login (Synapse wipes a deactivated account's password, so it
+    answers M_FORBIDDEN) answered 200 with a made-up token."""
+    request, data = _request_json(ex), ex.json()
+    if (
+        _path(ex) == "/_matrix/client/v3/login"
+        and isinstance(request, dict)
+        and request.get("type") == "m.login.password"
+        and ex.status == 403
+        and isinstance(data, dict)
+        and data.get("errcode") in ("M_USER_DEACTIVATED", "M_FORBIDDEN")
+    ):
+        _answer(ex, 200, {"access_token": "mxconform-ghost", "device_id": "GHOST"})
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -1152,6 +1167,9 @@ BREAKAGES = {
         Breakage("suspended-is-forbidden", outbound=_suspended_is_forbidden),
         Breakage("register-token-wrong-device", outbound=_register_token_wrong_device),
         Breakage("invalid-username-kept", inbound=_invalid_username_kept),
+        Breakage(
+            "deactivated-password-login-accepted", outbound=_deactivated_password_login_accepted
+        ),
         Breakage(
             "logout-keeps-refreshed-token",
             inbound=_logout_keeps_refreshed_token_in,

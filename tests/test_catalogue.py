@@ -43,6 +43,7 @@ SPLIT_ROWS = {
     "OAUTH-REFRESH-RETRY": "OAUTH-REFRESH-ROTATE",  # "SHOULD rotate / MUST allow retry"
     "XSIGN-UIA-EXEMPT": "XSIGN-UIA",  # UIA to replace keys (v1.1) / no UIA for a first (v1.11)
     "OAUTH-CODE-REUSE-REVOKE": "OAUTH-AC-GRANT",  # MUST single-use / SHOULD revoke (RFC 6749)
+    "LOGIN-DEACTIVATED-403": "LOGIN-DEACTIVATED",  # refused with 403 (v1.1) / which code (v1.17)
 }
 
 ADDED_ROWS = {  # rows the reference does not list, and the text each rests on

@@ -113,6 +113,12 @@ KNOWN = {
             set(),
         ),
         (
+            "deactivated-password-login-accepted",
+            "legacy.login.deactivated or deactivated-by-admin",
+            {"legacy.login.deactivated[-]", "account.deactivated-by-admin.login[-]"},
+            set(),
+        ),
+        (
             "invalid-username-kept",
             "legacy.register.invalid-username",
             {"legacy.register.invalid-username[-]"},

@@ -169,7 +169,7 @@ async def check_soft_logged_out_device_logs_in_again(hs, expiring_login):
 
 
 @pytest.mark.destructive
-@pytest.mark.check("legacy.login.deactivated", "LOGIN-DEACTIVATED")
+@pytest.mark.check("legacy.login.deactivated", "LOGIN-DEACTIVATED-403", "LOGIN-DEACTIVATED")
 async def check_deactivated_account_cannot_log_in(hs, fresh_user, legacy_users):
     """After deactivation a password login is refused 403 (M_USER_DEACTIVATED or M_FORBIDDEN)."""
     start = await hs.request(
@@ -188,9 +188,11 @@ async def check_deactivated_account_cannot_log_in(hs, fresh_user, legacy_users):
     require(done, match.status(200), what="deactivating the check's own account")
     legacy_users.deactivated(fresh_user.user_id)
     resp = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
-    expect(resp, match.status(403))
+    expect(resp, match.status(403), match.json_key_absent("access_token"))
     expect(
-        resp, match.json_key_in("errcode", ("M_USER_DEACTIVATED", "M_FORBIDDEN"), absent_ok=False)
+        resp,
+        match.json_key_in("errcode", ("M_USER_DEACTIVATED", "M_FORBIDDEN"), absent_ok=False),
+        req="LOGIN-DEACTIVATED",
     )
 
 

@@ -98,7 +98,9 @@ async def check_suspended_account_is_refused_with_user_suspended(hs, suspended_u
     expect(resp, match.status(403), match.errcode("M_USER_SUSPENDED"))
 
 
-@pytest.mark.check("account.deactivated-by-admin.login", "LOGIN-DEACTIVATED")
+@pytest.mark.check(
+    "account.deactivated-by-admin.login", "LOGIN-DEACTIVATED-403", "LOGIN-DEACTIVATED"
+)
 async def check_account_deactivated_by_admin_cannot_log_in(
     hs, fresh_user, synapse_admin, legacy_users
 ):
@@ -106,7 +108,9 @@ async def check_account_deactivated_by_admin_cannot_log_in(
     await synapse_admin.deactivate(hs, fresh_user.user_id)
     legacy_users.deactivated(fresh_user.user_id)
     resp = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
-    expect(resp, match.status(403))
+    expect(resp, match.status(403), match.json_key_absent("access_token"))
     expect(
-        resp, match.json_key_in("errcode", ("M_USER_DEACTIVATED", "M_FORBIDDEN"), absent_ok=False)
+        resp,
+        match.json_key_in("errcode", ("M_USER_DEACTIVATED", "M_FORBIDDEN"), absent_ok=False),
+        req="LOGIN-DEACTIVATED",
     )
