@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from mxconform.http.redact import SecretRegistry
+from mxconform.paths import command_line
 from mxconform.plugin.record import point_latest_at
 from mxconform.report import render_all
 from mxconform.report.merge import merge_targets
@@ -235,7 +235,7 @@ def _merge(
     if not documents:
         return JobsOutcome(code, None, None, interrupted, children)
     wall = (datetime.now(UTC) - started).total_seconds()
-    command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    command = command_line()
     document = merge_targets(documents, command, jobs, wall)
     if interrupted and not document["run"].get("interrupted"):
         document["run"]["interrupted"] = interrupted

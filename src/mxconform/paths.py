@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -70,3 +72,12 @@ def git_commit() -> str | None:
         return None
     except OSError:
         return None
+
+
+def command_line() -> str:
+    """The command as the user would type it: `mxconform …` also when started as
+    `python -m mxconform.cli` (whose argv[0] is `__main__.py`), for the report's provenance."""
+    program = Path(sys.argv[0]).name
+    if program in ("__main__.py", "-m", "-c", ""):
+        program = "mxconform"
+    return shlex.join([program, *sys.argv[1:]])

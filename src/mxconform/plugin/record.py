@@ -1,8 +1,6 @@
 """Recording: one record per check, then results.json and its renderings at the end."""
 
 import hashlib
-import shlex
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,7 +8,7 @@ from typing import Any
 import pytest
 
 from mxconform import __version__
-from mxconform.paths import git_commit
+from mxconform.paths import command_line, git_commit
 from mxconform.plugin.options import INTERRUPT_KEY
 from mxconform.plugin.state import (
     REPORT_KEY,
@@ -96,7 +94,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "started_at": run.started_at.isoformat(timespec="seconds"),
             "finished_at": finished.isoformat(timespec="seconds"),
             "duration_s": round((finished - run.started_at).total_seconds(), 2),
-            "command": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "command": command_line(),
             "servers_file": str(run.servers_path),
             # servers files hold only ${ENV} references, so hashing the file leaks no secret
             "servers_file_sha256": hashlib.sha256(run.servers_path.read_bytes()).hexdigest(),
