@@ -168,32 +168,56 @@ async def check_soft_logged_out_device_logs_in_again(hs, expiring_login):
     expect(who, match.status(200), match.json_key_equal("device_id", data["device_id"]))
 
 
-@pytest.mark.destructive
-@pytest.mark.check("legacy.login.deactivated", "LOGIN-DEACTIVATED-403", "LOGIN-DEACTIVATED")
-async def check_deactivated_account_cannot_log_in(hs, fresh_user, legacy_users):
-    """After deactivation a password login is refused 403 (M_USER_DEACTIVATED or M_FORBIDDEN)."""
-    start = await hs.request(
-        "POST",
-        f"{V3}/account/deactivate",
-        json={},
-        credentials=bearer_header(fresh_user.access_token),
-    )
+DEACTIVATED_CODES = ("M_USER_DEACTIVATED", "M_FORBIDDEN")
+
+
+async def deactivate_own_account(hs, user, legacy_users):
+    """The check's own account deactivated through UIA with its password (a precondition)."""
+    creds = bearer_header(user.access_token)
+    start = await hs.request("POST", f"{V3}/account/deactivate", json={}, credentials=creds)
     session = (body(start) or {}).get("session")
     done = await hs.request(
         "POST",
         f"{V3}/account/deactivate",
-        json={"auth": legacy.password_auth(fresh_user.user_id, fresh_user.password, session)},
-        credentials=bearer_header(fresh_user.access_token),
+        json={"auth": legacy.password_auth(user.user_id, user.password, session)},
+        credentials=creds,
     )
     require(done, match.status(200), what="deactivating the check's own account")
-    legacy_users.deactivated(fresh_user.user_id)
-    resp = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
+    legacy_users.deactivated(user.user_id)
+
+
+async def expect_password_login_refused(hs, user):
+    """A deactivated account's password login: 403 and no token (LOGIN-DEACTIVATED-403), with
+    one of the two codes the spec allows (LOGIN-DEACTIVATED)."""
+    resp = await legacy.login_password(hs, user.user_id, user.password)
     expect(resp, match.status(403), match.json_key_absent("access_token"))
     expect(
         resp,
-        match.json_key_in("errcode", ("M_USER_DEACTIVATED", "M_FORBIDDEN"), absent_ok=False),
+        match.json_key_in("errcode", DEACTIVATED_CODES, absent_ok=False),
         req="LOGIN-DEACTIVATED",
     )
+
+
+@pytest.mark.destructive
+@pytest.mark.check("legacy.login.deactivated", "LOGIN-DEACTIVATED-403", "LOGIN-DEACTIVATED")
+async def check_deactivated_account_cannot_log_in(hs, fresh_user, legacy_users):
+    """After deactivation a password login is refused 403 (M_USER_DEACTIVATED or M_FORBIDDEN)."""
+    await deactivate_own_account(hs, fresh_user, legacy_users)
+    await expect_password_login_refused(hs, fresh_user)
+
+
+@pytest.mark.destructive
+@pytest.mark.check(
+    "account.deactivated-by-admin.login", "LOGIN-DEACTIVATED-403", "LOGIN-DEACTIVATED"
+)
+async def check_account_deactivated_by_admin_cannot_log_in(
+    hs, fresh_user, synapse_admin, legacy_users
+):
+    """An account an administrator deactivated is refused a password login, 403 (needs an
+    administrator: SKIP without one)."""
+    await synapse_admin.deactivate(hs, fresh_user.user_id)
+    legacy_users.deactivated(fresh_user.user_id)
+    await expect_password_login_refused(hs, fresh_user)
 
 
 async def login_token_for(hs, user):
@@ -221,22 +245,12 @@ async def check_deactivated_account_cannot_use_a_login_token(hs, fresh_user, leg
     """A login token issued before the account was deactivated logs nobody in afterwards:
     refused 403 (M_USER_DEACTIVATED or M_FORBIDDEN), as a password login is."""
     token = await login_token_for(hs, fresh_user)
-    creds = bearer_header(fresh_user.access_token)
-    start = await hs.request("POST", f"{V3}/account/deactivate", json={}, credentials=creds)
-    session = (body(start) or {}).get("session")
-    done = await hs.request(
-        "POST",
-        f"{V3}/account/deactivate",
-        json={"auth": legacy.password_auth(fresh_user.user_id, fresh_user.password, session)},
-        credentials=creds,
-    )
-    require(done, match.status(200), what="deactivating the check's own account")
-    legacy_users.deactivated(fresh_user.user_id)
+    await deactivate_own_account(hs, fresh_user, legacy_users)
     resp = await legacy.login_token(hs, token)
     expect(
         resp,
         match.status(403),
-        match.json_key_in("errcode", ("M_USER_DEACTIVATED", "M_FORBIDDEN"), absent_ok=False),
+        match.json_key_in("errcode", DEACTIVATED_CODES, absent_ok=False),
     )
 
 

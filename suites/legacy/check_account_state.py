@@ -1,4 +1,5 @@
-"""Accounts an administrator acted on: locked, suspended, deactivated.
+"""Accounts an administrator acted on: locked, suspended (deactivated by an administrator:
+`legacy/check_account.py`, beside its twin deactivated through UIA).
 
 These need an administrator (`synapse_admin`: the target's `admin_token`, or an admin account
 the run registers through shared-secret registration); without one they SKIP. The admin API
@@ -96,21 +97,3 @@ async def check_suspended_account_is_refused_with_user_suspended(hs, suspended_u
         observe("the server lets a suspended user change their display name (its choice)")
         return
     expect(resp, match.status(403), match.errcode("M_USER_SUSPENDED"))
-
-
-@pytest.mark.check(
-    "account.deactivated-by-admin.login", "LOGIN-DEACTIVATED-403", "LOGIN-DEACTIVATED"
-)
-async def check_account_deactivated_by_admin_cannot_log_in(
-    hs, fresh_user, synapse_admin, legacy_users
-):
-    """An account an administrator deactivated is refused a password login, 403."""
-    await synapse_admin.deactivate(hs, fresh_user.user_id)
-    legacy_users.deactivated(fresh_user.user_id)
-    resp = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
-    expect(resp, match.status(403), match.json_key_absent("access_token"))
-    expect(
-        resp,
-        match.json_key_in("errcode", ("M_USER_DEACTIVATED", "M_FORBIDDEN"), absent_ok=False),
-        req="LOGIN-DEACTIVATED",
-    )

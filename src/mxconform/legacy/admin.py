@@ -5,9 +5,8 @@ run created; anything else is refused before a request is made."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
-
-import httpx
 
 from mxconform.errors import HarnessError
 from mxconform.http.client import MatrixClient
@@ -33,36 +32,30 @@ class SynapseAdmin:
         return quote(user_id, safe="@:")
 
     async def set_locked(self, client: MatrixClient, user_id: str, locked: bool) -> None:
-        resp = await client.request(
-            "PUT",
-            f"{ADMIN}/v2/users/{self._user(user_id)}",
-            json={"locked": locked},
-            credentials=bearer_header(self._token),
-            note=f"admin: {'lock' if locked else 'unlock'} the check's account",
-        )
-        _ok(resp, "locking" if locked else "unlocking")
+        what = "lock" if locked else "unlock"
+        path = f"{ADMIN}/v2/users/{self._user(user_id)}"
+        await self._call(client, "PUT", path, {"locked": locked}, what)
 
     async def set_suspended(self, client: MatrixClient, user_id: str, suspended: bool) -> None:
-        resp = await client.request(
-            "PUT",
-            f"{ADMIN}/v1/suspend/{self._user(user_id)}",
-            json={"suspend": suspended},
-            credentials=bearer_header(self._token),
-            note=f"admin: {'suspend' if suspended else 'unsuspend'} the check's account",
-        )
-        _ok(resp, "suspending" if suspended else "unsuspending")
+        what = "suspend" if suspended else "unsuspend"
+        path = f"{ADMIN}/v1/suspend/{self._user(user_id)}"
+        await self._call(client, "PUT", path, {"suspend": suspended}, what)
 
     async def deactivate(self, client: MatrixClient, user_id: str) -> None:
+        path = f"{ADMIN}/v1/deactivate/{self._user(user_id)}"
+        await self._call(client, "POST", path, {"erase": False}, "deactivate")
+
+    async def _call(
+        self, client: MatrixClient, method: str, path: str, payload: Any, what: str
+    ) -> None:
+        """One admin request, in the check's evidence; anything but 200 is a harness error
+        (the admin step is a precondition, never the rule under test)."""
         resp = await client.request(
-            "POST",
-            f"{ADMIN}/v1/deactivate/{self._user(user_id)}",
-            json={"erase": False},
+            method,
+            path,
+            json=payload,
             credentials=bearer_header(self._token),
-            note="admin: deactivate the check's account",
+            note=f"admin: {what} the check's account",
         )
-        _ok(resp, "deactivating")
-
-
-def _ok(resp: httpx.Response, what: str) -> None:
-    if resp.status_code != 200:
-        raise HarnessError(f"admin API: {what} the account failed with HTTP {resp.status_code}")
+        if resp.status_code != 200:
+            raise HarnessError(f"admin API: {what} failed with HTTP {resp.status_code}")

@@ -37,6 +37,24 @@ def stage_auth(stage: str, session: str | None) -> dict[str, Any]:
     return {"type": stage, **({"session": session} if session is not None else {})}
 
 
+def dummy_stage(challenge: httpx.Response) -> dict[str, Any] | None:
+    """The `auth` that completes a /register UIA challenge offering a flow of the dummy stage
+    alone (its session echoed); None when the answer offers no such flow."""
+    try:
+        data = challenge.json()
+    except ValueError:
+        return None
+    if challenge.status_code != 401 or not isinstance(data, dict):
+        return None
+    flows = data.get("flows")
+    if not isinstance(flows, list) or not any(
+        isinstance(f, dict) and f.get("stages") == ["m.login.dummy"] for f in flows
+    ):
+        return None
+    session = data.get("session")
+    return stage_auth("m.login.dummy", session if isinstance(session, str) else None)
+
+
 def password_auth(user_id: str, password: str, session: str | None) -> dict[str, Any]:
     """An `m.login.password` UIA stage in the identifier form."""
     auth: dict[str, Any] = {

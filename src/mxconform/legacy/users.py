@@ -18,7 +18,7 @@ from mxconform.http.client import MatrixClient
 from mxconform.http.credentials import bearer_header
 from mxconform.http.redact import SecretRegistry
 from mxconform.legacy.admin import SynapseAdmin
-from mxconform.legacy.api import CLIENT_V3, Session
+from mxconform.legacy.api import CLIENT_V3, Session, password_auth
 from mxconform.legacy.registration import register_shared_secret, register_uia, session_from
 from mxconform.spec.matchers import body
 from mxconform.targets.config import (
@@ -347,12 +347,7 @@ class LegacyUsers:
                     credentials=creds,
                     note="cleanup: delete devices the run left, UIA challenge",
                 )
-                auth = {
-                    "type": "m.login.password",
-                    "identifier": {"type": "m.id.user", "user": given.user_id},
-                    "password": password,
-                    **({"session": s} if (s := (body(first) or {}).get("session")) else {}),
-                }
+                auth = password_auth(given.user_id, password, (body(first) or {}).get("session"))
                 done = await client.request(
                     "POST",
                     path,
@@ -403,13 +398,7 @@ class LegacyUsers:
         first = await client.request(
             "POST", path, json={}, credentials=creds, note="cleanup: deactivate, UIA challenge"
         )
-        uia = body(first) or {}
-        auth = {
-            "type": "m.login.password",
-            "session": uia.get("session"),
-            "identifier": {"type": "m.id.user", "user": session.user_id},
-            "password": session.password,
-        }
+        auth = password_auth(session.user_id, session.password, (body(first) or {}).get("session"))
         second = await client.request(
             "POST",
             path,
