@@ -179,6 +179,7 @@ class EmbeddedAuthServer:
             if thread is not None:
                 thread.join(timeout=10)
         self._thread = self._tls_thread = None
+        self.homeserver.close()
         if self._store is not None:
             self._store.close()
             self._store = None
