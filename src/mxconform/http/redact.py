@@ -101,28 +101,36 @@ class SecretRegistry:
     """Every secret value seen in this run, kept in memory only, for scrubbing by value
     in every encoding it may take (see `encodings`).
 
-    Secrets arrive all through a run (each login brings a token): the compiled pattern is
-    rebuilt only when the forms added since its last build grow to a quarter of those in
-    it, and the newest forms are meanwhile looked for one by one."""
+    Secrets arrive all through a run (each login brings a token) and scrubbing is far more
+    frequent than adding, so the forms sit in compiled levels of roughly doubling size (each
+    form is recompiled about log n times in a run, never at each new secret); the newest few
+    and the very long ones are looked for one by one. A text is scrubbed by masking the union
+    of every match of every level: where two secrets' forms overlap, neither shows."""
 
-    _RECENT_MIN = 64
-    _LONG = 256  # longer forms (a bad-input password field) stay out of the trie
+    _FRESH_MAX = 32
+    _LONG = 256  # longer forms (a bad-input password field) stay out of the tries
 
     def __init__(self) -> None:
         self._values: dict[str, str] = {}
         self._forms: dict[str, str] = {}  # each encoded form -> the kind of its secret
-        self._pattern: re.Pattern[str] | None = None  # every form but the recent ones
-        self._recent: list[str] = []  # forms added since the pattern was built
-        self._long: list[str] = []  # forms too long for the trie, looked for one by one
+        self._levels: list[tuple[list[str], re.Pattern[str]]] = []  # largest first
+        self._fresh: list[str] = []  # forms not yet in a level
+        self._long: list[str] = []  # forms too long for the tries
 
     def _note(self, form: str, kind: str) -> None:
-        if form not in self._forms:
-            self._forms[form] = kind
-            if len(form) > self._LONG:
-                self._long.append(form)
-                self._long.sort(key=len, reverse=True)
-            else:
-                self._recent.append(form)
+        if form in self._forms:
+            return
+        self._forms[form] = kind
+        if len(form) > self._LONG:
+            self._long.append(form)
+            return
+        self._fresh.append(form)
+        if len(self._fresh) < self._FRESH_MAX:
+            return
+        forms, self._fresh = self._fresh, []
+        while self._levels and len(self._levels[-1][0]) < 2 * len(forms):
+            forms = self._levels.pop()[0] + forms
+        self._levels.append((forms, _trie_pattern(forms)))
 
     def add(self, value: str | None, kind: str = "secret") -> None:
         if value and len(value) >= _MIN_SECRET_LEN and value not in self._values:
@@ -147,21 +155,32 @@ class SecretRegistry:
         return list(self._values)
 
     def scrub(self, text: str) -> str:
-        if not self._forms:
+        if not self._forms or len(text) < _MIN_SECRET_LEN:
+            return text  # every form is at least as long as its secret
+        spans: list[tuple[int, int, str]] = []
+        for form in (*self._long, *self._fresh):
+            at = text.find(form)
+            while at != -1:
+                spans.append((at, at + len(form), form))
+                at = text.find(form, at + 1)
+        for _, pattern in self._levels:
+            spans.extend((m.start(), m.end(), m.group(0)) for m in pattern.finditer(text))
+        if not spans:
             return text
-        for form in self._long:
-            if form in text:
-                text = text.replace(form, mask(self._forms[form]))
-        settled = len(self._forms) - len(self._recent) - len(self._long)
-        if len(self._recent) > max(self._RECENT_MIN, settled // 4):
-            self._pattern = _trie_pattern(f for f in self._forms if len(f) <= self._LONG)
-            self._recent = []
-        for form in sorted(self._recent, key=len, reverse=True):
-            if form in text:
-                text = text.replace(form, mask(self._forms[form]))
-        if self._pattern is not None:
-            text = self._pattern.sub(lambda m: mask(self._forms[m.group(0)]), text)
-        return text
+        spans.sort()
+        out: list[str] = []
+        done = 0
+        start, end, form = spans[0]
+        for s_start, s_end, s_form in spans[1:]:
+            if s_start < end:  # overlapping: one mask, named after the longer form
+                if len(s_form) > len(form):
+                    form = s_form
+                end = max(end, s_end)
+                continue
+            out += [text[done:start], mask(self._forms[form])]
+            done, (start, end, form) = end, (s_start, s_end, s_form)
+        out += [text[done:start], mask(self._forms[form]), text[end:]]
+        return "".join(out)
 
     def scrub_any(self, value: Any) -> Any:
         """Scrub every string inside a JSON-like structure (header pairs are tuples)."""
