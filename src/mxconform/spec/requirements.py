@@ -93,7 +93,9 @@ class Requirement:
 
 @cache
 def catalogue() -> dict[str, Requirement]:
-    raw = yaml.safe_load(data_file("requirements.yaml").read_text())
+    # libyaml's loader where PyYAML has it: the pure-Python one takes over half a second here
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    raw = yaml.load(data_file("requirements.yaml").read_text(), Loader=loader)
     items = [Requirement(**entry) for entry in raw["requirements"]]
     return {item.id: item for item in items}
 

@@ -31,6 +31,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def memory_dir() -> str | None:
+    """Where a throwaway Synapse keeps its state: /dev/shm where there is one (Linux), so that
+    its SQLite commits are not disk flushes, about a tenth of a legacy run's wall time on a
+    disk-backed /tmp; else the usual temp folder."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else None
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Linux: have the kernel stop Synapse if the harness itself is killed."""
     with contextlib.suppress(OSError, AttributeError):
@@ -181,7 +189,7 @@ class EmbeddedSynapse:
         self.log_dir = log_dir
         self.startup_timeout_s = startup_timeout_s
         self.shared_secret = delegated_to[1] if delegated_to else secrets.token_urlsafe(24)
-        self.workdir = Path(tempfile.mkdtemp(prefix="mxconform-synapse-"))
+        self.workdir = Path(tempfile.mkdtemp(prefix="mxconform-synapse-", dir=memory_dir()))
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.startup_s: float | None = None
