@@ -13,4 +13,5 @@ pytest_plugins = [
     "mxconform.plugin.fixtures_oauth",
     "mxconform.plugin.judge",
     "mxconform.plugin.record",
+    "mxconform.plugin.targets",
 ]

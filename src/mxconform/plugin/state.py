@@ -2,6 +2,7 @@
 
 import asyncio
 import ssl
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +13,8 @@ import pytest
 from mxconform.http.client import MatrixClient
 from mxconform.http.evidence import Recorder
 from mxconform.http.redact import SecretRegistry
-from mxconform.legacy.users import Housekeeping, LegacyUsers, UserNames
+from mxconform.legacy.housekeeping import Housekeeping
+from mxconform.legacy.users import LegacyUsers, UserNames
 from mxconform.oauth.users import OAuthUsers
 from mxconform.paths import servers_file
 from mxconform.results import CheckRecord
@@ -44,6 +46,8 @@ class TargetState:
     identity: Identity | None = None  # what /versions said (preflight)
     tls: ssl.SSLContext | bool = True  # what the target's clients verify with
     early: Any = None  # plugin.early.EarlyLogins once the target's first check started it
+    # An embedded target being started in the background while the checks are collected.
+    starting: Future[RunningTarget] | None = None
 
 
 @dataclass
@@ -99,6 +103,7 @@ class Run:
         self.active: ActiveCheck | None = None
         self.started_at = datetime.now(UTC)
         self.report_path: Path | None = None
+        self.starter: Any = None  # plugin.targets._Starter when the targets start early
 
     def state(self, name: str) -> TargetState:
         return self.states[name]

@@ -4,12 +4,15 @@ and stopped at the end of the run whatever happened."""
 from __future__ import annotations
 
 import ssl
+import threading
+from concurrent.futures import Future
+from pathlib import Path
 
 import pytest
 
 from mxconform.errors import HarnessError, TargetUnavailable
 from mxconform.plugin.progress import get_progress
-from mxconform.plugin.state import Run, TargetState, report_dir, say
+from mxconform.plugin.state import Run, TargetState, get_run, report_dir, say
 from mxconform.spec import requirements
 from mxconform.targets.config import ConfigError, Target
 from mxconform.targets.lifecycle import RunningTarget, start_target
@@ -28,8 +31,11 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
     if progress is not None and state.target.embedded is not None:
         progress.target_starting(name, f"embedded {state.target.embedded}")
     try:
-        log_dir = report_dir(run) / "logs" / name
-        state.running = start_target(state.target, log_dir, offline=run.offline)
+        if state.starting is not None:  # begun while the checks were collected
+            starting, state.starting = state.starting, None
+            state.running = starting.result()
+        else:
+            state.running = start_target(state.target, _log_dir(run, name), offline=run.offline)
     except (HarnessError, ConfigError) as exc:
         state.start_error = f"target {name} could not be started: {exc}"
         _unavailable(config, name, state.start_error)
@@ -88,6 +94,62 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
     return running
 
 
+def _log_dir(run: Run, name: str) -> Path:
+    return report_dir(run) / "logs" / name
+
+
+def start_early(run: Run, config: pytest.Config) -> None:
+    """Start the embedded targets in the background while pytest collects the checks (most
+    of a Synapse's start is its own imports, which need not wait for ours).
+
+    Only when nothing deselects checks: `-k`, `-m`, `--requirement` and `--collect-only` runs
+    start a target at its first check, so that a target none of them selects never starts.
+    `ensure_ready` waits for its target's turn."""
+    deselecting = (
+        config.getoption("keyword", "")
+        or config.getoption("markexpr", "")
+        or config.getoption("requirement", None)
+        or config.getoption("collectonly", False)
+    )
+    embedded = [s for s in run.states.values() if s.target.embedded is not None]
+    if deselecting or not embedded:
+        return
+    jobs = []
+    for state in embedded:
+        state.starting = Future()
+        jobs.append((state.starting, state.target, _log_dir(run, state.target.name)))
+    run.starter = _Starter(jobs, run.offline)
+    run.starter.start()
+
+
+class _Starter(threading.Thread):
+    """Starts the embedded targets one after another, then stays alive until they are
+    stopped: Linux ties the kernel's stop-with-parent signal (PR_SET_PDEATHSIG, see
+    `embedded.synapse`) to the thread that spawned Synapse, so it must not end before."""
+
+    def __init__(
+        self, jobs: list[tuple[Future[RunningTarget], Target, Path]], offline: bool
+    ) -> None:
+        super().__init__(name="mxconform-start", daemon=True)
+        self._jobs = jobs
+        self._offline = offline
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        for future, target, log_dir in self._jobs:
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(start_target(target, log_dir, offline=self._offline))
+            except BaseException as exc:  # handed to the target's first check
+                future.set_exception(exc)
+        self.done.wait()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    start_early(get_run(session.config), session.config)
+
+
 def tls_for(target: Target, running: RunningTarget) -> ssl.SSLContext | bool:
     """What every client of the target verifies with: its `tls` settings, plus the CA the
     harness made for an embedded target's https face."""
@@ -113,7 +175,21 @@ def _unavailable(config: pytest.Config, name: str, reason: str) -> None:
 
 
 def stop_all(run: Run) -> None:
-    """Stop every target this run started (its kept logs scrubbed); safe to call twice."""
+    """Stop every target this run started (its kept logs scrubbed); safe to call twice. A
+    target still starting in the background (the run was stopped early, or none of its
+    checks ran) is waited for, then stopped."""
     for state in run.states.values():
+        if state.starting is not None:
+            starting, state.starting = state.starting, None
+            state.running = None if starting.cancel() else _started(starting)
         if state.running is not None:
             state.running.stop(run.secrets.scrub)
+    if run.starter is not None:
+        run.starter.done.set()
+
+
+def _started(starting: Future[RunningTarget]) -> RunningTarget | None:
+    try:
+        return starting.result()
+    except Exception:  # its failure was never needed: no check of it ran
+        return None
