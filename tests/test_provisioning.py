@@ -100,3 +100,34 @@ async def test_open_registration_without_a_completable_flow_is_a_harness_error(m
             )
             with pytest.raises(HarnessError, match="no flow the harness can complete"):
                 await users.create(client, "open")
+
+
+async def test_cleanup_takes_a_refused_login_as_an_interrupted_deactivation():
+    """A run stopped while a check deactivated its account: Synapse then refuses the right
+    password 403 `M_FORBIDDEN` (the hash is gone). Cleanup counts that account done only when
+    a deactivation was in flight for it; any other refused login stays a problem."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/_matrix/client/v3/login"
+        return httpx.Response(403, json={"errcode": "M_FORBIDDEN", "error": "Invalid"})
+
+    target = Target.model_validate(
+        {
+            "name": "remote",
+            "base_url": "http://hs.test",
+            "server_name": "hs.test",
+            "auth": ["legacy"],
+            "provisioning": {"method": "open-registration"},
+        }
+    )
+    users = LegacyUsers(target, None, SecretRegistry(), UserNames())
+    users.adopt("@gone:hs.test", "pw-gone-123")
+    users.adopt("@other:hs.test", "pw-other-123")
+    users.deactivation_may_happen("@gone:hs.test")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = MatrixClient(
+            http, "http://hs.test", Recorder(), SecretRegistry(), Pacer(1000), RequestPolicy()
+        )
+        await users.cleanup(client)
+    assert users.housekeeping.users_deactivated == ["@gone:hs.test"]
+    assert [p.split(":")[0] for p in users.housekeeping.problems] == ["@other"]

@@ -7,6 +7,11 @@ Unsupported: what a check needs is not there (SKIP, with the reason).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class HarnessError(Exception):
     """The harness could not carry out a check: the verdict is ERROR, never FAIL."""
@@ -24,3 +29,14 @@ class PreconditionFailed(HarnessError):
 class TargetUnavailable(HarnessError):
     """The target could not be started, reached or identified as a Matrix homeserver: its
     checks are not run, and each is recorded ERROR with this one reason."""
+
+
+async def from_task(work: Awaitable[T]) -> T:
+    """The result of work run as an asyncio task of its own. A stop signal (Ctrl-C, SIGTERM)
+    that lands while the task runs is stored in it too, and would be raised again in
+    whichever check awaits it next, during the clean-up, escaping pytest: there it is only
+    a harness error (the run is stopping anyway)."""
+    try:
+        return await work
+    except KeyboardInterrupt:
+        raise HarnessError("the run was stopped while this was in flight") from None

@@ -176,6 +176,7 @@ async def deactivate_own_account(hs, user, legacy_users):
     creds = bearer_header(user.access_token)
     start = await hs.request("POST", f"{V3}/account/deactivate", json={}, credentials=creds)
     session = (body(start) or {}).get("session")
+    legacy_users.deactivation_may_happen(user.user_id)
     done = await hs.request(
         "POST",
         f"{V3}/account/deactivate",
@@ -215,6 +216,7 @@ async def check_account_deactivated_by_admin_cannot_log_in(
 ):
     """An account an administrator deactivated is refused a password login, 403 (needs an
     administrator: SKIP without one)."""
+    legacy_users.deactivation_may_happen(fresh_user.user_id)
     await synapse_admin.deactivate(hs, fresh_user.user_id)
     legacy_users.deactivated(fresh_user.user_id)
     await expect_password_login_refused(hs, fresh_user)
@@ -257,8 +259,7 @@ async def check_deactivated_account_cannot_use_a_login_token(hs, fresh_user, leg
 @pytest.mark.check("legacy.register.device-generated", "REG-DEVICE")
 async def check_registration_generates_a_device(hs, legacy_users):
     """A registration without `device_id` answers a device the server generated."""
-    name = legacy_users.unused_name("regdev")
-    password = legacy_users.new_password()
+    name, password = legacy_users.registration("regdev")
     request = {"username": name, "password": password}
     challenge = await legacy.register(hs, request)
     if challenge.status_code == 403:

@@ -84,8 +84,7 @@ async def check_availability_of_free_and_taken_names(hs, fresh_user, legacy_user
 @pytest.mark.check("legacy.register.inhibit-login", "REG-INHIBIT-LOGIN")
 async def check_inhibit_login_returns_no_token(hs, legacy_users):
     """Registration with inhibit_login answers the user ID without access token or device."""
-    name = legacy_users.unused_name("inhibit")
-    password = legacy_users.new_password()
+    name, password = legacy_users.registration("inhibit")
     request = {"username": name, "password": password, "inhibit_login": True}
     challenge = await legacy.register(hs, request)
     skip_if_closed(challenge)

@@ -35,8 +35,7 @@ def _issued(resp, what: str) -> Issued:
 
 async def _register(hs, legacy_users) -> Issued:
     """A registration through /register's UIA with only the dummy stage (SKIP otherwise)."""
-    name = legacy_users.unused_name("kind")
-    password = legacy_users.new_password()
+    name, password = legacy_users.registration("kind")
     request = {"username": name, "password": password}
     first = await legacy.register(hs, request)
     auth = legacy.dummy_stage(first)

@@ -146,6 +146,7 @@ async def _change_password(client: MatrixClient, users: LegacyUsers, t: Transpor
 
 async def _deactivate(client: MatrixClient, users: LegacyUsers, t: Transport) -> Prepared:
     user = await users.create(client, "uia")
+    users.deactivation_may_happen(user.user_id)
 
     async def read() -> tuple[bool, str]:
         login = await legacy.login_password(client, user.user_id, user.password)
@@ -299,8 +300,7 @@ async def _replace_cross_signing(
 
 
 async def _register(client: MatrixClient, users: LegacyUsers, t: Transport) -> Prepared:
-    name = users.unused_name("uia-reg")
-    password = users.new_password()
+    name, password = users.registration("uia-reg")
 
     async def read() -> tuple[bool, str]:
         available = await legacy.register_available(client, name)

@@ -10,15 +10,17 @@ import asyncio
 import itertools
 import secrets
 import time
-from dataclasses import dataclass, field
+from collections.abc import Coroutine
 from typing import Any
 
-from mxconform.errors import HarnessError
+from mxconform.errors import HarnessError, from_task
 from mxconform.http.client import MatrixClient
 from mxconform.http.credentials import bearer_header
 from mxconform.http.redact import SecretRegistry
 from mxconform.legacy.admin import SynapseAdmin
-from mxconform.legacy.api import CLIENT_V3, Session, password_auth
+from mxconform.legacy.api import CLIENT_V3, Session
+from mxconform.legacy.cleanup import AccountCleanup
+from mxconform.legacy.housekeeping import Housekeeping
 from mxconform.legacy.registration import register_shared_secret, register_uia, session_from
 from mxconform.spec.matchers import body
 from mxconform.targets.config import (
@@ -28,32 +30,6 @@ from mxconform.targets.config import (
     SynapseSharedSecret,
     Target,
 )
-
-
-@dataclass
-class Housekeeping:
-    """What the harness created on a target, and what it cleaned up; listed in the report."""
-
-    users_created: list[str] = field(default_factory=list)
-    users_deactivated: list[str] = field(default_factory=list)
-    devices_logged_out: int = 0
-    problems: list[str] = field(default_factory=list)
-    # Accounts left to go with the server (`cleanup: discard`): not deactivated one by one.
-    users_discarded: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "users_created": self.users_created,
-            "users_deactivated": self.users_deactivated,
-            "users_discarded": self.users_discarded,
-            "devices_logged_out": self.devices_logged_out,
-            "problems": self.problems,
-        }
-
-    def discard_all(self) -> None:
-        """Every account the run made is left to be deleted with the server."""
-        done = set(self.users_deactivated)
-        self.users_discarded = sorted(u for u in self.users_created if u not in done)
 
 
 class UserNames:
@@ -67,7 +43,7 @@ class UserNames:
         return f"mxc-{self._run}-{purpose}-{next(self._seq)}"
 
 
-class LegacyUsers:
+class LegacyUsers(AccountCleanup):
     """Creates test users on one target through its declared provisioning, and cleans up."""
 
     def __init__(
@@ -86,14 +62,18 @@ class LegacyUsers:
         self._passwords: dict[str, str] = {}
         self._pending: dict[str, list[str]] = {}
         self._deactivated: set[str] = set()
+        self._may_be_deactivated: set[str] = set()
+        self._may_be_registered: dict[str, str] = {}  # user ID -> password (see registration)
         self._target = target
         self._shared_secret = shared_secret
         self._secrets = secrets_
         self._names = names
         self._sessions: list[Session] = []
         self._spare: list[asyncio.Future[Session]] = []  # registered ahead (prefill)
+        self._in_flight: set[asyncio.Future[Session]] = set()  # registrations not yet answered
         self._admin: SynapseAdmin | None = None
         self._admin_lock = asyncio.Lock()
+        self._admin_user: str | None = None  # the admin account the run registered, if any
         self.housekeeping = Housekeeping()
 
     def note_login(self, data: Any) -> None:
@@ -134,6 +114,20 @@ class LegacyUsers:
                 found = {d.get("device_id") for d in (body(listed) or {}).get("devices", [])}
                 self._found_devices[given.user_id] = found - {session.device_id}
             return session
+        return await self._tracked(self._register(client, purpose))
+
+    async def _tracked(self, registering: Coroutine[Any, Any, Session]) -> Session:
+        """A registration as a task of its own, which `settle` waits for: a run stopped
+        mid-check leaves the check's coroutine suspended, but the account it was registering
+        is still recorded (inside the task) before cleanup lists the accounts."""
+        task = asyncio.ensure_future(registering)
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return await from_task(asyncio.shield(task))
+
+    async def _register(self, client: MatrixClient, purpose: str) -> Session:
+        method = self._target.provisioning
+        where = f"target {self._target.name}: provisioning"
         username = self._names.next(purpose)
         password = self.new_password()
         if isinstance(method, OpenRegistration):
@@ -172,14 +166,15 @@ class LegacyUsers:
         """A user no other check has touched: one registered ahead if any is left, else a
         new one. A registration that failed ahead fails here, in the check that needed it."""
         if self._spare:
-            return await self._spare.pop(0)
+            return await from_task(self._spare.pop(0))
         return await self.create(client, "check")
 
     async def settle(self) -> None:
         """Wait for registrations still in flight, so that cleanup sees every account."""
         spare, self._spare = self._spare, []
-        if spare:
-            await asyncio.gather(*spare, return_exceptions=True)
+        waiting = [*spare, *self._in_flight]
+        if waiting:
+            await asyncio.gather(*waiting, return_exceptions=True)
 
     def owns(self, user_id: str) -> bool:
         """Whether the run created this account (given accounts are never the run's)."""
@@ -203,19 +198,32 @@ class LegacyUsers:
         method = self._target.provisioning
         if not isinstance(method, SynapseSharedSecret) or self._shared_secret is None:
             return None
+        session = await self._tracked(self._register_admin(client, self._shared_secret))
+        return SynapseAdmin(session.access_token, self.owns, "an admin account the run made")
+
+    async def _register_admin(self, client: MatrixClient, shared_secret: str) -> Session:
         username = self._names.next("admin")
         password = self.new_password()
         session = await register_shared_secret(
-            client, self._shared_secret, username, password, admin=True
+            client, shared_secret, username, password, admin=True
         )
         self._secrets.add(session.access_token, "access_token")
         self.housekeeping.users_created.append(session.user_id)
         self._sessions.append(session)
-        return SynapseAdmin(session.access_token, self.owns, "an admin account the run made")
+        self._admin_user = session.user_id
+        return session
 
     def unused_name(self, purpose: str) -> str:
         """A run-unique localpart nobody has registered (yet)."""
         return self._names.next(purpose)
+
+    def registration(self, purpose: str) -> tuple[str, str]:
+        """A run-unique name and a new password for a check that registers an account
+        itself. Both are remembered: if the run stops before the check can `adopt` the
+        account, cleanup logs in with them and deactivates whatever was made."""
+        name, password = self.unused_name(purpose), self.new_password()
+        self._may_be_registered[f"@{name}:{self.server_name}"] = password
+        return name, password
 
     def new_password(self) -> str:
         password = secrets.token_urlsafe(18)
@@ -235,6 +243,12 @@ class LegacyUsers:
     def password_changed(self, user_id: str, password: str) -> None:
         """A check changed this user's password: cleanup logs in with the new one."""
         self._passwords[user_id] = password
+
+    def deactivation_may_happen(self, user_id: str) -> None:
+        """A check is about to deactivate this user: if the run stops before the check can
+        say it did, cleanup takes a refused login (Synapse answers a deactivated account's
+        password 403 `M_FORBIDDEN`, its hash being gone) as that deactivation."""
+        self._may_be_deactivated.add(user_id)
 
     def deactivated(self, user_id: str) -> None:
         """A check deactivated this user itself: nothing left for cleanup to do."""
@@ -270,141 +284,3 @@ class LegacyUsers:
         if resp.status_code != 200:
             raise HarnessError(f"logout of a test device failed with HTTP {resp.status_code}")
         self.housekeeping.devices_logged_out += 1
-
-    async def discard(self, client: MatrixClient) -> None:
-        """The server goes with the run (an embedded one): nothing to undo on it but what is
-        still in flight, and given accounts' devices, which are logged out all the same."""
-        await self.settle()
-        if isinstance(self._target.provisioning, StaticUsers):
-            await self.cleanup(client)
-            return
-        self.housekeeping.discard_all()
-
-    async def cleanup(self, client: MatrixClient) -> None:
-        """Deactivate every account this run created (a fresh login, then UIA with the
-        password), whatever the checks did to its earlier tokens."""
-        for device in self._static_devices:  # given accounts: only our own devices go
-            resp = await client.request(
-                "POST",
-                f"{CLIENT_V3}/logout",
-                json={},
-                credentials=bearer_header(device.access_token),
-                note="cleanup: log out a device we made on a given account",
-            )
-            if resp.status_code == 200:
-                self.housekeeping.devices_logged_out += 1
-        await self.settle()
-        await self._remove_leftover_devices(client)
-        users = {s.user_id: s for s in self._sessions}
-        gate = asyncio.Semaphore(self._target.housekeeping_concurrency)
-
-        async def one(user: Session) -> None:
-            if user.user_id in self._deactivated:
-                self.housekeeping.users_deactivated.append(user.user_id)
-                return
-            async with gate:
-                try:
-                    await self._cleanup_account(client, user)
-                    self.housekeeping.users_deactivated.append(user.user_id)
-                except HarnessError as exc:
-                    self.housekeeping.problems.append(f"{user.user_id}: {exc}")
-
-        await asyncio.gather(*(one(user) for user in users.values()))
-        self.housekeeping.users_deactivated.sort()  # the same order whichever finished first
-
-    async def _remove_leftover_devices(self, client: MatrixClient) -> None:
-        """Devices the run made on a given account that a logout could not end (their token
-        was refreshed away, say): deleted through UIA with the account's password, so the
-        account keeps exactly the devices it had when it was given."""
-        method = self._target.provisioning
-        if not isinstance(method, StaticUsers):
-            return
-        for given in method.users:
-            if given.user_id not in self._found_devices:
-                continue
-            password = given.password.resolve(f"target {self._target.name}: provisioning.users")
-            try:
-                fresh = await self.login(
-                    client, Session(given.user_id, "", "", password), "cleanup: list devices"
-                )
-            except HarnessError as exc:
-                self.housekeeping.problems.append(f"{given.user_id}: {exc}")
-                continue
-            creds = bearer_header(fresh.access_token)
-            listed = await client.request(
-                "GET", f"{CLIENT_V3}/devices", credentials=creds, note="cleanup: devices left"
-            )
-            present = {d.get("device_id") for d in (body(listed) or {}).get("devices", [])}
-            ours = sorted(
-                str(d) for d in present - self._found_devices[given.user_id] - {fresh.device_id}
-            )
-            if ours:
-                path = f"{CLIENT_V3}/delete_devices"
-                first = await client.request(
-                    "POST",
-                    path,
-                    json={"devices": ours},
-                    credentials=creds,
-                    note="cleanup: delete devices the run left, UIA challenge",
-                )
-                auth = password_auth(given.user_id, password, (body(first) or {}).get("session"))
-                done = await client.request(
-                    "POST",
-                    path,
-                    json={"devices": ours, "auth": auth},
-                    credentials=creds,
-                    note="cleanup: delete devices the run left, password stage",
-                )
-                if done.status_code == 200:
-                    self.housekeeping.devices_logged_out += len(ours)
-                else:
-                    self.housekeeping.problems.append(
-                        f"{given.user_id}: {len(ours)} devices of the run left (HTTP "
-                        f"{done.status_code})"
-                    )
-            await self.logout(client, fresh, "cleanup: log out the listing device")
-
-    async def _cleanup_account(self, client: MatrixClient, user: Session) -> None:
-        """Log in with the password we know (or one a check was about to set when the run
-        was stopped) and deactivate; an account already deactivated is done."""
-        known = self._passwords.get(user.user_id, user.password)
-        answers = []
-        for password in dict.fromkeys([known, *self._pending.get(user.user_id, [])]):
-            resp = await client.request(
-                "POST",
-                f"{CLIENT_V3}/login",
-                note="cleanup: log in to deactivate",
-                json={
-                    "type": "m.login.password",
-                    "identifier": {"type": "m.id.user", "user": user.user_id},
-                    "password": password,
-                    "initial_device_display_name": "mxconform",
-                },
-            )
-            errcode = (body(resp) or {}).get("errcode")
-            if errcode == "M_USER_DEACTIVATED":
-                return  # a check deactivated it and was stopped before it could say so
-            if resp.status_code == 200:
-                fresh = session_from(body(resp), password, "login")
-                self._secrets.add(fresh.access_token, "access_token")
-                await self._deactivate(client, fresh)
-                return
-            answers.append(f"HTTP {resp.status_code} {errcode or ''}".strip())
-        raise HarnessError(f"cleanup login failed ({', '.join(answers)})")
-
-    async def _deactivate(self, client: MatrixClient, session: Session) -> None:
-        path = f"{CLIENT_V3}/account/deactivate"
-        creds = bearer_header(session.access_token)
-        first = await client.request(
-            "POST", path, json={}, credentials=creds, note="cleanup: deactivate, UIA challenge"
-        )
-        auth = password_auth(session.user_id, session.password, (body(first) or {}).get("session"))
-        second = await client.request(
-            "POST",
-            path,
-            json={"auth": auth},
-            credentials=creds,
-            note="cleanup: deactivate, password stage",
-        )
-        if second.status_code != 200:
-            raise HarnessError(f"deactivation failed with HTTP {second.status_code}")

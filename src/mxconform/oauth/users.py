@@ -23,7 +23,8 @@ from mxconform.http.credentials import bearer_header
 from mxconform.http.redact import SecretRegistry
 from mxconform.legacy import api as legacy
 from mxconform.legacy.api import Session
-from mxconform.legacy.users import Housekeeping, UserNames
+from mxconform.legacy.housekeeping import Housekeeping
+from mxconform.legacy.users import UserNames
 from mxconform.oauth.client import (
     AuthRequest,
     Metadata,

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mxconform.errors import from_task
 from mxconform.http.client import MatrixClient
 from mxconform.http.evidence import Exchange, Recorder
 from mxconform.legacy import api as legacy
@@ -83,7 +84,7 @@ class EarlyLogins:
     async def take(self, nodeid: str) -> EarlyLogin:
         """The login started for this check, or one made now (a check nobody planned for)."""
         task = self._tasks.pop(nodeid, None)
-        return await (task if task is not None else self._login())
+        return await (from_task(task) if task is not None else self._login())
 
     async def settle(self) -> None:
         tasks, self._tasks = list(self._tasks.values()), {}
