@@ -17,8 +17,8 @@ from test_report import check, document
 
 from conftest import SECRET_VAR
 from mxconform.cli import parser, run_suites
-from mxconform.parallel import exit_code_of
-from mxconform.report.merge import merge_targets
+from mxconform.parallel import MAX_SHARDS, exit_code_of, jobs_for
+from mxconform.report.merge import merge_shards, merge_targets
 
 
 def two_targets(folder: Path, base_url: str) -> Path:
@@ -119,6 +119,71 @@ def test_merge_keeps_the_catalogue_coverage_of_every_part():
     b["coverage"] = coverage({"WHOAMI-200"})
     merged = merge_targets([a, b], "mxconform run", 2, 1.0)
     assert merged["coverage"] == coverage({"TOKEN-MISSING", "WHOAMI-200"})
+
+
+def test_shares_merge_back_in_the_order_the_checks_were_selected():
+    """`--shard K/N` deals the checks out one at a time: merged, they are in their first
+    order again, and the accounts and set-up requests of every share are added up."""
+    first = document(*(check(f"c{i}", "PASS") for i in (0, 2, 4)))
+    second = document(*(check(f"c{i}", "PASS") for i in (1, 3)))
+    first["targets"][0].update(setup_exchanges=3, housekeeping={"users_created": ["@a:x"]})
+    second["targets"][0].update(
+        setup_exchanges=2, housekeeping={"users_created": ["@b:x"], "devices_logged_out": 1}
+    )
+    merged = merge_shards([first, second])
+    assert [c["check_id"] for c in merged["checks"]] == ["c0", "c1", "c2", "c3", "c4"]
+    assert len(merged["targets"]) == 1 and merged["targets"][0]["setup_exchanges"] == 5
+    assert merged["targets"][0]["housekeeping"]["users_created"] == ["@a:x", "@b:x"]
+    assert merged["targets"][0]["housekeeping"]["devices_logged_out"] == 1
+    assert merged["run"]["shards"] == 2
+    whole = merge_targets([merged], "mxconform run --jobs 2", 2, 1.0)
+    assert whole["summary"]["t"]["total"] == 5
+
+
+def test_auto_jobs_share_only_a_single_embedded_target(monkeypatch):
+    """A lone embedded target is shared by up to MAX_SHARDS processes (one Synapse serves
+    them all); a remote one never is (its request-rate bound is per process)."""
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert jobs_for("auto", 1, shareable=True) == 2
+    assert jobs_for("auto", 1, shareable=False) == 1
+    assert jobs_for("auto", 3) == 2
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    assert jobs_for("auto", 1, shareable=True) == MAX_SHARDS
+
+
+@pytest.mark.integration
+def test_a_shared_embedded_target_has_the_single_process_verdicts(tmp_path, capfd):
+    """One embedded Synapse started by the parent, its checks dealt to two processes that
+    attach to it (its secret only on their stdin): the verdicts, their order and the
+    summary of the run in one process; the target's logs kept; no secret on the console."""
+    servers = tmp_path / "servers.yaml"
+    servers.write_text(
+        "defaults: [solo]\ntargets:\n  - name: solo\n    embedded: synapse-legacy\n"
+        "    server_name: localhost\n    auth: [legacy]\n"
+        "    provisioning: {method: synapse-shared-secret}\n"
+    )
+
+    def run(jobs: int, folder: str):
+        selection = "tokens.missing or legacy.login or uia.completed"
+        argv = ["run", "--servers", str(servers), "--report-dir", str(tmp_path / folder)]
+        args = parser().parse_args([*argv, "--jobs", str(jobs), "-k", selection])
+        return run_suites(args)
+
+    single = run(1, "one")
+    capfd.readouterr()
+    shared = run(2, "two")
+    out, err = capfd.readouterr()
+    assert single.report_dir and shared.report_dir
+    one = json.loads((single.report_dir / "results.json").read_text())
+    two = json.loads((shared.report_dir / "results.json").read_text())
+    order = [(c["check_id"], c["transport"], c["verdict"]) for c in one["checks"]]
+    assert [(c["check_id"], c["transport"], c["verdict"]) for c in two["checks"]] == order
+    assert len(order) > 20 and two["summary"] == one["summary"]
+    assert [t["name"] for t in two["targets"]] == ["solo"] and two["run"]["shards"] == 2
+    assert two["targets"][0]["startup_s"] > 0
+    assert (shared.report_dir / "logs" / "solo" / "synapse-homeserver.log").exists()
+    assert "[solo 1/2]" in out and "[solo 2/2]" in out
+    assert_no_secret(out + err, [*shared.secrets])
 
 
 @pytest.mark.integration

@@ -16,20 +16,29 @@ import subprocess
 import sys
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from mxconform.errors import HarnessError
 from mxconform.http.redact import SecretRegistry
 from mxconform.paths import command_line
 from mxconform.plugin.record import point_latest_at
 from mxconform.report import render_all
-from mxconform.report.merge import merge_targets
+from mxconform.report.merge import merge_shards, merge_targets
 from mxconform.results import read_document, write_document
 from mxconform.targets.config import ConfigError, Target
+from mxconform.targets.lifecycle import (
+    ATTACH_VAR,
+    RunningTarget,
+    Starter,
+    attachment,
+    start_target,
+)
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 # The child's console lines passed on while it runs (the rest stays in memory).
@@ -59,11 +68,18 @@ class JobsOutcome:
     children: list[Child]
 
 
-def jobs_for(given: str, targets: int) -> int:
-    """`--jobs N`, or for `auto` a process per selected target up to the CPUs there are
-    (1 for a single target: everything in this process, with its live console)."""
+MAX_SHARDS = 4  # one Synapse answers every share: more processes only queue for it
+
+
+def jobs_for(given: str, targets: int, shareable: bool = False) -> int:
+    """`--jobs N`, or for `auto` a process per selected target up to the CPUs there are. A
+    single embedded target (`shareable`) gets its checks shared by up to `MAX_SHARDS`
+    processes instead; on one CPU everything runs in this process, with its live console."""
+    cpus = os.cpu_count() or 1
     if given == "auto":
-        return max(1, min(targets, os.cpu_count() or 1))
+        if targets == 1 and shareable:
+            return max(1, min(cpus, MAX_SHARDS))
+        return max(1, min(targets, cpus))
     try:
         jobs = int(given)
     except ValueError:
@@ -76,7 +92,7 @@ def jobs_for(given: str, targets: int) -> int:
 def child_argv(args: Any, servers: Path, target: str, report_dir: Path) -> list[str]:
     """The child's command line: the parent's options for one target, cache-only releases."""
     argv = [sys.executable, "-m", "mxconform.cli", "run", "--servers", str(servers)]
-    argv += ["--server", target, "--report-dir", str(report_dir), "--offline"]
+    argv += ["--server", target, "--report-dir", str(report_dir), "--offline", "--jobs", "1"]
     for flag, value in (
         ("--spec-version", args.spec_version),
         ("--oauth-driver", getattr(args, "oauth_driver", None)),
@@ -99,6 +115,16 @@ def child_argv(args: Any, servers: Path, target: str, report_dir: Path) -> list[
     if args.verbose:
         argv += ["-v"]
     return argv
+
+
+def _feed(proc: subprocess.Popen[str], line: Callable[[], str]) -> None:
+    """Write the child its one line on stdin (when it is ready), then close it."""
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(line())
+        proc.stdin.close()
+    except (OSError, ValueError):  # the child is gone already
+        pass
 
 
 def _summary_block(stdout: str, stderr: str) -> list[str]:
@@ -150,6 +176,91 @@ def run_children(
         Child(t.name, child_argv(args, servers, t.name, work / t.name), work / t.name)
         for t in selected
     ]
+    interrupted = _run_all(args, children, jobs, secrets)
+    try:
+        return _merge(args, base, started, children, jobs, interrupted)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_shards(
+    args: Any, servers: Path, target: Target, shards: int, secrets: SecretRegistry
+) -> JobsOutcome:
+    """One embedded target started here once, its checks dealt out to `shards` processes
+    (`--shard K/N`) that attach to it; their results merged as one process's would be.
+
+    The children import and collect while the target starts; each then reads on stdin where
+    it is and the secrets to use it (never a file), or why it could not be started (their
+    checks ERROR with that reason)."""
+    base = Path(args.report_dir).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    started = datetime.now(UTC)
+    work = Path(tempfile.mkdtemp(prefix=".jobs-", dir=base))
+    name = target.name
+    print(f"[{name}] starting embedded {target.embedded}, shared by {shards} processes")
+    starter = Starter([(target, lambda: start_target(target, work / "logs" / name, offline=True))])
+    starter.start()
+    handed: list[str] = []
+    lock = threading.Lock()
+
+    def hand_over() -> str:
+        with lock:
+            if not handed:
+                handed.append(_handover(starter.futures[0], name, secrets))
+            return handed[0]
+
+    children = []
+    for k in range(1, shards + 1):
+        folder = work / f"{name}-{k}"
+        argv = [*child_argv(args, servers, name, folder), "--shard", f"{k}/{shards}"]
+        children.append(Child(f"{name} {k}/{shards}", argv, folder))
+    try:
+        env = {**os.environ, ATTACH_VAR: name}
+        interrupted = _run_all(args, children, shards, secrets, env, hand_over)
+    finally:
+        running = None if starter.futures[0].cancel() else _result(starter.futures[0])
+        if running is not None:
+            running.stop(secrets.scrub)
+        starter.release()
+    try:
+        return _merge(args, base, started, children, shards, interrupted, work / "logs")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _handover(future: Future[RunningTarget], name: str, secrets: SecretRegistry) -> str:
+    """The line the children attach with, once the target answers (its secrets are then
+    scrubbed from their output here too)."""
+    try:
+        running = future.result()
+    except (HarnessError, ConfigError) as exc:
+        return attachment(None, f"target {name} could not be started: {exc}")
+    for value in (running.shared_secret, *running.held_secrets):
+        secrets.add(value, "shared_secret")
+    if running.oauth_admin is not None:
+        secrets.add_pair(running.oauth_admin.client_id, running.oauth_admin.client_secret)
+    startup = running.embedded.startup_s if running.embedded else None
+    print(f"[{name}] started in {startup or 0:.1f} s at {running.base_url}", flush=True)
+    return attachment(running)
+
+
+def _result(future: Future[RunningTarget]) -> RunningTarget | None:
+    try:
+        return future.result()
+    except BaseException:  # its failure was reported to the children
+        return None
+
+
+def _run_all(
+    args: Any,
+    children: list[Child],
+    jobs: int,
+    secrets: SecretRegistry,
+    env: dict[str, str] | None = None,
+    hand_over: Callable[[], str] | None = None,
+) -> str | None:
+    """Run the children, at most `jobs` at once, passing on their progress; the signal that
+    stopped the run, if one did (it is passed on to each child, once)."""
     shown = PROGRESS_VERBOSE if getattr(args, "verbose", False) else PROGRESS
     running: dict[str, subprocess.Popen[str]] = {}
     lock = threading.Lock()
@@ -171,14 +282,17 @@ def run_children(
                 child.argv,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if hand_over else subprocess.DEVNULL,
                 text=True,
+                env=env,
                 start_new_session=True,  # signals reach it from this process only, once
             )
             running[child.target] = proc
         errors: list[str] = []
         drain = threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True)
         drain.start()
+        if hand_over is not None:
+            threading.Thread(target=_feed, args=(proc, hand_over), daemon=True).start()
         lines: list[str] = []
         summary = False
         for line in proc.stdout or []:  # its progress as it comes: start, problems, done
@@ -206,27 +320,27 @@ def run_children(
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    interrupted = stop[0] if stop else None
-    try:
-        return _merge(args, base, work, started, children, jobs, interrupted)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    return stop[0] if stop else None
 
 
 def _merge(
     args: Any,
     base: Path,
-    work: Path,
     started: datetime,
     children: list[Child],
     jobs: int,
     interrupted: str | None,
+    shared_logs: Path | None = None,
 ) -> JobsOutcome:
+    """The children's documents as one report folder; with `shared_logs` (the logs of a
+    target the children shared) they are one target's shares, merged into one part first."""
     documents = []
     for child in children:
         child.folder = _child_folder(child.report_dir)
         if child.folder is not None:
             documents.append(read_document(child.folder / "results.json"))
+    if shared_logs is not None and documents:
+        documents = [merge_shards(documents)]
     codes = [c.exit_code if c.exit_code is not None else EXIT_ERROR for c in children]
     code = exit_code_of(codes)
     if interrupted or any(c in (EXIT_SIGINT, EXIT_SIGTERM) for c in codes):
@@ -244,6 +358,8 @@ def _merge(
         for sub in ("logs", "browser"):
             if child.folder is not None and (child.folder / sub).is_dir():
                 shutil.copytree(child.folder / sub, folder / sub, dirs_exist_ok=True)
+    if shared_logs is not None and shared_logs.is_dir():  # the shared target's, scrubbed
+        shutil.copytree(shared_logs, folder / "logs", dirs_exist_ok=True)
     write_document(document, folder / "results.json")
     render_all(folder / "results.json")
     if not interrupted:

@@ -17,15 +17,23 @@ import pytest
 from mxconform.errors import HarnessError
 from mxconform.parallel import jobs_for
 from mxconform.paths import suites_dir
-from mxconform.results import gating_failures, read_document
+from mxconform.results import read_document
 from mxconform.targets.config import ConfigError, Target
+from mxconform.targets.lifecycle import keep_handover_stream
 
 from .catalogue import list_checks, list_requirements
 from .commands import _load, list_targets, prepare_releases, serve, synapse_command
 from .results_commands import add_parsers, diff, matrix, rerender
-from .summary import print_summary, summary_json, summary_lines
+from .summary import (
+    EXIT_ERROR,
+    EXIT_FAIL,
+    EXIT_OK,
+    exit_status,
+    print_summary,
+    summary_json,
+    summary_lines,
+)
 
-EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143  # as a shell reports a process ended by the signal
 
 
@@ -101,7 +109,15 @@ def _jobs(args: argparse.Namespace, repeat: int) -> int:
         return jobs_for(given, 0)
     if repeat > 1 or getattr(args, "tb", None):
         return 1  # repeated runs and tracebacks stay in this process
-    return jobs_for(given, len(_load(args.servers)[1].select(args.server or [])))
+    selected = _load(args.servers)[1].select(args.server or [])
+    selection = args.k or getattr(args, "requirement", None)  # a few checks: not worth sharing
+    return jobs_for(given, len(selected), _shareable(selected) and not selection)
+
+
+def _shareable(selected: list[Target]) -> bool:
+    """A single embedded target: its checks can be shared by processes attached to it. A
+    remote target never is (its request-rate bound is per process)."""
+    return len(selected) == 1 and selected[0].embedded is not None
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Path, list[Target], list[str]]:
@@ -137,20 +153,26 @@ def _baseline_regressions(
 def _run_jobs(args: argparse.Namespace, jobs: int) -> RunOutcome:
     """`--jobs N`: a child process per target, at most N at once, merged into one report."""
     from mxconform.http.redact import SecretRegistry
-    from mxconform.parallel import run_children
+    from mxconform.parallel import run_children, run_shards
 
     path, selected, secrets = _prepare(args)
     human = sys.stderr if getattr(args, "json", False) else sys.stdout
     registry = SecretRegistry()
     for value in secrets:
         registry.add(value)
-    print(f"running {len(selected)} targets, at most {jobs} at once, a process each", file=human)
     started = time.perf_counter()
-    outcome = run_children(args, path.resolve(), selected, jobs, registry)
+    if _shareable(selected):
+        outcome = run_shards(args, path.resolve(), selected[0], jobs, registry)
+    else:
+        print(
+            f"running {len(selected)} targets, at most {jobs} at once, a process each",
+            file=human,
+        )
+        outcome = run_children(args, path.resolve(), selected, jobs, registry)
     wall = time.perf_counter() - started
     if outcome.document is None or outcome.folder is None:
         print("mxconform: no target wrote a report", file=sys.stderr)
-        return RunOutcome(outcome.exit_code or EXIT_ERROR, None, 0, secrets)
+        return RunOutcome(outcome.exit_code or EXIT_ERROR, None, 0, registry.values())
     code = outcome.exit_code
     regressions = _baseline_regressions(args, outcome.folder, outcome.document, human)
     if regressions and not outcome.interrupted:
@@ -162,7 +184,7 @@ def _run_jobs(args: argparse.Namespace, jobs: int) -> RunOutcome:
     print_summary(lines, human)
     if getattr(args, "json", False):
         print(summary_json(outcome.document, outcome.folder, wall, code, reason, fail_on))
-    return RunOutcome(code, outcome.folder, 0, secrets)
+    return RunOutcome(code, outcome.folder, 0, registry.values())
 
 
 def _run_once(args: argparse.Namespace) -> RunOutcome:
@@ -203,15 +225,21 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
     argv += ["--offline"]  # every synapse_version is in the cache now (prepare_releases)
     if args.k:
         argv += ["-k", args.k]
+    if getattr(args, "shard", None):
+        argv += ["--shard", args.shard]
     if getattr(args, "tb", None):
         argv += [f"--tb={args.tb}", "-rfE"]  # tracebacks (scrubbed) and pytest's sections
     else:
         argv += ["--no-summary"]
+    keep_handover_stream()  # a --jobs child: its target comes on stdin (before pytest's capture)
     capture = _Capture()
     started = time.perf_counter()
     with contextlib.redirect_stdout(human):
         code = int(pytest.main(argv, plugins=[capture]))
     wall = time.perf_counter() - started
+    if capture.report_dir is None and getattr(args, "shard", None) and code == 5:
+        print(f"mxconform: share {args.shard} of the checks holds none of those selected")
+        return RunOutcome(EXIT_OK, None, code, capture.secrets)  # the other shares report
     if capture.report_dir is None:
         print(
             "mxconform: no checks ran (nothing selected, or the run failed before any check)",
@@ -233,40 +261,6 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
         data = summary_json(document, capture.report_dir, wall, exit_code, reason, args.fail_on)
         print(data, flush=True)
     return RunOutcome(exit_code, capture.report_dir, code, capture.secrets)
-
-
-def exit_status(
-    document: dict[str, Any], pytest_code: int, regressions: bool, fail_on: str = "fail"
-) -> tuple[int, str]:
-    """The run's exit code and, when it is not 0, why in one line."""
-    checks = document["checks"]
-    # --fail-on regression: only a change for the worse against --baseline fails the run
-    gating = [] if fail_on == "regression" else gating_failures(checks, fail_on)
-    if gating or regressions:
-        kinds = sorted({c["verdict"] for c in gating})
-        what = f"{len(gating)} {'/'.join(kinds)} not listed as known issues" if gating else ""
-        return EXIT_FAIL, "; ".join(p for p in (what, "regressions" if regressions else "") if p)
-    graded = [c for c in checks if c["verdict"] not in ("SKIP", "ERROR")]
-    # An ERROR listed as a known issue (a setup step a release is known to break) is flagged
-    # in the summary, not gating; any other ERROR means part of the run is not graded.
-    errors = [c for c in checks if c["verdict"] == "ERROR" and not c.get("known_issue")]
-    if not graded:
-        return EXIT_ERROR, "nothing graded (every check was SKIP or ERROR)"
-    if errors:
-        setup = sum(1 for c in errors if str(c.get("message", "")).startswith("precondition"))
-        parts = [f"{len(errors)} ERROR: checks not graded"]
-        if setup:
-            parts.append(f"{setup} a setup step the server answered unexpectedly")
-        if len(errors) > setup:
-            parts.append(f"{len(errors) - setup} the harness or the network failed")
-        return EXIT_ERROR, "; ".join(parts)
-    if pytest_code in (
-        pytest.ExitCode.INTERRUPTED,
-        pytest.ExitCode.INTERNAL_ERROR,
-        pytest.ExitCode.USAGE_ERROR,
-    ):
-        return EXIT_ERROR, f"the run stopped early (pytest exit {pytest_code})"
-    return EXIT_OK, ""
 
 
 def start_check(target: Target) -> list[str]:
@@ -343,9 +337,10 @@ def parser() -> argparse.ArgumentParser:
         "--jobs",
         metavar="N",
         default="auto",
-        help="run the targets concurrently, a process per target, at most N at once; one "
-        "merged report (default auto: as many as there are targets and CPUs; 1: in this "
-        "process, one after another, with live progress)",
+        help="run the targets concurrently, a process per target, at most N at once; a "
+        "single embedded target is started once and its checks shared by N processes; one "
+        "merged report (default auto: as many as there are targets and CPUs, up to 4 for a "
+        "single embedded target; 1: in this process, one after another, with live progress)",
     )
     r.add_argument(
         "--hypothesis-examples",
@@ -361,6 +356,7 @@ def parser() -> argparse.ArgumentParser:
     )
     offline = "embedded targets' synapse_version: use only releases already in the cache"
     r.add_argument("--offline", action="store_true", help=offline)
+    r.add_argument("--shard", metavar="K/N", help=argparse.SUPPRESS)  # --jobs hands it out
     ls = sub.add_parser("list", help="list the checks (without running them or any target)")
     ls.add_argument("--servers", metavar="FILE", help=servers_help)
     _selection(ls)

@@ -7,7 +7,11 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
+import pytest
+
 from mxconform.results import gating_failures
+
+EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 MAX_LISTED = 20
 
@@ -114,3 +118,37 @@ def summary_json(
         ],
     }
     return json.dumps(data, indent=2)
+
+
+def exit_status(
+    document: dict[str, Any], pytest_code: int, regressions: bool, fail_on: str = "fail"
+) -> tuple[int, str]:
+    """The run's exit code and, when it is not 0, why in one line."""
+    checks = document["checks"]
+    # --fail-on regression: only a change for the worse against --baseline fails the run
+    gating = [] if fail_on == "regression" else gating_failures(checks, fail_on)
+    if gating or regressions:
+        kinds = sorted({c["verdict"] for c in gating})
+        what = f"{len(gating)} {'/'.join(kinds)} not listed as known issues" if gating else ""
+        return EXIT_FAIL, "; ".join(p for p in (what, "regressions" if regressions else "") if p)
+    graded = [c for c in checks if c["verdict"] not in ("SKIP", "ERROR")]
+    # An ERROR listed as a known issue (a setup step a release is known to break) is flagged
+    # in the summary, not gating; any other ERROR means part of the run is not graded.
+    errors = [c for c in checks if c["verdict"] == "ERROR" and not c.get("known_issue")]
+    if not graded:
+        return EXIT_ERROR, "nothing graded (every check was SKIP or ERROR)"
+    if errors:
+        setup = sum(1 for c in errors if str(c.get("message", "")).startswith("precondition"))
+        parts = [f"{len(errors)} ERROR: checks not graded"]
+        if setup:
+            parts.append(f"{setup} a setup step the server answered unexpectedly")
+        if len(errors) > setup:
+            parts.append(f"{len(errors) - setup} the harness or the network failed")
+        return EXIT_ERROR, "; ".join(parts)
+    if pytest_code in (
+        pytest.ExitCode.INTERRUPTED,
+        pytest.ExitCode.INTERNAL_ERROR,
+        pytest.ExitCode.USAGE_ERROR,
+    ):
+        return EXIT_ERROR, f"the run stopped early (pytest exit {pytest_code})"
+    return EXIT_OK, ""

@@ -51,6 +51,9 @@ def _base64_forms(raw: bytes) -> set[str]:
     return forms
 
 
+_HEX_ESCAPE = re.compile(r"%[0-9A-F]{2}")
+
+
 def encodings(value: str) -> set[str]:
     """Every form a secret takes on the wire or on a page: literal, JSON-escaped (ASCII or
     not), HTML-escaped, URL-encoded (both ways, either hex case) and base64 (both alphabets,
@@ -58,8 +61,10 @@ def encodings(value: str) -> set[str]:
     forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
     escaped = html.escape(value, quote=True)
     forms |= {escaped, escaped.replace("&#x27;", "&#39;"), html.escape(value, quote=False)}
-    for encoded in (quote(value, safe=""), quote_plus(value), quote(value)):
-        forms |= {encoded, re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded)}
+    for encoded in {quote(value, safe=""), quote_plus(value), quote(value)}:
+        forms.add(encoded)
+        if "%" in encoded:  # most tokens have nothing to escape: no second pass
+            forms.add(_HEX_ESCAPE.sub(lambda m: m.group(0).lower(), encoded))
     forms |= _base64_forms(value.encode())
     return forms
 

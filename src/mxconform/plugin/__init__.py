@@ -14,4 +14,5 @@ pytest_plugins = [
     "mxconform.plugin.judge",
     "mxconform.plugin.record",
     "mxconform.plugin.targets",
+    "mxconform.plugin.shard",
 ]

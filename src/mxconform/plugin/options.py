@@ -79,6 +79,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run only the checks citing this requirement id (repeatable)",
     )
 
+    group.addoption(
+        "--shard",
+        metavar="K/N",
+        help="run the K-th of N shares of the selected checks (`mxconform run --jobs` gives "
+        "one target's checks to N processes this way)",
+    )
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(

@@ -4,7 +4,7 @@ and stopped at the end of the run whatever happened."""
 from __future__ import annotations
 
 import ssl
-import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from mxconform.plugin.progress import get_progress
 from mxconform.plugin.state import Run, TargetState, get_run, report_dir, say
 from mxconform.spec import requirements
 from mxconform.targets.config import ConfigError, Target
-from mxconform.targets.lifecycle import RunningTarget, start_target
+from mxconform.targets.lifecycle import RunningTarget, Starter, attached, start_target
 from mxconform.targets.preflight import identify
 
 
@@ -35,7 +35,7 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
             starting, state.starting = state.starting, None
             state.running = starting.result()
         else:
-            state.running = start_target(state.target, _log_dir(run, name), offline=run.offline)
+            state.running = _start(state.target, _log_dir(run, name), run.offline)
     except (HarnessError, ConfigError) as exc:
         state.start_error = f"target {name} could not be started: {exc}"
         _unavailable(config, name, state.start_error)
@@ -94,6 +94,12 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
     return running
 
 
+def _start(target: Target, log_dir: Path, offline: bool) -> RunningTarget:
+    """Start the target, unless the parent process started it for this one (`--jobs`)."""
+    given = attached(target)
+    return given if given is not None else start_target(target, log_dir, offline=offline)
+
+
 def _log_dir(run: Run, name: str) -> Path:
     return report_dir(run) / "logs" / name
 
@@ -114,36 +120,14 @@ def start_early(run: Run, config: pytest.Config) -> None:
     embedded = [s for s in run.states.values() if s.target.embedded is not None]
     if deselecting or not embedded:
         return
-    jobs = []
-    for state in embedded:
-        state.starting = Future()
-        jobs.append((state.starting, state.target, _log_dir(run, state.target.name)))
-    run.starter = _Starter(jobs, run.offline)
+
+    def starting(target: Target) -> Callable[[], RunningTarget]:
+        return lambda: _start(target, _log_dir(run, target.name), run.offline)
+
+    run.starter = Starter([(state, starting(state.target)) for state in embedded])
+    for state, future in zip(embedded, run.starter.futures, strict=True):
+        state.starting = future
     run.starter.start()
-
-
-class _Starter(threading.Thread):
-    """Starts the embedded targets one after another, then stays alive until they are
-    stopped: Linux ties the kernel's stop-with-parent signal (PR_SET_PDEATHSIG, see
-    `embedded.synapse`) to the thread that spawned Synapse, so it must not end before."""
-
-    def __init__(
-        self, jobs: list[tuple[Future[RunningTarget], Target, Path]], offline: bool
-    ) -> None:
-        super().__init__(name="mxconform-start", daemon=True)
-        self._jobs = jobs
-        self._offline = offline
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        for future, target, log_dir in self._jobs:
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(start_target(target, log_dir, offline=self._offline))
-            except BaseException as exc:  # handed to the target's first check
-                future.set_exception(exc)
-        self.done.wait()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -185,7 +169,7 @@ def stop_all(run: Run) -> None:
         if state.running is not None:
             state.running.stop(run.secrets.scrub)
     if run.starter is not None:
-        run.starter.done.set()
+        run.starter.release()
 
 
 def _started(starting: Future[RunningTarget]) -> RunningTarget | None:

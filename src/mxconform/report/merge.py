@@ -78,3 +78,40 @@ def _cited(documents: list[dict[str, Any]]) -> set[str]:
         rest |= {rid for rows in (cov.get("needs") or {}).values() for rid in rows}
         cited |= every - rest
     return cited
+
+
+def merge_shards(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """One target's results from the processes that shared its checks (`--shard K/N`, in
+    order of K), as one process would have written them: the checks back in the order they
+    were selected (dealt one at a time, so taken back one at a time), the accounts and
+    set-up requests of every share added up."""
+    shares = copy.deepcopy(documents)
+    first = shares[0]
+    checks: list[dict[str, Any]] = []
+    longest = max(len(d["checks"]) for d in shares)
+    for i in range(longest):
+        checks += [d["checks"][i] for d in shares if i < len(d["checks"])]
+    targets = [d["targets"][0] for d in shares if d["targets"]]
+    target = copy.deepcopy(targets[0]) if targets else {}
+    housekeeping = target.get("housekeeping") or {}
+    for other in targets[1:]:
+        theirs = other.get("housekeeping") or {}
+        for key, value in theirs.items():
+            if isinstance(value, list):
+                housekeeping[key] = [*housekeeping.get(key, []), *value]
+            elif isinstance(value, int):
+                housekeeping[key] = housekeeping.get(key, 0) + value
+        target["setup_exchanges"] = int(target.get("setup_exchanges") or 0) + int(
+            other.get("setup_exchanges") or 0
+        )
+        target["start_error"] = target.get("start_error") or other.get("start_error")
+    if housekeeping:
+        target["housekeeping"] = housekeeping
+    run = dict(first["run"])
+    run["finished_at"] = max(str(d["run"]["finished_at"]) for d in shares)
+    run["duration_s"] = max(float(d["run"]["duration_s"]) for d in shares)
+    run["interrupted"] = next(
+        (d["run"]["interrupted"] for d in shares if d["run"].get("interrupted")), None
+    )
+    run["shards"] = len(shares)
+    return {**first, "run": run, "targets": [target] if targets else [], "checks": checks}

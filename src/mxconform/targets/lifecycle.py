@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import os
 import secrets
+import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from mxconform.errors import HarnessError
 from mxconform.targets.embedded import releases
@@ -201,3 +206,112 @@ def start_target(
     if isinstance(target.provisioning, SynapseSharedSecret) and target.provisioning.shared_secret:
         secret = target.provisioning.shared_secret.resolve(f"{where}: provisioning.shared_secret")
     return RunningTarget(target, target.base_url, target.server_name, secret)
+
+
+class Starter(threading.Thread):
+    """Starts targets one after another on a thread of its own, each into its future, then
+    stays alive until released: Linux ties the kernel's stop-with-parent signal
+    (PR_SET_PDEATHSIG, see `embedded.synapse`) to the thread that spawned Synapse, so that
+    thread must not end while Synapse is meant to run."""
+
+    def __init__(self, jobs: list[tuple[Any, Callable[[], RunningTarget]]]) -> None:
+        super().__init__(name="mxconform-start", daemon=True)
+        self._starts = [start for _, start in jobs]
+        self.futures: list[Future[RunningTarget]] = [Future() for _ in jobs]
+        self._released = threading.Event()
+
+    def run(self) -> None:
+        for future, start in zip(self.futures, self._starts, strict=True):
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(start())
+            except BaseException as exc:  # handed to whoever waits for the target
+                future.set_exception(exc)
+        self._released.wait()
+
+    def release(self) -> None:
+        self._released.set()
+
+
+# A target another process started and shares with this one (`mxconform run --jobs` giving
+# one embedded target's checks to several processes). The environment names it; where it is
+# and the secrets to use it come on stdin once it answers: never in a file, and the child
+# imports and collects its checks meanwhile.
+ATTACH_VAR = "MXCONFORM_ATTACH"
+_handed: dict[str, RunningTarget] = {}
+_handover: list[TextIO] = []
+
+
+def keep_handover_stream() -> None:
+    """Called before pytest starts (it swaps stdin for /dev/null while it captures): keep
+    a handle on the stdin the parent writes its line to."""
+    if os.environ.get(ATTACH_VAR) and not _handover:
+        _handover.append(os.fdopen(os.dup(0), "r"))
+
+
+class _Attached:
+    """An embedded target started by the parent process: it stops it, not this one."""
+
+    def __init__(self, startup_s: float | None) -> None:
+        self.startup_s = startup_s
+
+    def stop(self, scrub: Callable[[str], str] | None = None) -> None:
+        return None
+
+
+def attachment(running: RunningTarget | None, error: str | None = None) -> str:
+    """The line a child reads on stdin to attach to the running target (see `attached`), or
+    why there is none."""
+    if running is None:
+        return json.dumps({"error": error or "the target was not started"}) + "\n"
+    admin = running.oauth_admin
+    admin_json = (
+        None
+        if admin is None
+        else {"url": admin.url, "client_id": admin.client_id, "secret": admin.client_secret}
+    )
+    return (
+        json.dumps(
+            {
+                "base_url": running.base_url,
+                "server_name": running.server_name,
+                "shared_secret": running.shared_secret,
+                "oauth_admin": admin_json,
+                "held_secrets": list(running.held_secrets),
+                "synapse_version": running.synapse_version,
+                "ca_file": str(running.ca_file) if running.ca_file else None,
+                "startup_s": running.embedded.startup_s if running.embedded else None,
+            }
+        )
+        + "\n"
+    )
+
+
+def attached(target: Target) -> RunningTarget | None:
+    """This target as the parent process started it, when it hands it over (waiting for
+    the parent's line on stdin); None when this process is to start it itself."""
+    if os.environ.get(ATTACH_VAR) != target.name:
+        return None
+    if target.name not in _handed:
+        line = (_handover[0] if _handover else sys.stdin).readline()
+        if not line:
+            raise HarnessError("the parent process ended before it could start the target")
+        data = json.loads(line)
+        if data.get("error"):
+            raise HarnessError(str(data["error"]))
+        admin = data.get("oauth_admin")
+        _handed[target.name] = RunningTarget(
+            target,
+            data["base_url"],
+            data["server_name"],
+            data.get("shared_secret"),
+            _Attached(data.get("startup_s")),
+            oauth_admin=None
+            if admin is None
+            else AdminAccess(admin["url"], admin["client_id"], admin["secret"]),
+            held_secrets=tuple(data.get("held_secrets") or ()),
+            synapse_version=data.get("synapse_version"),
+            ca_file=Path(data["ca_file"]) if data.get("ca_file") else None,
+        )
+    return _handed[target.name]
