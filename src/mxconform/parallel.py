@@ -93,6 +93,7 @@ def child_argv(args: Any, servers: Path, target: str, report_dir: Path) -> list[
     """The child's command line: the parent's options for one target, cache-only releases."""
     argv = [sys.executable, "-m", "mxconform.cli", "run", "--servers", str(servers)]
     argv += ["--server", target, "--report-dir", str(report_dir), "--offline", "--jobs", "1"]
+    argv += ["--results-only"]  # the merged report is rendered once, here
     for flag, value in (
         ("--spec-version", args.spec_version),
         ("--oauth-driver", getattr(args, "oauth_driver", None)),

@@ -227,6 +227,8 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
         argv += ["-k", args.k]
     if getattr(args, "shard", None):
         argv += ["--shard", args.shard]
+    if getattr(args, "results_only", False):
+        argv += ["--results-only"]
     if getattr(args, "tb", None):
         argv += [f"--tb={args.tb}", "-rfE"]  # tracebacks (scrubbed) and pytest's sections
     else:
@@ -357,6 +359,7 @@ def parser() -> argparse.ArgumentParser:
     offline = "embedded targets' synapse_version: use only releases already in the cache"
     r.add_argument("--offline", action="store_true", help=offline)
     r.add_argument("--shard", metavar="K/N", help=argparse.SUPPRESS)  # --jobs hands it out
+    r.add_argument("--results-only", action="store_true", help=argparse.SUPPRESS)  # and this
     ls = sub.add_parser("list", help="list the checks (without running them or any target)")
     ls.add_argument("--servers", metavar="FILE", help=servers_help)
     _selection(ls)

@@ -80,6 +80,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
     group.addoption(
+        "--results-only",
+        action="store_true",
+        default=False,
+        help="write results.json only, no HTML, JUnit or Allure (what --jobs children do)",
+    )
+    group.addoption(
         "--shard",
         metavar="K/N",
         help="run the K-th of N shares of the selected checks (`mxconform run --jobs` gives "

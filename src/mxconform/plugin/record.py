@@ -108,7 +108,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         cited=run.cited,
     )
     write_document(document, out / "results.json")
-    render_all(out / "results.json")
+    if not session.config.getoption("results_only", False):  # a --jobs child: the parent
+        render_all(out / "results.json")  # renders the merged report once
     if not interrupted:  # `latest` is always a complete run
         point_latest_at(out)
     session.config.stash[REPORT_KEY] = out
