@@ -27,9 +27,6 @@ from typing import Any
 from mxconform.errors import HarnessError
 from mxconform.http.redact import SecretRegistry
 from mxconform.paths import command_line
-from mxconform.plugin.record import point_latest_at
-from mxconform.report import render_all
-from mxconform.report.merge import merge_shards, merge_targets
 from mxconform.results import read_document, write_document
 from mxconform.targets.config import ConfigError, Target
 from mxconform.targets.lifecycle import (
@@ -335,6 +332,11 @@ def _merge(
 ) -> JobsOutcome:
     """The children's documents as one report folder; with `shared_logs` (the logs of a
     target the children shared) they are one target's shares, merged into one part first."""
+    # imported here: the parent of a shared target starts it before loading the rest
+    from mxconform.plugin.record import point_latest_at
+    from mxconform.report import render_all
+    from mxconform.report.merge import merge_shards, merge_targets
+
     documents = []
     for child in children:
         child.folder = _child_folder(child.report_dir)
