@@ -184,6 +184,11 @@ def test_a_shared_embedded_target_has_the_single_process_verdicts(tmp_path, capf
     assert (shared.report_dir / "logs" / "solo" / "synapse-homeserver.log").exists()
     assert "[solo 1/2]" in out and "[solo 2/2]" in out
     assert_no_secret(out + err, [*shared.secrets])
+    # the children's passwords and tokens came back to the parent (a pipe, memory only),
+    # which scrubbed the shared target's logs of them when it stopped it
+    assert len(shared.secrets) > 2 * len(two["targets"][0]["housekeeping"]["users_discarded"])
+    logs = "".join(p.read_text() for p in (shared.report_dir / "logs").rglob("*.log"))
+    assert_no_secret(logs, [*shared.secrets])
 
 
 @pytest.mark.integration

@@ -8,6 +8,7 @@ itself resolved), and never writes it anywhere."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -115,6 +116,35 @@ def child_argv(args: Any, servers: Path, target: str, report_dir: Path) -> list[
     return argv
 
 
+# A child sharing its target writes every secret value it saw to this descriptor at its end,
+# so that the parent, which stops the target, scrubs the target's kept logs of them too.
+SECRETS_FD_VAR = "MXCONFORM_SECRETS_FD"
+
+
+def send_secrets(values: list[str]) -> None:
+    """In a child: the run's secret values to the parent, one JSON string a line, through the
+    pipe it gave (memory only); nothing when there is none."""
+    fd = os.environ.get(SECRETS_FD_VAR)
+    if not fd:
+        return
+    try:
+        with os.fdopen(int(fd), "w") as out:
+            out.writelines(json.dumps(value) + "\n" for value in values)
+    except (OSError, ValueError):
+        pass
+
+
+def _read_secrets(fd: int, into: list[str]) -> None:
+    with os.fdopen(fd) as pipe:
+        for line in pipe:
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, str):
+                into.append(value)
+
+
 def _feed(proc: subprocess.Popen[str], line: Callable[[], str]) -> None:
     """Write the child its one line on stdin (when it is ready), then close it."""
     try:
@@ -214,7 +244,7 @@ def run_shards(
         children.append(Child(f"{name} {k}/{shards}", argv, folder))
     try:
         env = {**os.environ, ATTACH_VAR: name}
-        interrupted = _run_all(args, children, shards, secrets, env, hand_over)
+        interrupted = _run_all(args, children, shards, secrets, env, hand_over, True)
     finally:
         running = None if starter.futures[0].cancel() else _result(starter.futures[0])
         if running is not None:
@@ -256,6 +286,7 @@ def _run_all(
     secrets: SecretRegistry,
     env: dict[str, str] | None = None,
     hand_over: Callable[[], str] | None = None,
+    collect_secrets: bool = False,
 ) -> str | None:
     """Run the children, at most `jobs` at once, passing on their progress; the signal that
     stopped the run, if one did (it is passed on to each child, once)."""
@@ -276,16 +307,30 @@ def _run_all(
         with lock:
             if stop:
                 return
+            child_env, read_end = env, -1
+            passed: tuple[int, ...] = ()
+            if collect_secrets:  # a pipe the child writes the secrets it saw to, at its end
+                read_end, write_end = os.pipe()
+                child_env = {**(env or os.environ), SECRETS_FD_VAR: str(write_end)}
+                passed = (write_end,)
             proc = subprocess.Popen(
                 child.argv,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 stdin=subprocess.PIPE if hand_over else subprocess.DEVNULL,
                 text=True,
-                env=env,
+                env=child_env,
+                pass_fds=passed,
                 start_new_session=True,  # signals reach it from this process only, once
             )
+            for fd in passed:
+                os.close(fd)
             running[child.target] = proc
+        learnt: list[str] = []
+        reader = None
+        if read_end >= 0:
+            reader = threading.Thread(target=_read_secrets, args=(read_end, learnt), daemon=True)
+            reader.start()
         errors: list[str] = []
         drain = threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True)
         drain.start()
@@ -301,8 +346,12 @@ def _run_all(
                     print(f"[{child.target}] {secrets.scrub(line.rstrip())}", flush=True)
         proc.wait()
         drain.join()
+        if reader is not None:
+            reader.join(timeout=30)
         out, err = "".join(lines), "".join(errors)
         with lock:
+            for value in learnt:
+                secrets.add(value)
             running.pop(child.target, None)
             child.exit_code = proc.returncode
             child.summary = [secrets.scrub(line) for line in _summary_block(out, err)]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mxconform.errors import HarnessError
-from mxconform.parallel import jobs_for
+from mxconform.parallel import jobs_for, send_secrets
 from mxconform.paths import suites_dir
 from mxconform.results import read_document
 from mxconform.targets.config import ConfigError, Target
@@ -239,6 +239,7 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
     with contextlib.redirect_stdout(human):
         code = int(pytest.main(argv, plugins=[capture]))
     wall = time.perf_counter() - started
+    send_secrets(capture.secrets)  # a child sharing its target: to the parent, which stops it
     if capture.report_dir is None and getattr(args, "shard", None) and code == 5:
         print(f"mxconform: share {args.shard} of the checks holds none of those selected")
         return RunOutcome(EXIT_OK, None, code, capture.secrets)  # the other shares report
