@@ -88,6 +88,18 @@ def test_parallel_run_has_the_sequential_verdicts(tmp_path, synapse, monkeypatch
     assert_no_secret(out + err, [synapse.shared_secret])
 
 
+@pytest.mark.integration
+def test_json_stdout_stays_json_with_children(tmp_path, synapse, monkeypatch, capfd):
+    """`--json` with `--jobs`: the children's progress goes to stderr, stdout is the summary."""
+    monkeypatch.setenv(SECRET_VAR, synapse.shared_secret)
+    servers = two_targets(tmp_path, synapse.base_url)
+    argv = ["run", "--servers", str(servers), "--report-dir", str(tmp_path / "r"), "--json"]
+    outcome = run_suites(parser().parse_args([*argv, "--jobs", "2", "-k", "tokens.missing"]))
+    out, err = capfd.readouterr()
+    assert json.loads(out)["exit_code"] == outcome.exit_code
+    assert "[side-a]" in err and "[side-b]" in err
+
+
 def test_the_exit_code_is_the_worst_childs():
     assert exit_code_of([0, 0]) == 0
     assert exit_code_of([0, 2]) == 2

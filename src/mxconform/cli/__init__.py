@@ -161,14 +161,12 @@ def _run_jobs(args: argparse.Namespace, jobs: int) -> RunOutcome:
     for value in secrets:
         registry.add(value)
     started = time.perf_counter()
-    if _shareable(selected):
-        outcome = run_shards(args, path.resolve(), selected[0], jobs, registry)
-    else:
-        print(
-            f"running {len(selected)} targets, at most {jobs} at once, a process each",
-            file=human,
-        )
-        outcome = run_children(args, path.resolve(), selected, jobs, registry)
+    with contextlib.redirect_stdout(human):  # --json: the children's progress to stderr
+        if _shareable(selected):
+            outcome = run_shards(args, path.resolve(), selected[0], jobs, registry)
+        else:
+            print(f"running {len(selected)} targets, at most {jobs} at once, a process each")
+            outcome = run_children(args, path.resolve(), selected, jobs, registry)
     wall = time.perf_counter() - started
     if outcome.document is None or outcome.folder is None:
         print("mxconform: no target wrote a report", file=sys.stderr)
