@@ -61,8 +61,10 @@ def test_failed_start_cleans_up(tmp_path):
     assert server.process is None and not server.workdir.exists()
 
 
-def _spawn(*args: str, cwd: Path) -> subprocess.Popen[str]:
+def _spawn(*args: str, cwd: Path, tmp: Path | None = None) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    if tmp is not None:  # the embedded targets' state goes there (see memory_dir)
+        env["TMPDIR"] = str(tmp)
     return subprocess.Popen(
         [sys.executable, "-m", "mxconform.cli", *args],
         cwd=cwd,
@@ -91,12 +93,18 @@ def _wait_for_url(proc: subprocess.Popen[str], pattern: str, timeout: float = 60
 @pytest.mark.integration
 @needs_synapse
 def test_ctrl_c_during_a_run_stops_synapse(tmp_path):
-    proc = _spawn("run", "--report-dir", str(tmp_path / "reports"), "-v", cwd=tmp_path)
+    """Ctrl-C as soon as one target is up, the other most likely still starting: both are
+    stopped and neither leaves its state folder (a target still starting is waited for)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    argv = ("run", "--report-dir", str(tmp_path / "reports"), "-v")
+    proc = _spawn(*argv, cwd=tmp_path, tmp=state)
     base = _wait_for_url(proc, r"started in [\d.]+ s, (http://127\.0\.0\.1:\d+)")
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
     assert proc.returncode != 0
     assert is_down(base)
+    assert not [p.name for p in state.iterdir() if p.name.startswith("mxconform-")]
 
 
 @pytest.mark.integration

@@ -32,8 +32,10 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
         progress.target_starting(name, f"embedded {state.target.embedded}")
     try:
         if state.starting is not None:  # begun while the checks were collected
-            starting, state.starting = state.starting, None
-            state.running = starting.result()
+            # cleared only once it is done: a run stopped while this waits still has the
+            # target to stop (stop_all waits for it)
+            state.running = state.starting.result()
+            state.starting = None
         else:
             state.running = _start(state.target, _log_dir(run, name), run.offline)
     except (HarnessError, ConfigError) as exc:
