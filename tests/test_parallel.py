@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_console_secrets import assert_no_secret
@@ -37,6 +38,20 @@ def two_targets(folder: Path, base_url: str) -> Path:
     return path
 
 
+def once_and_in_two(servers: Path, folder: Path, selection: str, capfd: Any) -> tuple:
+    """The same selection run with `--jobs 1`, then `--jobs 2`; the second run's output."""
+
+    def run(jobs: int):
+        argv = ["run", "--servers", str(servers), "--report-dir", str(folder / f"jobs{jobs}")]
+        return run_suites(parser().parse_args([*argv, "--jobs", str(jobs), "-k", selection]))
+
+    first = run(1)
+    capfd.readouterr()
+    second = run(2)
+    out, err = capfd.readouterr()
+    return first, second, out, err
+
+
 def verdicts(report_dir: Path) -> dict[tuple[str, str, str], str]:
     doc = json.loads((report_dir / "results.json").read_text())
     return {
@@ -49,26 +64,8 @@ def test_parallel_run_has_the_sequential_verdicts(tmp_path, synapse, monkeypatch
     monkeypatch.setenv(SECRET_VAR, synapse.shared_secret)
     servers = two_targets(tmp_path, synapse.base_url)
 
-    def run(jobs: int, folder: str):
-        args = parser().parse_args(
-            [
-                "run",
-                "--servers",
-                str(servers),
-                "--report-dir",
-                str(tmp_path / folder),
-                "-k",
-                "tokens.missing or tokens.unknown or legacy.login",
-                "--jobs",
-                str(jobs),
-            ]
-        )
-        return run_suites(args)
-
-    sequential = run(1, "seq")
-    capfd.readouterr()
-    parallel = run(2, "par")
-    out, err = capfd.readouterr()
+    selection = "tokens.missing or tokens.unknown or legacy.login"
+    sequential, parallel, out, err = once_and_in_two(servers, tmp_path, selection, capfd)
     assert sequential.report_dir and parallel.report_dir
     seq, par = verdicts(sequential.report_dir), verdicts(parallel.report_dir)
     assert seq == par and len(seq) > 10
@@ -82,8 +79,8 @@ def test_parallel_run_has_the_sequential_verdicts(tmp_path, synapse, monkeypatch
     )
     assert (parallel.report_dir / "index.html").exists()
     assert (parallel.report_dir / "junit-side-b.xml").exists()
-    assert (tmp_path / "par" / "latest").resolve() == parallel.report_dir.resolve()
-    assert not list((tmp_path / "par").glob(".jobs-*"))  # the children's folders are gone
+    assert (tmp_path / "jobs2" / "latest").resolve() == parallel.report_dir.resolve()
+    assert not list((tmp_path / "jobs2").glob(".jobs-*"))  # the children's folders are gone
     assert "[side-a] exit" in out and "[side-b]" in out
     assert_no_secret(out + err, [synapse.shared_secret])
 
@@ -175,16 +172,8 @@ def test_a_shared_embedded_target_has_the_single_process_verdicts(tmp_path, capf
         "    provisioning: {method: synapse-shared-secret}\n"
     )
 
-    def run(jobs: int, folder: str):
-        selection = "tokens.missing or legacy.login or uia.completed"
-        argv = ["run", "--servers", str(servers), "--report-dir", str(tmp_path / folder)]
-        args = parser().parse_args([*argv, "--jobs", str(jobs), "-k", selection])
-        return run_suites(args)
-
-    single = run(1, "one")
-    capfd.readouterr()
-    shared = run(2, "two")
-    out, err = capfd.readouterr()
+    selection = "tokens.missing or legacy.login or uia.completed"
+    single, shared, out, err = once_and_in_two(servers, tmp_path, selection, capfd)
     assert single.report_dir and shared.report_dir
     one = json.loads((single.report_dir / "results.json").read_text())
     two = json.loads((shared.report_dir / "results.json").read_text())

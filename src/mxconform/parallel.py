@@ -35,6 +35,7 @@ from mxconform.targets.lifecycle import (
     RunningTarget,
     Starter,
     attachment,
+    settled,
     start_target,
 )
 
@@ -226,7 +227,7 @@ def run_shards(
     work = Path(tempfile.mkdtemp(prefix=".jobs-", dir=base))
     name = target.name
     print(f"[{name}] starting embedded {target.embedded}, shared by {shards} processes")
-    starter = Starter([(target, lambda: start_target(target, work / "logs" / name, offline=True))])
+    starter = Starter([lambda: start_target(target, work / "logs" / name, offline=True)])
     starter.start()
     handed: list[str] = []
     lock = threading.Lock()
@@ -246,7 +247,7 @@ def run_shards(
         env = {**os.environ, ATTACH_VAR: name}
         interrupted = _run_all(args, children, shards, secrets, env, hand_over, True)
     finally:
-        running = None if starter.futures[0].cancel() else _result(starter.futures[0])
+        running = settled(starter.futures[0])
         if running is not None:
             running.stop(secrets.scrub)
         starter.release()
@@ -270,13 +271,6 @@ def _handover(future: Future[RunningTarget], name: str, secrets: SecretRegistry)
     startup = running.embedded.startup_s if running.embedded else None
     print(f"[{name}] started in {startup or 0:.1f} s at {running.base_url}", flush=True)
     return attachment(running)
-
-
-def _result(future: Future[RunningTarget]) -> RunningTarget | None:
-    try:
-        return future.result()
-    except BaseException:  # its failure was reported to the children
-        return None
 
 
 def _run_all(

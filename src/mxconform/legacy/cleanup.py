@@ -7,6 +7,9 @@ check (a lock not lifted, a deactivation or a registration whose answer never ca
 from __future__ import annotations
 
 import asyncio
+from typing import Any
+
+import httpx
 
 from mxconform.errors import HarnessError
 from mxconform.http.client import MatrixClient
@@ -147,21 +150,12 @@ class AccountCleanup:
                 str(d) for d in present - self._found_devices[given.user_id] - {fresh.device_id}
             )
             if ours:
-                path = f"{CLIENT_V3}/delete_devices"
-                first = await client.request(
-                    "POST",
-                    path,
-                    json={"devices": ours},
-                    credentials=creds,
-                    note="cleanup: delete devices the run left, UIA challenge",
-                )
-                auth = password_auth(given.user_id, password, (body(first) or {}).get("session"))
-                done = await client.request(
-                    "POST",
-                    path,
-                    json={"devices": ours, "auth": auth},
-                    credentials=creds,
-                    note="cleanup: delete devices the run left, password stage",
+                done = await _with_password(
+                    client,
+                    f"{CLIENT_V3}/delete_devices",
+                    {"devices": ours},
+                    Session(given.user_id, fresh.access_token, fresh.device_id, password),
+                    "delete devices the run left",
                 )
                 if done.status_code == 200:
                     self.housekeeping.devices_logged_out += len(ours)
@@ -215,17 +209,25 @@ class AccountCleanup:
 
     async def _deactivate(self, client: MatrixClient, session: Session) -> None:
         path = f"{CLIENT_V3}/account/deactivate"
-        creds = bearer_header(session.access_token)
-        first = await client.request(
-            "POST", path, json={}, credentials=creds, note="cleanup: deactivate, UIA challenge"
-        )
-        auth = password_auth(session.user_id, session.password, (body(first) or {}).get("session"))
-        second = await client.request(
-            "POST",
-            path,
-            json={"auth": auth},
-            credentials=creds,
-            note="cleanup: deactivate, password stage",
-        )
+        second = await _with_password(client, path, {}, session, "deactivate")
         if second.status_code != 200:
             raise HarnessError(f"deactivation failed with HTTP {second.status_code}")
+
+
+async def _with_password(
+    client: MatrixClient, path: str, payload: dict[str, Any], session: Session, what: str
+) -> httpx.Response:
+    """A UIA-guarded POST done in cleanup: the challenge, then the password stage with the
+    session's own password; the second answer."""
+    creds = bearer_header(session.access_token)
+    first = await client.request(
+        "POST", path, json=payload, credentials=creds, note=f"cleanup: {what}, UIA challenge"
+    )
+    auth = password_auth(session.user_id, session.password, (body(first) or {}).get("session"))
+    return await client.request(
+        "POST",
+        path,
+        json={**payload, "auth": auth},
+        credentials=creds,
+        note=f"cleanup: {what}, password stage",
+    )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from mxconform.plugin.progress import get_progress
 from mxconform.plugin.state import Run, TargetState, get_run, report_dir, say
 from mxconform.spec import requirements
 from mxconform.targets.config import ConfigError, Target
-from mxconform.targets.lifecycle import RunningTarget, Starter, attached, start_target
+from mxconform.targets.lifecycle import RunningTarget, Starter, attached, settled, start_target
 from mxconform.targets.preflight import identify
 
 
@@ -126,7 +125,7 @@ def start_early(run: Run, config: pytest.Config) -> None:
     def starting(target: Target) -> Callable[[], RunningTarget]:
         return lambda: _start(target, _log_dir(run, target.name), run.offline)
 
-    run.starter = Starter([(state, starting(state.target)) for state in embedded])
+    run.starter = Starter([starting(state.target) for state in embedded])
     for state, future in zip(embedded, run.starter.futures, strict=True):
         state.starting = future
     run.starter.start()
@@ -167,15 +166,8 @@ def stop_all(run: Run) -> None:
     for state in run.states.values():
         if state.starting is not None:
             starting, state.starting = state.starting, None
-            state.running = None if starting.cancel() else _started(starting)
+            state.running = settled(starting)
         if state.running is not None:
             state.running.stop(run.secrets.scrub)
     if run.starter is not None:
         run.starter.release()
-
-
-def _started(starting: Future[RunningTarget]) -> RunningTarget | None:
-    try:
-        return starting.result()
-    except Exception:  # its failure was never needed: no check of it ran
-        return None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from mxconform.errors import HarnessError
 from mxconform.targets.embedded import releases
@@ -214,10 +214,10 @@ class Starter(threading.Thread):
     (PR_SET_PDEATHSIG, see `embedded.synapse`) to the thread that spawned Synapse, so that
     thread must not end while Synapse is meant to run."""
 
-    def __init__(self, jobs: list[tuple[Any, Callable[[], RunningTarget]]]) -> None:
+    def __init__(self, starts: list[Callable[[], RunningTarget]]) -> None:
         super().__init__(name="mxconform-start", daemon=True)
-        self._starts = [start for _, start in jobs]
-        self.futures: list[Future[RunningTarget]] = [Future() for _ in jobs]
+        self._starts = starts
+        self.futures: list[Future[RunningTarget]] = [Future() for _ in starts]
         self._released = threading.Event()
 
     def run(self) -> None:
@@ -232,6 +232,17 @@ class Starter(threading.Thread):
 
     def release(self) -> None:
         self._released.set()
+
+
+def settled(starting: Future[RunningTarget]) -> RunningTarget | None:
+    """At the end of a run: a start not begun is called off; one under way is waited for,
+    so that it can be stopped (None if it failed: nothing then to stop)."""
+    if starting.cancel():
+        return None
+    try:
+        return starting.result()
+    except Exception:
+        return None
 
 
 # A target another process started and shares with this one (`mxconform run --jobs` giving
