@@ -177,6 +177,16 @@ def test_synapse_legacy_api_conforms_but_for_known_deviations(run_harness, synap
     assert verdicts["uia.challenge.register[-]"] == "PASS"
     hk = run.document["targets"][0]["housekeeping"]
     assert hk["problems"] == [] and set(hk["users_created"]) == set(hk["users_deactivated"])
+    # The checks that wait for a token to expire ran after all the others (their tokens had
+    # expired by then), yet the results keep the order the checks were selected in.
+    last_sent = {
+        c["check_id"]: max((e["started_at"] for e in c["evidence"]), default="") for c in run.checks
+    }
+    waiting = {"legacy.token.expired", "legacy.softlogout.relogin"}
+    others = max(t for k, t in last_sent.items() if k not in waiting)
+    assert all(last_sent[k] >= others for k in waiting)
+    order = [c["check_id"] for c in run.checks]
+    assert order.index("legacy.token.expired") < order.index("legacy.logout.device-gone")
 
 
 @pytest.mark.parametrize(

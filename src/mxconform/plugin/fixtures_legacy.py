@@ -1,6 +1,7 @@
 """Fixtures of the legacy API: provisioned test users and their sessions."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
+from typing import Any
 
 import pytest
 
@@ -9,8 +10,36 @@ from mxconform.legacy.admin import SynapseAdmin
 from mxconform.legacy.api import Session
 from mxconform.legacy.users import LegacyUsers
 from mxconform.plugin.early import EarlyLogin, EarlyLogins, planned, uses
-from mxconform.plugin.state import bounded_cleanup, get_run, has_run
+from mxconform.plugin.state import SELECTION_KEY, bounded_cleanup, get_run, has_run
 from mxconform.targets.lifecycle import RunningTarget
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(
+    config: pytest.Config, items: list[pytest.Item]
+) -> Generator[None, None, None]:
+    """Run each target's `expiring_login` checks after its other checks: their logins start
+    at the target's first check, so by then the tokens have expired and the checks do not
+    sleep (in a process sharing a target, the sleep held up that process's share). Results
+    keep the selection order (SELECTION_KEY)."""
+    yield  # after -k, --requirement and --shard have selected
+    config.stash[SELECTION_KEY] = {item.nodeid: i for i, item in enumerate(items)}
+    waiting = set(uses(items, "expiring_login"))
+    if not waiting:
+        return
+    ordered: list[pytest.Item] = []
+    held: list[pytest.Item] = []
+    for i, item in enumerate(items):
+        (held if item in waiting else ordered).append(item)
+        after = items[i + 1] if i + 1 < len(items) else None
+        if held and (after is None or _target_of(after) != _target_of(item)):
+            ordered += held  # at the end of this target's run of checks
+            held = []
+    items[:] = ordered
+
+
+def _target_of(item: pytest.Item) -> Any:
+    return getattr(getattr(item, "callspec", None), "params", {}).get("target")
 
 
 @pytest.fixture(scope="session")

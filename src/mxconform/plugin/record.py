@@ -12,6 +12,7 @@ from mxconform.paths import command_line, git_commit
 from mxconform.plugin.options import INTERRUPT_KEY
 from mxconform.plugin.state import (
     REPORT_KEY,
+    SELECTION_KEY,
     ActiveCheck,
     Run,
     TargetState,
@@ -83,6 +84,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     from mxconform.report import render_all
 
+    order = session.config.stash.get(SELECTION_KEY, {})
+    run.records.sort(key=lambda r: order.get(r.nodeid, len(order)))  # stable: as selected
     out = report_dir(run)
     finished = datetime.now(UTC)
     interrupted = session.config.stash.get(INTERRUPT_KEY, None) or (

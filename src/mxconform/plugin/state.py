@@ -150,6 +150,9 @@ def report_dir(run: Run) -> Path:
 
 
 REPORT_KEY = pytest.StashKey[Path]()
+# node id -> place in the selection: the order results are written in, whatever the order
+# the checks ran in (fixtures_legacy runs the ones that wait for a token's expiry last)
+SELECTION_KEY = pytest.StashKey[dict[str, int]]()
 
 
 def say(config: pytest.Config, text: str) -> None:
