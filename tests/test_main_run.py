@@ -72,6 +72,34 @@ def test_default_run_passes_on_embedded_synapse(main_run):
     assert len(ids) == len(set(ids)), "check ids must be unique per target and transport"
 
 
+UIA_OPS = [
+    "delete-devices",
+    "delete-device",
+    "change-password",
+    "deactivate",
+    "add-3pid",
+    "cross-signing-replace",
+    "get-login-token",
+]
+
+
+def test_the_delegated_target_refuses_oauth_tokens_on_every_uia_endpoint(main_run):
+    """The mission's core claim on the embedded delegated target (https issuer, held to
+    v1.18): every UIA endpoint refuses an OAuth token, with or without a password stage."""
+    document = json.loads((main_run.report_dir / "results.json").read_text())
+    oauth = {
+        f"{c['check_id']}[{c['transport'] or '-'}]": c
+        for c in document["checks"]
+        if c["target"] == "synapse-oauth"
+    }
+    for op in UIA_OPS:
+        assert oauth[f"oauth.uia.refused.{op}[-]"]["verdict"] == "PASS"
+        assert oauth[f"oauth.uia.refused-with-password.{op}[-]"]["verdict"] == "PASS"
+    assert oauth["oauth.uia.m-oauth.approved[-]"]["verdict"] == "PASS"
+    assert oauth["oauth.authz.code-flow[-]"]["verdict"] == "PASS"
+    assert oauth["oauth.uia.refused.delete-devices[-]"]["grant"].startswith("authorization code")
+
+
 def test_outputs_are_rendered_from_results(main_run):
     out = main_run.report_dir
     assert (out.parent / "latest").resolve() == out.resolve()

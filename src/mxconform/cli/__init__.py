@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from mxconform.cli.pytest_args import inner_plugins, pytest_argv
 from mxconform.errors import HarnessError
 from mxconform.parallel import jobs_for, send_secrets
-from mxconform.paths import suites_dir
 from mxconform.results import read_document
 from mxconform.targets.config import ConfigError, Target
 from mxconform.targets.lifecycle import keep_handover_stream
@@ -188,54 +188,12 @@ def _run_jobs(args: argparse.Namespace, jobs: int) -> RunOutcome:
 def _run_once(args: argparse.Namespace) -> RunOutcome:
     path, _selected, _ = _prepare(args)
     human = sys.stderr if getattr(args, "json", False) else sys.stdout  # --json: stdout is JSON
-    suites = suites_dir()
-    argv = [
-        str(suites),
-        "--rootdir",
-        str(suites),
-        "-c",
-        str(suites / "pytest.ini"),
-        "-p",
-        "no:cacheprovider",
-        "--servers",
-        str(path.resolve()),
-        "--report-dir",
-        str(Path(args.report_dir).resolve()),
-        # mxconform's console (plugin/progress.py), not pytest's dots and sections
-        "--console",
-        "quiet" if args.quiet else ("verbose" if args.verbose else "live"),
-        "-qq",
-        "-o",
-        "console_output_style=classic",
-    ]
-    for name in args.server or []:
-        argv += ["--server", name]
-    for rid in getattr(args, "requirement", None) or []:
-        argv += ["--requirement", rid]
-    if args.spec_version:
-        argv += ["--spec-version", args.spec_version]
-    if getattr(args, "oauth_driver", None):
-        argv += ["--oauth-driver", args.oauth_driver]
-    if getattr(args, "hypothesis_examples", None):
-        argv += ["--hypothesis-examples", str(args.hypothesis_examples)]
-    if getattr(args, "hypothesis_seed", None) is not None:
-        argv += ["--hypothesis-seed", str(args.hypothesis_seed)]
-    argv += ["--offline"]  # every synapse_version is in the cache now (prepare_releases)
-    if args.k:
-        argv += ["-k", args.k]
-    if getattr(args, "shard", None):
-        argv += ["--shard", args.shard]
-    if getattr(args, "results_only", False):
-        argv += ["--results-only"]
-    if getattr(args, "tb", None):
-        argv += [f"--tb={args.tb}", "-rfE"]  # tracebacks (scrubbed) and pytest's sections
-    else:
-        argv += ["--no-summary"]
+    argv = pytest_argv(args, path)
     keep_handover_stream()  # a --jobs child: its target comes on stdin (before pytest's capture)
     capture = _Capture()
     started = time.perf_counter()
     with contextlib.redirect_stdout(human):
-        code = int(pytest.main(argv, plugins=[capture]))
+        code = int(pytest.main(argv, plugins=[capture, *inner_plugins()]))
     wall = time.perf_counter() - started
     send_secrets(capture.secrets)  # a child sharing its target: to the parent, which stops it
     if capture.report_dir is None and getattr(args, "shard", None) and code == 5:

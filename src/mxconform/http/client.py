@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import ssl
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -298,14 +300,30 @@ def _wire_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
     return [(k, v) for k, v in headers.multi_items() if k.lower() not in skip]
 
 
-def tls_context(ca_file: str | None = None, verify: bool = True) -> ssl.SSLContext | bool:
+def tls_context(
+    ca_file: str | None = None, verify: bool = True, *more_cas: str
+) -> ssl.SSLContext | bool:
     """What httpx verifies a target's certificates with: the system's trust store, plus an
-    operator's CA bundle when given; False only when the operator turned checking off."""
+    operator's CA bundle when given (and any more, e.g. an embedded target's own CA); False
+    only when the operator turned checking off."""
     if not verify:
         return False
+    bundles = []
+    for bundle in (ca_file, *more_cas):
+        if bundle is not None:
+            stat = Path(bundle).stat()  # a bundle changed on disk is read again
+            bundles.append((bundle, stat.st_mtime_ns, stat.st_size))
+    return _trust_context(tuple(bundles))
+
+
+@functools.lru_cache(maxsize=32)
+def _trust_context(bundles: tuple[tuple[str, int, int], ...]) -> ssl.SSLContext:
+    """One context per trust store: reading the system's took 20 to 30 ms of CPU, and every
+    client, preflight and driver of a target asked for its own. Shared, so never changed
+    once made."""
     context = ssl.create_default_context()
-    if ca_file is not None:
-        context.load_verify_locations(ca_file)
+    for bundle, _, _ in bundles:
+        context.load_verify_locations(bundle)
     return context
 
 

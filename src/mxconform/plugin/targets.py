@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mxconform.errors import HarnessError, TargetUnavailable
+from mxconform.http.client import tls_context
 from mxconform.plugin.progress import get_progress
 from mxconform.plugin.state import Run, TargetState, get_run, report_dir, say
 from mxconform.spec import requirements
@@ -138,10 +139,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def tls_for(target: Target, running: RunningTarget) -> ssl.SSLContext | bool:
     """What every client of the target verifies with: its `tls` settings, plus the CA the
     harness made for an embedded target's https face."""
-    context = target.ssl_context()
-    if running.ca_file is not None and isinstance(context, ssl.SSLContext):
-        context.load_verify_locations(running.ca_file)
-    return context
+    context = target.ssl_context()  # (a bundle it cannot read is a ConfigError)
+    if running.ca_file is None or context is False:
+        return context
+    # its own context, not the shared one of the target's settings with the CA added to it
+    return tls_context(target.tls.ca_file, target.tls.verify, str(running.ca_file))
 
 
 def _why(source: str) -> str:

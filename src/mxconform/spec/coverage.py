@@ -9,6 +9,7 @@ given); a row with none of the three is *uncovered*.
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,16 +23,24 @@ def literal_citations(paths: Iterable[Path]) -> set[str]:
     """Requirement ids passed as a literal `req="..."` keyword anywhere in these files."""
     found: set[str] = set()
     for path in paths:
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.keyword)
-                and node.arg == "req"
-                and isinstance(node.value, ast.Constant)
-                and isinstance(node.value.value, str)
-            ):
-                found.add(node.value.value)
+        stat = path.stat()
+        found |= _citations_in(path, stat.st_mtime_ns, stat.st_size)
     return found
+
+
+@functools.lru_cache(maxsize=256)
+def _citations_in(path: Path, mtime_ns: int, size: int) -> frozenset[str]:
+    """One file's citations, parsed once per version of it: a process that runs the suites
+    many times (the project's tests) parsed every suite file at each run's collection."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return frozenset(
+        node.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.keyword)
+        and node.arg == "req"
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    )
 
 
 def suite_files(item_paths: Iterable[Path]) -> list[Path]:
