@@ -8,6 +8,7 @@ import pytest
 
 from mxconform.errors import HarnessError, PreconditionFailed, TargetUnavailable, Unsupported
 from mxconform.plugin.checks import CHECK_MARKER
+from mxconform.plugin.options import brief
 from mxconform.plugin.record import record_check
 from mxconform.plugin.state import get_run, has_run
 from mxconform.spec.verdicts import CheckState, Unmet, Verdict
@@ -46,7 +47,7 @@ def pytest_runtest_makereport(
         report.outcome = outcomes.get(verdict, "passed")
         if verdict in (Verdict.PASS, Verdict.WARN, Verdict.INFO):
             report.longrepr = None
-        elif verdict is not Verdict.SKIP and item.config.getoption("tbstyle") == "auto":
+        elif verdict is not Verdict.SKIP and brief(item.config):
             # One line, our words: pytest's tracebacks show argument values (tokens,
             # passwords); `--tb=short|long` brings them back for debugging.
             shown = run.secrets.scrub(message)

@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from mxconform.plugin.options import brief
+
 PLUGIN_NAME = "mxconform-progress"
 REPORT_EVERY_S = 5.0  # not a terminal: a progress line at most this often
 REDRAW_EVERY_S = 0.1  # a terminal: the line is rewritten at most this often
@@ -196,7 +198,7 @@ class Progress:
             self.check_done(info)
         elif report.failed and report.when == "teardown":
             text = str(report.longrepr).strip().splitlines()
-            last = text[-1] if text and self.config.getoption("tbstyle") == "auto" else ""
+            last = text[-1] if text and brief(self.config) else ""
             self.line(
                 f"  {self._colour('ERROR', 'ERROR')} cleaning up after {report.nodeid}: "
                 f"{_one_line(last)}"
