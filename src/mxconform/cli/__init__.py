@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import sys
 import time
@@ -373,6 +374,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "run":
+            # Collect young objects less often: a run allocates much and keeps little, and at
+            # CPython's default the collector took about 8% of the harness's CPU (4% now).
+            gc.set_threshold(10_000, 10, 10)
             return run_suites(args).exit_code
         if args.command == "serve":
             return serve(args)
