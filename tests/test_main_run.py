@@ -10,6 +10,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from test_oauth_suite import UIA_OPS
 
 from mxconform.cli import main, parser, run_suites
 from mxconform.targets.embedded.synapse import synapse_available
@@ -70,17 +71,6 @@ def test_default_run_passes_on_embedded_synapse(main_run):
     assert {"header", "query"} <= transports
     ids = [(c["check_id"], c["target"], c["transport"]) for c in document["checks"]]
     assert len(ids) == len(set(ids)), "check ids must be unique per target and transport"
-
-
-UIA_OPS = [
-    "delete-devices",
-    "delete-device",
-    "change-password",
-    "deactivate",
-    "add-3pid",
-    "cross-signing-replace",
-    "get-login-token",
-]
 
 
 def test_the_delegated_target_refuses_oauth_tokens_on_every_uia_endpoint(main_run):
