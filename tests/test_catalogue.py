@@ -1,6 +1,7 @@
 """The requirement catalogue and the probe table, cross-checked against the reference and spec."""
 
 import re
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -53,10 +54,14 @@ ADDED_ROWS = {  # rows the reference does not list, and the text each rests on
 }
 
 
+@cache
 def _spec_operations() -> dict[str, tuple[str, str, list]]:
+    """Parsed once per process: the spec's files take seconds to read with the pure-Python
+    loader, and every probe asks."""
     ops = {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     for path in SPEC_API.glob("*.yaml"):
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.load(path.read_text(), Loader=loader)
         base = (
             doc.get("servers", [{}])[0].get("variables", {}).get("basePath", {}).get("default", "")
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mxconform.cli.pytest_args import inner_plugins
 from mxconform.paths import suites_dir
 from mxconform.spec import requirements
 from mxconform.targets.config import ConfigError
@@ -58,6 +59,8 @@ def collect_checks(args: argparse.Namespace) -> list[dict[str, Any]]:
     suites = suites_dir()
     argv = [str(suites), "--rootdir", str(suites), "-c", str(suites / "pytest.ini")]
     argv += ["-p", "no:cacheprovider", "--collect-only", "-qq"]
+    # the plugins as `run` loads them (pytest_args.inner_plugins): no entry-point search
+    argv += ["--disable-plugin-autoload", "-p", "no:unraisableexception"]
     if args.servers:
         argv += ["--servers", str(Path(args.servers).resolve())]
     if args.k:
@@ -67,7 +70,7 @@ def collect_checks(args: argparse.Namespace) -> list[dict[str, Any]]:
     collector = _Collector()
     said = io.StringIO()
     with contextlib.redirect_stdout(said):
-        code = pytest.main(argv, plugins=[collector])
+        code = pytest.main(argv, plugins=[collector, *inner_plugins()])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         raise ConfigError(
             f"could not collect the suites (pytest exit {int(code)}):\n{said.getvalue()}"
