@@ -72,6 +72,7 @@ def serve(handle: Handler, tls: ssl.SSLContext | None = None) -> Iterator[Stub]:
 
     class _H(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # kept-alive: no delayed-ACK wait between writes
 
         def log_message(self, format: str, *args: object) -> None:
             return None

@@ -1235,6 +1235,9 @@ class BreakingProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body go out in two writes on a kept-alive connection: without
+            # TCP_NODELAY the body waits for the client's delayed ACK (about 40 ms a request)
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass
