@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from mxconform.errors import HarnessError
+from mxconform.plugin.options import forget_stale_stops
 from mxconform.targets.embedded.synapse import EmbeddedSynapse, synapse_available, synapse_config
 
 needs_synapse = pytest.mark.skipif(not synapse_available(), reason="embedded extra missing")
@@ -117,3 +119,28 @@ def test_serve_prints_urls_and_stops_on_ctrl_c(tmp_path):
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)  # each Synapse may take its 10 s SIGTERM grace on a loaded machine
     assert proc.returncode == 0 and is_down(base)
+
+
+def test_a_signal_just_after_a_check_ended_leaves_the_teardown_a_working_loop():
+    """The stop signal lands after the check's task is done but before the loop ran its own
+    stop callback (a done-callback raising stands in for the signal's handler): the loop's
+    next run, the fixtures' teardown, must still run to the end (without the clean-up:
+    "Event loop stopped before Future completed", and no report)."""
+    loop = asyncio.new_event_loop()
+    try:
+
+        async def check() -> str:
+            return "graded"
+
+        def signal_lands(_: object) -> None:
+            raise KeyboardInterrupt
+
+        task = loop.create_task(check())
+        task.add_done_callback(signal_lands)  # queued ahead of run_until_complete's callback
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(task)
+        assert forget_stale_stops(loop) == 1
+        assert loop.run_until_complete(asyncio.sleep(0.01, "torn down")) == "torn down"
+        assert forget_stale_stops(loop) == 0
+    finally:
+        loop.close()

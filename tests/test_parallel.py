@@ -227,6 +227,6 @@ def test_sigterm_reaches_every_child_and_the_merged_report_is_partial(tmp_path, 
     assert len(folders) == 1 and not folders[0].name.startswith(".jobs-"), folders
     document = json.loads((folders[0] / "results.json").read_text())
     assert document["run"]["interrupted"] == "SIGTERM"
-    assert {t["name"] for t in document["targets"]} == {"side-a", "side-b"}
+    assert {t["name"] for t in document["targets"]} == {"side-a", "side-b"}, out[-3000:]
     assert not (reports / "latest").exists()
     assert synapse.shared_secret not in out

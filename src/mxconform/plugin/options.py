@@ -1,5 +1,6 @@
 """Command-line options, markers, and signals (Ctrl-C, SIGTERM) that stop a run cleanly."""
 
+import asyncio
 import contextlib
 import signal
 import threading
@@ -148,6 +149,8 @@ def _interrupt_anywhere(config: pytest.Config) -> None:
         if INTERRUPT_KEY in config.stash:
             return
         config.stash[INTERRUPT_KEY] = signal.Signals(signum).name
+        with contextlib.suppress(RuntimeError):  # none running: nothing can be left queued
+            config.stash[_INTERRUPTED_LOOP] = asyncio.get_running_loop()
         raise KeyboardInterrupt
 
     saved: dict[int, Any] = {}
@@ -158,6 +161,38 @@ def _interrupt_anywhere(config: pytest.Config) -> None:
         if signal.getsignal(signum) is default:
             saved[signum] = signal.signal(signum, stop)
     config.stash[_SAVED_HANDLERS] = saved
+
+
+# The event loop a stop signal interrupted, if one was running when it came.
+_INTERRUPTED_LOOP = pytest.StashKey[asyncio.AbstractEventLoop]()
+
+
+def forget_stale_stops(loop: asyncio.AbstractEventLoop) -> int:
+    """Cancel the "stop the loop, its future is done" callbacks left queued in `loop`.
+
+    A stop signal raises KeyboardInterrupt wherever Python is. When it lands after the
+    future that `run_until_complete` waits for is done, but before the loop has run the
+    callback that stops it, that callback stays queued: the next `run_until_complete` (the
+    fixtures' teardown, which deactivates the accounts and writes nothing until it ends)
+    stops after one step with "Event loop stopped before Future completed", and the run
+    ends with no report. Returns how many were cancelled.
+    """
+    stopper = getattr(asyncio.base_events, "_run_until_complete_cb", None)
+    queued = getattr(loop, "_ready", None)  # CPython's loops; another loop has none of it
+    if stopper is None or queued is None or loop.is_running():
+        return 0
+    stale = [h for h in queued if getattr(h, "_callback", None) is stopper]
+    for handle in stale:
+        handle.cancel()
+    return len(stale)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """After a stop signal, before pytest tears the fixtures down on the same loop."""
+    loop = session.config.stash.get(_INTERRUPTED_LOOP, None)
+    if loop is not None and not loop.is_closed():
+        forget_stale_stops(loop)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
