@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from mxconform.cli.pytest_args import inner_plugins
-from mxconform.paths import suites_dir
+from mxconform.cli.pytest_args import inner_plugins, suites_argv
 from mxconform.spec import requirements
 from mxconform.targets.config import ConfigError
 
@@ -56,11 +55,7 @@ class _Collector:
 
 def collect_checks(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The suites' checks, selected by `-k` and `-r` as `run` would select them."""
-    suites = suites_dir()
-    argv = [str(suites), "--rootdir", str(suites), "-c", str(suites / "pytest.ini")]
-    argv += ["-p", "no:cacheprovider", "--collect-only", "-qq"]
-    # the plugins as `run` loads them (pytest_args.inner_plugins): no entry-point search
-    argv += ["--disable-plugin-autoload", "-p", "no:unraisableexception"]
+    argv = [*suites_argv(), "--collect-only", "-qq"]
     if args.servers:
         argv += ["--servers", str(Path(args.servers).resolve())]
     if args.k:

@@ -23,10 +23,11 @@ def inner_plugins() -> list[Any]:
     return [pytest_asyncio.plugin, _hypothesis_pytestplugin, *ours, mxconform.plugin]
 
 
-def pytest_argv(args: argparse.Namespace, path: Path) -> list[str]:
-    """The suites, their settings and plugins, and the run's options as the plugin's."""
+def suites_argv() -> list[str]:
+    """The suites, their settings, and which of pytest's plugins load (for `run`, `list`
+    and `requirements` alike; hand `inner_plugins()` to `pytest.main` with it)."""
     suites = suites_dir()
-    argv = [
+    return [
         str(suites),
         "--rootdir",
         str(suites),
@@ -41,6 +42,13 @@ def pytest_argv(args: argparse.Namespace, path: Path) -> list[str]:
         "--disable-plugin-autoload",
         "-p",
         "no:unraisableexception",
+    ]
+
+
+def pytest_argv(args: argparse.Namespace, path: Path) -> list[str]:
+    """The suites, their settings and plugins, and the run's options as the plugin's."""
+    argv = [
+        *suites_argv(),
         "--servers",
         str(path.resolve()),
         "--report-dir",
