@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from mxconform.cli import RunOutcome, parser, run_suites
+from mxconform.cli import GC_THRESHOLDS, RunOutcome, parser, run_suites
 from mxconform.targets.config import Target
 from mxconform.targets.embedded.synapse import EmbeddedSynapse, synapse_available
 from mxconform.targets.lifecycle import RunningTarget, start_target
@@ -56,7 +56,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     allocates much; at CPython's defaults the collector took about 9% of a worker's CPU."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
+    gc.set_threshold(*GC_THRESHOLDS)  # as `mxconform run` sets it
 
 
 @pytest.fixture(scope="session")
