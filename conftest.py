@@ -59,6 +59,14 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.set_threshold(*GC_THRESHOLDS)  # as `mxconform run` sets it
 
 
+@pytest.fixture(autouse=True)
+def _own_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Ledgers (legacy/ledger.py) go to the test's own folder, never the user's state."""
+    state = tmp_path / "state"
+    monkeypatch.setenv("MXCONFORM_STATE_DIR", str(state))
+    return state
+
+
 @pytest.fixture(scope="session")
 def synapse() -> Iterator[EmbeddedSynapse]:
     if not synapse_available():

@@ -1056,10 +1056,20 @@ def _deactivated_password_login_accepted(ex: Exchange) -> None:
         _answer(ex, 200, {"access_token": "mxconform-ghost", "device_id": "GHOST"})
 
 
+def _admin_api_private(ex: Exchange) -> None:
+    """A reverse proxy set up as Synapse's documentation says: /_synapse/admin is not
+    forwarded, and the proxy answers with its own HTML page."""
+    if _path(ex).startswith("/_synapse/admin"):
+        ex.status = 404
+        ex.response_headers = {"content-type": "text/html", "server": "nginx/1.22.1"}
+        ex.response_body = b"<html><body><center><h1>404 Not Found</h1></center></body></html>"
+
+
 BREAKAGES = {
     b.name: b
     for b in (
         Breakage("conformant"),
+        Breakage("admin-api-private", inbound=_admin_api_private),
         Breakage("ignore-query-token", inbound=_strip_query_token),
         Breakage("accept-without-token", inbound=_answer_without_token),
         Breakage("wrong-errcode", outbound=_rewrite_errcode),
@@ -1230,6 +1240,7 @@ class BreakingProxy:
         self.auth_server = auth_server.rstrip("/") if auth_server else None
         self.homeserver = homeserver  # the OAuth server's client for Synapse's MAS API
         self.breakage = BREAKAGES[breakage]
+        self.paths: list[str] = []  # every request's path, as received
         self._client = httpx.Client(timeout=30, verify=verify)  # verify: the upstreams' CA
         proxy = self
 
@@ -1251,6 +1262,7 @@ class BreakingProxy:
                     self.rfile.read(length) if length else b"",
                     proxy=proxy,
                 )
+                proxy.paths.append(_path(ex))
                 to_auth = proxy.auth_server is not None and is_auth_path(_path(ex))
                 breakage = proxy.breakage
                 (breakage.auth_inbound if to_auth else breakage.inbound)(ex)

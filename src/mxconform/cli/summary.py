@@ -78,6 +78,12 @@ def summary_lines(
         )
     if len(gating) > MAX_LISTED:
         lines.append(f"  ... and {len(gating) - MAX_LISTED} more (see the report)")
+    for name, housekeeping in left_behind(document).items():
+        left = housekeeping["users_left_active"]
+        lines.append(f"  {name}: {_plural(len(left), 'test account')} left ACTIVE on the server:")
+        lines += [f"    {user_id}" for user_id in left[:MAX_LISTED]]
+        for ledger in housekeeping.get("ledgers", []):
+            lines.append(f"    finish with: mxconform cleanup {ledger}")
     lines.append(f"  report: {report_dir / 'index.html'}")
     lines.append(f"  exit {exit_code}: {reason or 'every MUST met (known deviations excepted)'}")
     return lines
@@ -120,6 +126,16 @@ def summary_json(
     return json.dumps(data, indent=2)
 
 
+def left_behind(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Targets on which the run left accounts active (cleanup refused, out of time or
+    stopped), with their housekeeping."""
+    return {
+        t["name"]: t["housekeeping"]
+        for t in document.get("targets", [])
+        if (t.get("housekeeping") or {}).get("users_left_active")
+    }
+
+
 def exit_status(
     document: dict[str, Any], pytest_code: int, regressions: bool, fail_on: str = "fail"
 ) -> tuple[int, str]:
@@ -131,6 +147,13 @@ def exit_status(
         kinds = sorted({c["verdict"] for c in gating})
         what = f"{len(gating)} {'/'.join(kinds)} not listed as known issues" if gating else ""
         return EXIT_FAIL, "; ".join(p for p in (what, "regressions" if regressions else "") if p)
+    left = left_behind(document)
+    if left:
+        count = sum(len(h["users_left_active"]) for h in left.values())
+        return EXIT_ERROR, (
+            f"{_plural(count, 'test account')} left active on {', '.join(left)}: "
+            "run `mxconform cleanup` with the ledger named above"
+        )
     graded = [c for c in checks if c["verdict"] not in ("SKIP", "ERROR")]
     # An ERROR listed as a known issue (a setup step a release is known to break) is flagged
     # in the summary, not gating; any other ERROR means part of the run is not graded.

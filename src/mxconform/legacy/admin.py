@@ -18,8 +18,11 @@ ADMIN = "/_synapse/admin"
 class SynapseAdmin:
     """An administrator's token on one target, bound to the run's own accounts."""
 
-    def __init__(self, token: str, owned: Callable[[str], bool], source: str) -> None:
+    def __init__(
+        self, token: str, owned: Callable[[str], bool], source: str, at: str | None = None
+    ) -> None:
         self._token = token
+        self._at = (at or "").rstrip("/")  # the target's admin_url, else its base URL
         self._owned = owned
         self.source = source  # how the harness came by it: said in the evidence notes
 
@@ -41,9 +44,27 @@ class SynapseAdmin:
         path = f"{ADMIN}/v1/suspend/{self._user(user_id)}"
         await self._call(client, "PUT", path, {"suspend": suspended}, what)
 
-    async def deactivate(self, client: MatrixClient, user_id: str) -> None:
+    async def deactivate(self, client: MatrixClient, user_id: str, erase: bool = False) -> None:
         path = f"{ADMIN}/v1/deactivate/{self._user(user_id)}"
-        await self._call(client, "POST", path, {"erase": False}, "deactivate")
+        what = "deactivate and erase" if erase else "deactivate"
+        await self._call(client, "POST", path, {"erase": erase}, what)
+
+    async def deactivate_if_made(self, client: MatrixClient, user_id: str) -> bool:
+        """Deactivate and erase; False when the server has no such account (a ledger names
+        accounts before they are asked for: a killed run may never have made it)."""
+        resp = await client.request(
+            "POST",
+            f"{self._at}{ADMIN}/v1/deactivate/{self._user(user_id)}",
+            json={"erase": True},
+            credentials=bearer_header(self._token),
+            note="cleanup: deactivate and erase through the admin API",
+            allow_origins=(self._at,) if self._at else (),
+        )
+        if resp.status_code == 404:
+            return False
+        if resp.status_code != 200:
+            raise HarnessError(f"admin API: deactivation failed with HTTP {resp.status_code}")
+        return True
 
     async def _call(
         self, client: MatrixClient, method: str, path: str, payload: Any, what: str
@@ -52,10 +73,11 @@ class SynapseAdmin:
         (the admin step is a precondition, never the rule under test)."""
         resp = await client.request(
             method,
-            path,
+            self._at + path,
             json=payload,
             credentials=bearer_header(self._token),
-            note=f"admin: {what} the check's account",
+            note=f"admin: {what} the account",
+            allow_origins=(self._at,) if self._at else (),
         )
         if resp.status_code != 200:
             raise HarnessError(f"admin API: {what} failed with HTTP {resp.status_code}")

@@ -18,6 +18,7 @@ from mxconform.http.redact import SecretRegistry
 from mxconform.legacy.admin import SynapseAdmin
 from mxconform.legacy.api import CLIENT_V3, Session, password_auth
 from mxconform.legacy.housekeeping import Housekeeping
+from mxconform.legacy.ledger import Ledger
 from mxconform.legacy.registration import session_from
 from mxconform.spec.matchers import body
 from mxconform.targets.config import StaticUsers, Target
@@ -49,6 +50,16 @@ class AccountCleanup:
     async def logout(self, client: MatrixClient, session: Session, note: str) -> None:
         raise NotImplementedError
 
+    async def admin(self, client: MatrixClient) -> SynapseAdmin | None:
+        raise NotImplementedError
+
+    ledger: Ledger | None
+
+    def _crossed_off(self, user_id: str) -> None:
+        self.housekeeping.users_deactivated.append(user_id)
+        if self.ledger is not None:
+            self.ledger.gone(user_id)
+
     async def discard(self, client: MatrixClient) -> None:
         """The server goes with the run (an embedded one): nothing to undo on it but what is
         still in flight, and given accounts' devices, which are logged out all the same."""
@@ -78,23 +89,25 @@ class AccountCleanup:
 
         async def one(user: Session) -> None:
             if user.user_id in self._deactivated:
-                self.housekeeping.users_deactivated.append(user.user_id)
+                self._crossed_off(user.user_id)
                 return
             async with gate:
                 try:
                     await self._cleanup_account(client, user)
-                    self.housekeeping.users_deactivated.append(user.user_id)
+                    self._crossed_off(user.user_id)
                 except HarnessError as exc:
                     self.housekeeping.problems.append(f"{user.user_id}: {exc}")
 
         async def unadopted(user_id: str, password: str) -> None:
             async with gate:
                 try:
-                    await self._cleanup_account(client, Session(user_id, "", "", password))
+                    await self._deactivate_if_made(client, user_id, password)
                 except HarnessError:
+                    if self.ledger is not None:
+                        self.ledger.gone(user_id)
                     return  # no such account: the registration never went through
             self.housekeeping.users_created.append(user_id)
-            self.housekeeping.users_deactivated.append(user_id)
+            self._crossed_off(user_id)
 
         # Rounds until nothing new turns up: a check the run was stopped in may still adopt
         # an account (its answer arriving) while the first round runs.
@@ -167,9 +180,47 @@ class AccountCleanup:
             await self.logout(client, fresh, "cleanup: log out the listing device")
 
     async def _cleanup_account(self, client: MatrixClient, user: Session) -> None:
-        """Log in with the password we know (or one a check was about to set when the run
-        was stopped) and deactivate; an account already deactivated is done."""
+        """Deactivate an account without a new login where the run can: through the admin API
+        (whatever the checks left: a lock, a suspension, a changed password), else with the
+        token it was registered with; only then log in with the password we know (or one a
+        check was about to set when the run was stopped). Logins are rate-limited on every
+        stock server: cleanup must not need one per account."""
+        admin = await self.cleanup_admin(client)
+        if admin is not None and user.user_id != self._admin_user:
+            await admin.deactivate_if_made(client, user.user_id)
+            return
         known = self._passwords.get(user.user_id, user.password)
+        if user.access_token and await self._deactivate_held(client, user, known):
+            return
+        await self._login_and_deactivate(client, user, known)
+
+    async def cleanup_admin(self, client: MatrixClient) -> SynapseAdmin | None:
+        """The admin cleanup deactivates through: the run's, or one made now where the target
+        allows (a shared-secret registration costs no login)."""
+        if self._admin is not None:
+            return self._admin
+        return await self.admin(client)
+
+    async def _deactivate_if_made(self, client: MatrixClient, user_id: str, password: str) -> None:
+        """A name a check was registering when it stopped (or whose registration the server
+        refused): the admin API says whether it exists; without one, the password logs in
+        only if the registration went through. HarnessError when there is no such account."""
+        admin = await self.cleanup_admin(client)
+        if admin is None:
+            await self._login_and_deactivate(client, Session(user_id, "", "", password), password)
+        elif not await admin.deactivate_if_made(client, user_id):
+            raise HarnessError(f"{user_id} was never registered")
+
+    async def _deactivate_held(self, client: MatrixClient, user: Session, password: str) -> bool:
+        """Deactivate with the token the run already holds; False when that token no longer
+        works (a check logged it out or changed the password)."""
+        try:
+            await self._deactivate(client, Session(user.user_id, user.access_token, "", password))
+        except HarnessError:
+            return False
+        return True
+
+    async def _login_and_deactivate(self, client: MatrixClient, user: Session, known: str) -> None:
         answers = []
         unlocked = False
         passwords = list(dict.fromkeys([known, *self._pending.get(user.user_id, [])]))
@@ -209,7 +260,7 @@ class AccountCleanup:
 
     async def _deactivate(self, client: MatrixClient, session: Session) -> None:
         path = f"{CLIENT_V3}/account/deactivate"
-        second = await _with_password(client, path, {}, session, "deactivate")
+        second = await _with_password(client, path, {"erase": True}, session, "deactivate")
         if second.status_code != 200:
             raise HarnessError(f"deactivation failed with HTTP {second.status_code}")
 

@@ -11,6 +11,7 @@ from mxconform.errors import HarnessError
 from mxconform.http.client import MatrixClient
 from mxconform.legacy.api import CLIENT_V3, Session
 from mxconform.spec.matchers import body
+from mxconform.targets.probes import SHARED_SECRET_PATH
 
 
 def session_from(data: Any, password: str, what: str) -> Session:
@@ -71,10 +72,20 @@ def shared_secret_mac(secret: str, nonce: str, username: str, password: str, adm
 
 
 async def register_shared_secret(
-    client: MatrixClient, secret: str, username: str, password: str, admin: bool = False
+    client: MatrixClient,
+    secret: str,
+    username: str,
+    password: str,
+    admin: bool = False,
+    at: str | None = None,
 ) -> Session:
-    path = "/_synapse/admin/v1/register"
-    nonce_resp = await client.request("GET", path, note="provisioning: shared-secret nonce")
+    """Synapse's admin registration, at the target's `admin_url` when it has one (the admin
+    API is often kept off the public listener)."""
+    path = f"{(at or '').rstrip('/')}{SHARED_SECRET_PATH}"
+    where = (at,) if at else ()
+    nonce_resp = await client.request(
+        "GET", path, note="provisioning: shared-secret nonce", allow_origins=where
+    )
     nonce = (body(nonce_resp) or {}).get("nonce")
     if nonce_resp.status_code != 200 or not isinstance(nonce, str):
         raise HarnessError(f"synapse-shared-secret: no nonce (HTTP {nonce_resp.status_code})")
@@ -86,7 +97,11 @@ async def register_shared_secret(
         "mac": shared_secret_mac(secret, nonce, username, password, admin),
     }
     done = await client.request(
-        "POST", path, json=payload, note="provisioning: shared-secret registration"
+        "POST",
+        path,
+        json=payload,
+        note="provisioning: shared-secret registration",
+        allow_origins=where,
     )
     if done.status_code != 200:
         raise HarnessError(f"synapse-shared-secret: registration failed with {done.status_code}")

@@ -21,6 +21,7 @@ from mxconform.legacy.admin import SynapseAdmin
 from mxconform.legacy.api import CLIENT_V3, Session
 from mxconform.legacy.cleanup import AccountCleanup
 from mxconform.legacy.housekeeping import Housekeeping
+from mxconform.legacy.ledger import Ledger
 from mxconform.legacy.registration import register_shared_secret, register_uia, session_from
 from mxconform.spec.matchers import body
 from mxconform.targets.config import (
@@ -39,6 +40,10 @@ class UserNames:
         self._run = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + secrets.token_hex(3)
         self._seq = itertools.count(1)
 
+    @property
+    def run_id(self) -> str:
+        return self._run
+
     def next(self, purpose: str) -> str:
         return f"mxc-{self._run}-{purpose}-{next(self._seq)}"
 
@@ -53,8 +58,16 @@ class LegacyUsers(AccountCleanup):
         secrets_: SecretRegistry,
         names: UserNames,
         server_name: str = "localhost",
+        ledger: Ledger | None = None,
+        admin_url: str | None = None,
     ) -> None:
         self.server_name = server_name
+        # Every account written down before it is asked for (legacy/ledger.py), when the
+        # target's accounts are deactivated rather than discarded with the server.
+        self.ledger = ledger
+        # Where the admin API and shared-secret registration answer (the target's admin_url
+        # when they are not public), else the client's base URL.
+        self.admin_url = admin_url
         self._static_turn = 0
         self._static_devices: list[Session] = []
         # A given account's devices when the run first logged in: the only ones it keeps.
@@ -130,6 +143,7 @@ class LegacyUsers(AccountCleanup):
         where = f"target {self._target.name}: provisioning"
         username = self._names.next(purpose)
         password = self.new_password()
+        self._write_down(username, password)
         if isinstance(method, OpenRegistration):
             session = await register_uia(client, username, password, None)
         elif isinstance(method, RegistrationToken):
@@ -140,7 +154,9 @@ class LegacyUsers(AccountCleanup):
             if self._shared_secret is None:
                 raise HarnessError("synapse-shared-secret provisioning has no secret")
             self._secrets.add(self._shared_secret, "shared_secret")
-            session = await register_shared_secret(client, self._shared_secret, username, password)
+            session = await register_shared_secret(
+                client, self._shared_secret, username, password, at=self.admin_url
+            )
         else:  # pragma: no cover - pydantic restricts the methods
             raise HarnessError(f"unsupported provisioning {method}")
         self._secrets.add(session.access_token, "access_token")
@@ -178,7 +194,9 @@ class LegacyUsers(AccountCleanup):
 
     def owns(self, user_id: str) -> bool:
         """Whether the run created this account (given accounts are never the run's)."""
-        return self.may_destroy and user_id in self.housekeeping.users_created
+        return self.may_destroy and (
+            user_id in self.housekeeping.users_created or user_id in self._may_be_registered
+        )
 
     async def admin(self, client: MatrixClient) -> SynapseAdmin | None:
         """An administrator for the checks that lock, suspend or deactivate an account: the
@@ -194,18 +212,21 @@ class LegacyUsers(AccountCleanup):
         if self._target.admin_token is not None:
             token = self._target.admin_token.resolve(f"{where}: admin_token")
             self._secrets.add(token, "access_token")
-            return SynapseAdmin(token, self.owns, "the target's admin_token")
+            return SynapseAdmin(token, self.owns, "the target's admin_token", at=self.admin_url)
         method = self._target.provisioning
         if not isinstance(method, SynapseSharedSecret) or self._shared_secret is None:
             return None
         session = await self._tracked(self._register_admin(client, self._shared_secret))
-        return SynapseAdmin(session.access_token, self.owns, "an admin account the run made")
+        return SynapseAdmin(
+            session.access_token, self.owns, "an admin account the run made", at=self.admin_url
+        )
 
     async def _register_admin(self, client: MatrixClient, shared_secret: str) -> Session:
         username = self._names.next("admin")
         password = self.new_password()
+        self._write_down(username, password, admin=True)
         session = await register_shared_secret(
-            client, shared_secret, username, password, admin=True
+            client, shared_secret, username, password, admin=True, at=self.admin_url
         )
         self._secrets.add(session.access_token, "access_token")
         self.housekeeping.users_created.append(session.user_id)
@@ -223,7 +244,14 @@ class LegacyUsers(AccountCleanup):
         account, cleanup logs in with them and deactivates whatever was made."""
         name, password = self.unused_name(purpose), self.new_password()
         self._may_be_registered[f"@{name}:{self.server_name}"] = password
+        self._write_down(name, password)
         return name, password
+
+    def _write_down(self, localpart: str, password: str, admin: bool = False) -> None:
+        """Into the ledger before the server is asked: a run killed while the request is in
+        flight still leaves the account on record for `mxconform cleanup`."""
+        if self.ledger is not None:
+            self.ledger.account(f"@{localpart}:{self.server_name}", password, admin=admin)
 
     def new_password(self) -> str:
         password = secrets.token_urlsafe(18)
@@ -235,10 +263,21 @@ class LegacyUsers(AccountCleanup):
         self.housekeeping.users_created.append(user_id)
         self._sessions.append(Session(user_id, "", "", password))
 
+    def take_over(self, user_id: str, passwords: list[str]) -> None:
+        """An account an earlier run left (its ledger): cleaned up as if this run made it,
+        with every password it may have."""
+        for password in passwords:
+            self._secrets.add(password, "password")
+        self.adopt(user_id, passwords[0])
+        if passwords[1:]:
+            self._pending[user_id] = passwords[1:]
+
     def password_may_change(self, user_id: str, password: str) -> None:
         """A check is about to try this password change: if the run stops before it can read
         the result back, cleanup tries the new password too."""
         self._pending.setdefault(user_id, []).append(password)
+        if self.ledger is not None:
+            self.ledger.password(user_id, password)
 
     def password_changed(self, user_id: str, password: str) -> None:
         """A check changed this user's password: cleanup logs in with the new one."""

@@ -8,9 +8,16 @@ import pytest
 from mxconform.http.client import MatrixClient
 from mxconform.legacy.admin import SynapseAdmin
 from mxconform.legacy.api import Session
+from mxconform.legacy.ledger import Ledger
 from mxconform.legacy.users import LegacyUsers
 from mxconform.plugin.early import EarlyLogin, EarlyLogins, planned, uses
-from mxconform.plugin.state import SELECTION_KEY, bounded_cleanup, get_run, has_run
+from mxconform.plugin.state import (
+    SELECTION_KEY,
+    bounded_cleanup,
+    get_run,
+    has_run,
+    report_dir,
+)
 from mxconform.targets.lifecycle import RunningTarget
 
 
@@ -49,8 +56,26 @@ async def legacy_users(
     """Creates test users through the target's declared provisioning; cleans up at the end."""
     run = get_run(request.config)
     state = run.state(target.name)
+    ledger = None
+    if not state.target.discards_accounts:
+        ledger = Ledger.for_run(
+            run.names.run_id,
+            target.name,
+            {
+                "servers": str(run.servers_path.resolve()),
+                "base_url": target.base_url,
+                "server_name": target.server_name,
+                "report": str(report_dir(run).resolve()),
+            },
+        )
     users = LegacyUsers(
-        state.target, target.shared_secret, run.secrets, run.names, target.server_name
+        state.target,
+        target.shared_secret,
+        run.secrets,
+        run.names,
+        target.server_name,
+        ledger=ledger,
+        admin_url=target.admin_url,
     )
     state.users = users
     try:
@@ -59,6 +84,9 @@ async def legacy_users(
         if isinstance(state.early, EarlyLogins):
             await state.early.settle()
         await bounded_cleanup(users, target_client, state.target)
+        left = ledger.finish() if ledger is not None else None
+        if left is not None:
+            users.housekeeping.ledger = str(left.path)
 
 
 @pytest.fixture(autouse=True)

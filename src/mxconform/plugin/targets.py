@@ -14,9 +14,10 @@ from mxconform.http.client import tls_context
 from mxconform.plugin.progress import get_progress
 from mxconform.plugin.state import Run, TargetState, get_run, report_dir, say
 from mxconform.spec import requirements
-from mxconform.targets.config import ConfigError, Target
+from mxconform.targets.config import ConfigError, SynapseSharedSecret, Target
 from mxconform.targets.lifecycle import RunningTarget, Starter, attached, settled, start_target
 from mxconform.targets.preflight import identify
+from mxconform.targets.probes import server_software, shared_secret_problem
 
 
 def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> RunningTarget:
@@ -67,6 +68,15 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
         state.start_error = f"target {name} not run: {exc}"
         _unavailable(config, name, state.start_error)
         raise TargetUnavailable(state.start_error) from None
+    problem = _provisioning_problem(state.target, running, state.tls)
+    if problem is not None:
+        state.start_error = f"target {name} not run: {problem}"
+        _unavailable(config, name, state.start_error)
+        raise TargetUnavailable(state.start_error)
+    if running.embedded is None:  # a proxy in front may name itself in the Server header
+        software = server_software(running.base_url, state.target.timeout_s, state.tls)
+        if software is not None:
+            state.info["server_software"] = software
     version, why = identity.held_to(run.spec_override or state.target.spec_version)
     state.identity = identity
     state.info.update(
@@ -100,6 +110,16 @@ def _start(target: Target, log_dir: Path, offline: bool) -> RunningTarget:
     """Start the target, unless the parent process started it for this one (`--jobs`)."""
     given = attached(target)
     return given if given is not None else start_target(target, log_dir, offline=offline)
+
+
+def _provisioning_problem(
+    target: Target, running: RunningTarget, tls: ssl.SSLContext | bool
+) -> str | None:
+    """Why the target's legacy users cannot be provisioned, asked once (a GET for a nonce),
+    so that an unreachable admin API is one reason and not an ERROR per check."""
+    if "legacy" not in target.auth or not isinstance(target.provisioning, SynapseSharedSecret):
+        return None
+    return shared_secret_problem(running.admin_url or running.base_url, target.timeout_s, tls)
 
 
 def _log_dir(run: Run, name: str) -> Path:

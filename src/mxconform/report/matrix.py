@@ -80,7 +80,9 @@ def _documents(paths: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def _server(target: dict[str, Any]) -> str:
-    header = str(target.get("server_header") or "").split(" (")[0]
+    # the homeserver's own name first: a reverse proxy may put its own in the Server header
+    header = str(target.get("server_software") or target.get("server_header") or "")
+    header = header.split(" (")[0]
     version = target.get("synapse_version")
     if version and str(version) not in header:
         return f"{header} (Synapse {version})".strip() if header else f"Synapse {version}"

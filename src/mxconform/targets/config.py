@@ -206,6 +206,10 @@ class Target(_Strict):
     # the run's own accounts. Not needed with synapse-shared-secret provisioning: the harness
     # then registers an admin account of its own.
     admin_token: SecretRef | None = None
+    # Where Synapse's admin API and shared-secret registration are reached, when a reverse
+    # proxy keeps `/_synapse/admin` off base_url (Synapse's proxy documentation does): an
+    # internal listener. Credentials for them go there only.
+    admin_url: str | None = None
     max_rate_limit_retries: Annotated[int, Field(ge=0, le=10)] = 3
     max_retry_wait_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     # Hard limits: one request as a whole (connect and all reads); the largest body read.
@@ -228,7 +232,7 @@ class Target(_Strict):
             raise ValueError(problem)
         return value
 
-    @field_validator("base_url")
+    @field_validator("base_url", "admin_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^/\s]+/?$", value):
@@ -249,6 +253,8 @@ class Target(_Strict):
         else:
             if self.base_url is not None:
                 raise ValueError("an embedded target gets its base_url when it starts")
+            if self.admin_url is not None:
+                raise ValueError("an embedded target gets its admin_url when it starts")
         if "legacy" in self.auth and self.provisioning is None:
             raise ValueError("a target declaring the legacy API needs provisioning")
         if self.embedded == "synapse-oauth" and "legacy" in self.auth:

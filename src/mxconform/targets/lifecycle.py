@@ -56,6 +56,8 @@ class RunningTarget:
     # A CA the harness made for this run (the embedded OAuth server's https face): trusted
     # for this target only, besides the target's own `tls` settings.
     ca_file: Path | None = None
+    # Where the admin API and shared-secret registration answer when not at base_url.
+    admin_url: str | None = None
 
     @property
     def name(self) -> str:
@@ -205,7 +207,9 @@ def start_target(
     secret = None
     if isinstance(target.provisioning, SynapseSharedSecret) and target.provisioning.shared_secret:
         secret = target.provisioning.shared_secret.resolve(f"{where}: provisioning.shared_secret")
-    return RunningTarget(target, target.base_url, target.server_name, secret)
+    return RunningTarget(
+        target, target.base_url, target.server_name, secret, admin_url=target.admin_url
+    )
 
 
 class Starter(threading.Thread):

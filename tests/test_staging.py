@@ -1,0 +1,137 @@
+"""What a run leaves on a server it does not own: nothing active, and no login spent on
+cleanup. Against the session's real Synapse, reached as a remote target (accounts are
+deactivated, not discarded), with its database read back afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from nonconformant import BreakingProxy
+
+from conftest import SECRET_VAR, remote_servers_file
+from mxconform.cli import main
+from mxconform.legacy.ledger import read_ledger
+
+pytestmark = pytest.mark.integration
+
+LOGIN = '"POST /_matrix/client/v3/login '
+
+
+def _logins(log: Path) -> int:
+    return log.read_text(errors="replace").count(LOGIN)
+
+
+def _settled_logins(log: Path) -> int:
+    """The count once the server has logged every request it answered (it logs after)."""
+    last = -1
+    for _ in range(20):
+        now = _logins(log)
+        if now == last:
+            return now
+        last = now
+        time.sleep(0.1)
+    return last
+
+
+def _left_on_server(db: Path, users: list[str]) -> tuple[list[str], int]:
+    """(accounts still active, access tokens still held) among `users`, from the database."""
+    marks = ",".join("?" * len(users))
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        active = conn.execute(
+            f"SELECT name FROM users WHERE deactivated = 0 AND name IN ({marks})", users
+        ).fetchall()
+        tokens = conn.execute(
+            f"SELECT COUNT(*) FROM access_tokens WHERE user_id IN ({marks})", users
+        ).fetchone()
+    return [row[0] for row in active], int(tokens[0])
+
+
+def test_cleanup_spends_no_login_and_leaves_nothing_active(run_harness, synapse, _own_state_dir):
+    before = _settled_logins(synapse.log_path)
+    run = run_harness(synapse.base_url, "-k", "uia.completed or account.locked or legacy.logout")
+    during = _settled_logins(synapse.log_path) - before
+    judged = sum(
+        1
+        for c in run.checks
+        for e in c["evidence"]
+        if e["method"] == "POST" and e["url"].split("?")[0].endswith("/v3/login")
+    )
+    assert during == judged, f"{during - judged} logins outside the checks (cleanup)"
+    hk = run.document["targets"][0]["housekeeping"]
+    assert hk["users_created"] and hk["users_left_active"] == [] and hk["problems"] == []
+    assert "ledgers" not in hk
+    assert not list(_own_state_dir.glob("ledgers/*.jsonl")), "the ledger outlived a clean run"
+    active, tokens = _left_on_server(synapse.workdir / "homeserver.db", hk["users_created"])
+    assert active == [] and tokens == 0
+
+
+def test_after_sigkill_the_ledger_lets_cleanup_finish(
+    tmp_path, monkeypatch, synapse, _own_state_dir
+):
+    """A run killed outright cleans nothing; its ledger was written before each account was
+    asked for, and `mxconform cleanup` deactivates every one of them."""
+    servers = remote_servers_file(tmp_path, synapse.base_url)
+    env = {**os.environ, SECRET_VAR: synapse.shared_secret}
+    command = [sys.executable, "-m", "mxconform.cli", "run", "--servers", str(servers)]
+    command += ["--jobs", "1", "-q", "--report-dir", str(tmp_path / "reports"), "-k", "uia"]
+    child = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    ledgers = _own_state_dir / "ledgers"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and child.poll() is None:
+            found = list(ledgers.glob("*.jsonl"))
+            if found and len(read_ledger(found[0]).passwords) >= 6:
+                break
+            time.sleep(0.05)
+        assert child.poll() is None, "the run ended before it could be killed"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(10)
+    (ledger,) = ledgers.glob("*.jsonl")
+    users = list(read_ledger(ledger).passwords)
+    active, _ = _left_on_server(synapse.workdir / "homeserver.db", users)
+    assert active, "nothing was left active: the kill came too late to test cleanup"
+
+    monkeypatch.setenv(SECRET_VAR, synapse.shared_secret)
+    assert main(["cleanup", str(ledger)]) == 0
+    assert not ledger.exists()
+    active, tokens = _left_on_server(synapse.workdir / "homeserver.db", users)
+    assert active == [] and tokens == 0
+
+
+def test_an_admin_api_the_proxy_keeps_private_is_one_reason_not_an_error_per_check(
+    run_harness, synapse
+):
+    with BreakingProxy(synapse.base_url, "admin-api-private") as proxy:
+        run = run_harness(proxy.base_url, "-k", "legacy.login.password or uia.completed")
+    target = run.document["targets"][0]
+    assert "set the target's admin_url" in target["start_error"]
+    assert {c["verdict"] for c in run.checks} == {"ERROR"}
+    assert sum(p.startswith("/_synapse/admin") for p in proxy.paths) == 1
+
+
+def test_admin_url_reaches_the_admin_api_the_proxy_keeps_private(
+    tmp_path, run_harness, synapse
+):
+    with BreakingProxy(synapse.base_url, "admin-api-private") as proxy:
+        servers = remote_servers_file(tmp_path, proxy.base_url)
+        text = servers.read_text().replace(
+            "    server_name:", f"    admin_url: {synapse.base_url}\n    server_name:"
+        )
+        servers.write_text(text)
+        run = run_harness(proxy.base_url, "-k", "legacy.login.password", servers=servers)
+    verdicts = set(run.verdicts().values())
+    assert verdicts == {"PASS"}, run.verdicts()
+    assert not [p for p in proxy.paths if p.startswith("/_synapse/admin")]
+    hk = run.document["targets"][0]["housekeeping"]
+    assert hk["users_created"] and hk["users_left_active"] == []
