@@ -1065,10 +1065,32 @@ def _admin_api_private(ex: Exchange) -> None:
         ex.response_body = b"<html><body><center><h1>404 Not Found</h1></center></body></html>"
 
 
+def _proxy_refuses_two_authorizations(ex: Exchange) -> None:
+    """nginx in front: a request with two Authorization headers never reaches the
+    homeserver; nginx answers with its own signed HTML 400."""
+    if sum(k.lower() == "authorization" for k, _ in ex.headers) > 1:
+        ex.status = 400
+        ex.response_headers = {"content-type": "text/html", "server": "nginx/1.22.1"}
+        ex.response_body = (
+            b"<html><head><title>400 Bad Request</title></head><body><center><h1>400 Bad "
+            b"Request</h1></center><hr><center>nginx/1.22.1</center></body></html>"
+        )
+
+
+def _registration_off(ex: Exchange) -> None:
+    """`enable_registration: false`, as Synapse's generated configuration leaves it."""
+    if _path(ex).startswith("/_matrix/client/v3/register"):
+        ex.status = 403
+        ex.response_headers = {"content-type": "application/json"}
+        ex.set_json({"errcode": "M_FORBIDDEN", "error": "Registration has been disabled"})
+
+
 BREAKAGES = {
     b.name: b
     for b in (
         Breakage("conformant"),
+        Breakage("proxy-refuses-two-authorization", inbound=_proxy_refuses_two_authorizations),
+        Breakage("registration-off", inbound=_registration_off),
         Breakage("admin-api-private", inbound=_admin_api_private),
         Breakage("ignore-query-token", inbound=_strip_query_token),
         Breakage("accept-without-token", inbound=_answer_without_token),

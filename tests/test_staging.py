@@ -81,9 +81,7 @@ def test_after_sigkill_the_ledger_lets_cleanup_finish(
     env = {**os.environ, SECRET_VAR: synapse.shared_secret}
     command = [sys.executable, "-m", "mxconform.cli", "run", "--servers", str(servers)]
     command += ["--jobs", "1", "-q", "--report-dir", str(tmp_path / "reports"), "-k", "uia"]
-    child = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ledgers = _own_state_dir / "ledgers"
     try:
         deadline = time.monotonic() + 60
@@ -120,9 +118,7 @@ def test_an_admin_api_the_proxy_keeps_private_is_one_reason_not_an_error_per_che
     assert sum(p.startswith("/_synapse/admin") for p in proxy.paths) == 1
 
 
-def test_admin_url_reaches_the_admin_api_the_proxy_keeps_private(
-    tmp_path, run_harness, synapse
-):
+def test_admin_url_reaches_the_admin_api_the_proxy_keeps_private(tmp_path, run_harness, synapse):
     with BreakingProxy(synapse.base_url, "admin-api-private") as proxy:
         servers = remote_servers_file(tmp_path, proxy.base_url)
         text = servers.read_text().replace(
@@ -135,3 +131,39 @@ def test_admin_url_reaches_the_admin_api_the_proxy_keeps_private(
     assert not [p for p in proxy.paths if p.startswith("/_synapse/admin")]
     hk = run.document["targets"][0]["housekeeping"]
     assert hk["users_created"] and hk["users_left_active"] == []
+
+
+def test_registration_off_is_skip_on_every_registration_check(run_harness, synapse):
+    with BreakingProxy(synapse.base_url, "registration-off") as proxy:
+        run = run_harness(proxy.base_url, "-k", "legacy.register")
+    verdicts = {c["check_id"]: (c["verdict"], c["message"]) for c in run.checks}
+    skipped = [k for k, (v, m) in verdicts.items() if v == "SKIP" and "turned off" in m]
+    assert {"legacy.register.available", "legacy.register.challenge"} <= set(skipped)
+    assert len(skipped) >= 6
+    # (the token-validity endpoint's 403 M_FORBIDDEN for "registration not permitted" is
+    # the answer its spec gives: that check is graded, and passes)
+    graded = {k: v for k, (v, _) in verdicts.items() if k not in skipped}
+    assert set(graded.values()) <= {"PASS"}, graded
+
+
+def test_a_proxy_s_own_error_page_is_never_judged(run_harness, synapse):
+    """nginx's HTML 400 for two Authorization headers is ERROR naming the proxy; the same
+    check on the homeserver itself is graded (INFO), and nothing FAILs."""
+    with BreakingProxy(synapse.base_url, "proxy-refuses-two-authorization") as proxy:
+        run = run_harness(proxy.base_url, "-k", "tokens.unspecified")
+    by_case = {c["check_id"]: c for c in run.checks}
+    two = by_case["tokens.unspecified.two-authorization-headers"]
+    assert two["verdict"] == "ERROR"
+    assert "answered by a proxy, not the homeserver" in two["message"]
+    assert "nginx/1.22.1" in two["message"]
+    assert "not from the homeserver" in (two["evidence"][0].get("note") or "")
+    others = [c["verdict"] for k, c in by_case.items() if k != two["check_id"]]
+    assert others and set(others) <= {"INFO", "PASS"}
+
+
+def test_a_homeserver_s_own_non_json_error_is_still_judged(run_harness, synapse):
+    """The guard is for proxies only: the homeserver answering errors in plain text (its
+    own Server header, a body that does not sign itself) still FAILs the error-shape rule."""
+    with BreakingProxy(synapse.base_url, "plain-text-errors") as proxy:
+        run = run_harness(proxy.base_url, "-k", "tokens.error-shape")
+    assert {c["verdict"] for c in run.checks} == {"FAIL"}

@@ -17,6 +17,10 @@ class HarnessError(Exception):
     """The harness could not carry out a check: the verdict is ERROR, never FAIL."""
 
 
+class NotFromHomeserver(HarnessError):
+    """The answer under judgement came from a proxy in front of the homeserver."""
+
+
 class Unsupported(Exception):
     """What a check needs is beyond this driver; the reason becomes the SKIP message."""
 

@@ -27,9 +27,11 @@ from mxconform.errors import HarnessError
 from mxconform.http.credentials import NO_CREDENTIALS, Credentials
 from mxconform.http.evidence import Exchange, Recorder
 from mxconform.http.limits import RateBudget, ResponseTooLarge, origin
+from mxconform.http.proxied import proxy_answer
 from mxconform.http.redact import SecretRegistry, redact_body, redact_headers, redact_url
 
 BODY_CAP = 16 * 1024
+NOT_HOMESERVER = "mxconform.not_homeserver"  # a response extension: why it is a proxy's
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _CREDENTIAL_HEADERS = ("authorization", "proxy-authorization")
 
@@ -115,6 +117,9 @@ class MatrixClient:
         self._secrets = secrets
         self._pacer = pacer
         self._policy = policy
+        # The Server header the homeserver answered preflight with: an error page under
+        # another name is a proxy's own answer (http/proxied.py).
+        self.homeserver_header: str | None = None
 
     @property
     def secrets(self) -> SecretRegistry:
@@ -122,7 +127,7 @@ class MatrixClient:
         return self._secrets
 
     def with_recorder(self, recorder: Recorder) -> MatrixClient:
-        return MatrixClient(
+        clone = MatrixClient(
             self._http,
             self.base_url,
             recorder,
@@ -133,6 +138,8 @@ class MatrixClient:
             self._budget,
             self.tls,
         )
+        clone.homeserver_header = self.homeserver_header
+        return clone
 
     def with_http(self, http: httpx.AsyncClient) -> MatrixClient:
         """The same target, pacing and policy over another connection pool (a driver's own
@@ -267,6 +274,17 @@ class MatrixClient:
         )
         if response.status_code == 429:
             exchange.note = "rate-limited: waited out and retried (never scored)"
+        extensions = dict(response.extensions)
+        foreign = self._homeserver_path(request.url) and proxy_answer(
+            response.status_code,
+            response.headers.get("server"),
+            response.headers.get("content-type"),
+            content,
+            self.homeserver_header,
+        )
+        if foreign:  # no rule is judged on it (spec/matchers.py)
+            exchange.note = f"not from the homeserver: {foreign}"
+            extensions[NOT_HOMESERVER] = foreign
         # The body is decoded already: the copy callers read must not decode it again.
         headers = [(k, v) for k, v in response.headers.multi_items() if k != "content-encoding"]
         return httpx.Response(
@@ -274,8 +292,13 @@ class MatrixClient:
             headers=headers,
             content=content,
             request=request,
-            extensions=response.extensions,
+            extensions=extensions,
         )
+
+    def _homeserver_path(self, url: httpx.URL) -> bool:
+        """A Matrix API path at the homeserver's origin (an OAuth server elsewhere, with a
+        Server header of its own, answers for itself)."""
+        return url.path.startswith("/_matrix/") and origin(str(url)) == origin(self.base_url)
 
     async def _read_capped(self, response: httpx.Response, exchange: Exchange) -> bytes:
         """The (decoded) body, read no further than `max_response_bytes`."""

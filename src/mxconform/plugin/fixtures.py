@@ -35,7 +35,7 @@ async def target_client(
 
     tls = state.tls  # every client made for this target (login drivers too) uses it
     async with new_http_client(tls) as http:
-        yield MatrixClient(
+        client = MatrixClient(
             http,
             target.base_url,
             state.setup_recorder,
@@ -45,6 +45,8 @@ async def target_client(
             on_login=lambda data: state.users.note_login(data) if state.users else None,
             tls=tls,
         )
+        client.homeserver_header = state.identity.server_header if state.identity else None
+        yield client
 
 
 @pytest.fixture(scope="session")

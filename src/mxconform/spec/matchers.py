@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from mxconform.errors import PreconditionFailed
+from mxconform.errors import NotFromHomeserver, PreconditionFailed
 from mxconform.spec.verdicts import unmet
 
 _ABSENT = object()
@@ -178,8 +178,17 @@ class match:
         return Matcher("Content-Type application/json", probe)
 
 
+def _from_homeserver(resp: httpx.Response) -> None:
+    """A proxy's own answer is no evidence about the homeserver: ERROR, never judged."""
+    why = resp.extensions.get("mxconform.not_homeserver")
+    if why:
+        where = f"{resp.request.method} {resp.request.url.path}"
+        raise NotFromHomeserver(f"{where} was answered by a proxy, not the homeserver: {why}")
+
+
 def expect(resp: httpx.Response, *matchers: Matcher, req: str | None = None) -> None:
     """All matchers must hold; a mismatch is scored at the cited requirement's level."""
+    _from_homeserver(resp)
     failed = [(m, observed) for m in matchers for ok, observed in [m.probe(resp)] if not ok]
     if failed:
         expected = "; ".join(m.expected for m, _ in failed)
@@ -196,6 +205,7 @@ def expect(resp: httpx.Response, *matchers: Matcher, req: str | None = None) -> 
 def require(resp: httpx.Response, *matchers: Matcher, what: str) -> None:
     """A setup step's answer must be as needed, or the check is ERROR ("precondition
     failed"): only the request under test is judged by `expect`."""
+    _from_homeserver(resp)
     failed = [(m, observed) for m in matchers for ok, observed in [m.probe(resp)] if not ok]
     if failed:
         expected = "; ".join(m.expected for m, _ in failed)
