@@ -29,6 +29,7 @@ _MODULE_SECONDS = {
     "test_suites_integration.py": 160,
     "test_console_secrets.py": 90,
     "test_badinput.py": 70,
+    "test_staging.py": 70,
     "test_main_run.py": 60,
     "test_catalogue_standins.py": 45,
     "test_parallel.py": 35,

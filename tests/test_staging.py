@@ -4,7 +4,9 @@ deactivated, not discarded), with its database read back afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -16,11 +18,12 @@ import pytest
 from nonconformant import BreakingProxy
 
 from conftest import SECRET_VAR, remote_servers_file
-from mxconform.cli import main
+from mxconform.cli import main, parser, run_suites
 from mxconform.legacy.ledger import read_ledger
 
 pytestmark = pytest.mark.integration
 
+ROOT = Path(__file__).resolve().parents[1]
 LOGIN = '"POST /_matrix/client/v3/login '
 
 
@@ -167,3 +170,51 @@ def test_a_homeserver_s_own_non_json_error_is_still_judged(run_harness, synapse)
     with BreakingProxy(synapse.base_url, "plain-text-errors") as proxy:
         run = run_harness(proxy.base_url, "-k", "tokens.error-shape")
     assert {c["verdict"] for c in run.checks} == {"FAIL"}
+
+
+def test_synapse_stock_behind_nginx(tmp_path, _own_state_dir):
+    """The stock target end to end: registration off is SKIP, nginx's own error page is
+    ERROR, the admin API is reached on Synapse's listener, cleanup spends no login, nothing
+    is left active, and nothing is rate-limited into an ERROR (login rates x100, bursts as
+    shipped)."""
+    if shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists():
+        pytest.skip("nginx is not installed (.ci/run installs it)")
+    servers = tmp_path / "servers.yaml"
+    servers.write_text(
+        "defaults: [stock]\n"
+        "targets:\n"
+        "  - name: stock\n"
+        "    embedded: synapse-stock\n"
+        "    server_name: localhost\n"
+        "    auth: [legacy]\n"
+        "    provisioning: {method: synapse-shared-secret}\n"
+        "    cleanup: deactivate\n"
+        "    synapse_rate_scale: 100\n"
+        f"    known_issues: {ROOT / 'known-issues' / 'synapse.yaml'}\n"
+    )
+    selection = "legacy.register or tokens.unspecified or legacy.login.password"
+    args = ["run", "--servers", str(servers), "--report-dir", str(tmp_path / "r")]
+    outcome = run_suites(parser().parse_args([*args, "--jobs", "1", "-k", selection]))
+    assert outcome.report_dir is not None
+    document = json.loads((outcome.report_dir / "results.json").read_text())
+    target, checks = document["targets"][0], document["checks"]
+    verdicts = {f"{c['check_id']}[{c['transport'] or '-'}]": c for c in checks}
+    assert target["server_header"].startswith("nginx/")
+    assert target["server_software"].startswith("Synapse ")
+    two = verdicts["tokens.unspecified.two-authorization-headers[-]"]
+    assert two["verdict"] == "ERROR" and "not the homeserver" in two["message"]
+    assert verdicts["legacy.register.available[-]"]["verdict"] == "SKIP"
+    assert not [c for c in checks if c["verdict"] == "FAIL" and not c.get("known_issue")]
+    assert not [c for c in checks if "rate-limit" in c["message"]]
+    hk = target["housekeeping"]
+    assert hk["users_created"] and hk["users_left_active"] == [] and hk["problems"] == []
+    assert not list(_own_state_dir.glob("ledgers/*.jsonl"))
+    access = (outcome.report_dir / "logs" / "stock" / "nginx-access.log").read_text()
+    judged = sum(
+        1
+        for c in checks
+        for e in c["evidence"]
+        if e["method"] == "POST" and e["url"].split("?")[0].endswith("/v3/login")
+    )
+    assert access.count('"POST /_matrix/client/v3/login') == judged
+    assert "/_synapse/admin" not in access  # never through the public URL

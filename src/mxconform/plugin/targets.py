@@ -73,10 +73,10 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
         state.start_error = f"target {name} not run: {problem}"
         _unavailable(config, name, state.start_error)
         raise TargetUnavailable(state.start_error)
-    if running.embedded is None:  # a proxy in front may name itself in the Server header
-        software = server_software(running.base_url, state.target.timeout_s, state.tls)
-        if software is not None:
-            state.info["server_software"] = software
+    # a proxy in front may name itself in the Server header: the homeserver's own word
+    software = server_software(running.base_url, state.target.timeout_s, state.tls)
+    if software is not None:
+        state.info["server_software"] = software
     version, why = identity.held_to(run.spec_override or state.target.spec_version)
     state.identity = identity
     state.info.update(

@@ -23,7 +23,7 @@ from mxconform.http.limits import origin
 from mxconform.targets.embedded.releases import oauth_problem, spec_problem
 
 AuthApi = Literal["legacy", "oauth"]
-EmbeddedKind = Literal["synapse-legacy", "synapse-oauth"]
+EmbeddedKind = Literal["synapse-legacy", "synapse-oauth", "synapse-stock"]
 LoginDriverName = Literal["form", "mas-admin", "browser", "static"]
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -223,6 +223,9 @@ class Target(_Strict):
     synapse_python: str | None = None
     # Embedded targets only: a release (1.70.1) or line (1.130.*) installed into the cache.
     synapse_version: str | None = None
+    # synapse-stock only (tests): the shipped login and registration rates multiplied by this,
+    # their bursts left as shipped.
+    synapse_rate_scale: Annotated[float | None, Field(gt=0, le=10_000)] = None
 
     @field_validator("synapse_version")
     @classmethod
@@ -259,8 +262,10 @@ class Target(_Strict):
             raise ValueError("a target declaring the legacy API needs provisioning")
         if self.embedded == "synapse-oauth" and "legacy" in self.auth:
             raise ValueError("the synapse-oauth embedded target offers only the oauth API")
-        if self.embedded == "synapse-legacy" and "oauth" in self.auth:
-            raise ValueError("the synapse-legacy embedded target offers only the legacy API")
+        if self.embedded in ("synapse-legacy", "synapse-stock") and "oauth" in self.auth:
+            raise ValueError(f"the {self.embedded} embedded target offers only the legacy API")
+        if self.synapse_rate_scale is not None and self.embedded != "synapse-stock":
+            raise ValueError("synapse_rate_scale only applies to the synapse-stock target")
         if self.synapse_python is not None and self.embedded is None:
             raise ValueError("synapse_python only applies to embedded targets")
         if self.synapse_version is not None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol, TextIO
 
 from mxconform.errors import HarnessError
 from mxconform.targets.embedded import releases
+from mxconform.targets.embedded.stock import StockSynapse, stock_overrides
 from mxconform.targets.embedded.synapse import EmbeddedSynapse, synapse_available
 
 if TYPE_CHECKING:
@@ -194,6 +195,8 @@ def start_target(
         python, version = synapse_python(target, offline)
         if target.embedded == "synapse-oauth":
             running = start_delegated(target, log_dir, python)
+        elif target.embedded == "synapse-stock":
+            running = start_stock(target, log_dir, python)
         else:
             server = EmbeddedSynapse(
                 server_name=target.server_name or "localhost", python=python, log_dir=log_dir
@@ -209,6 +212,28 @@ def start_target(
         secret = target.provisioning.shared_secret.resolve(f"{where}: provisioning.shared_secret")
     return RunningTarget(
         target, target.base_url, target.server_name, secret, admin_url=target.admin_url
+    )
+
+
+def start_stock(target: Target, log_dir: Path | None, python: str | None) -> RunningTarget:
+    """Synapse at stock settings behind nginx: the public URL is nginx's (https, the run's
+    CA), the admin API is Synapse's own listener."""
+    scale = target.synapse_rate_scale or 1.0
+    synapse = EmbeddedSynapse(
+        server_name=target.server_name or "localhost",
+        python=python,
+        log_dir=log_dir,
+        adjust=lambda config: stock_overrides(config, scale),
+    )
+    stock = StockSynapse(synapse).start()
+    return RunningTarget(
+        target,
+        stock.base_url,
+        synapse.server_name,
+        synapse.shared_secret,
+        stock,
+        ca_file=stock.ca_file,
+        admin_url=stock.admin_url,
     )
 
 
@@ -296,6 +321,7 @@ def attachment(running: RunningTarget | None, error: str | None = None) -> str:
                 "held_secrets": list(running.held_secrets),
                 "synapse_version": running.synapse_version,
                 "ca_file": str(running.ca_file) if running.ca_file else None,
+                "admin_url": running.admin_url,
                 "startup_s": running.embedded.startup_s if running.embedded else None,
             }
         )
@@ -328,5 +354,6 @@ def attached(target: Target) -> RunningTarget | None:
             held_secrets=tuple(data.get("held_secrets") or ()),
             synapse_version=data.get("synapse_version"),
             ca_file=Path(data["ca_file"]) if data.get("ca_file") else None,
+            admin_url=data.get("admin_url"),
         )
     return _handed[target.name]

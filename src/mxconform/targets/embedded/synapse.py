@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -182,8 +183,10 @@ class EmbeddedSynapse:
         startup_timeout_s: float = 90.0,
         extra_config: dict[str, Any] | None = None,
         delegated_to: tuple[str, str] | None = None,
+        adjust: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.extra_config = extra_config or {}
+        self.adjust = adjust  # a variant of the whole configuration (synapse-stock)
         self.delegated_to = delegated_to
         self.server_name = server_name
         self.python = python or sys.executable
@@ -221,6 +224,8 @@ class EmbeddedSynapse:
                 self.log_path,
             )
         config.update(self.extra_config)  # variants for tests (e.g. tokens required)
+        if self.adjust is not None:
+            config = self.adjust(config)
         config_path = self.workdir / "homeserver.yaml"
         config_path.write_text(yaml.safe_dump(config))
         console = open(self.workdir / "console.log", "wb")  # noqa: SIM115 - owned by the child
