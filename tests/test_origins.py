@@ -60,6 +60,36 @@ async def test_credentials_never_go_to_an_origin_nobody_named():
     assert [r.path for r in home.requests] == ["/z"]
 
 
+async def test_a_secret_in_the_body_or_url_never_goes_to_an_origin_nobody_named():
+    refresh = "mxc-refresh-token-value-123"
+    with serve(recording) as home, serve(recording) as foreign:
+        async with httpx.AsyncClient() as http:
+            client = client_for(home.url, http)
+            client.secrets.add(refresh, "refresh_token")
+            sends = [
+                {"form": {"grant_type": "refresh_token", "refresh_token": refresh}},
+                {"form": [("token", refresh)]},
+                {"json": {"nested": [{"token": refresh}]}},
+                {"content": f"token={refresh}".encode()},
+                {"params": {"t": refresh}},
+                {"headers": {"X-Anything": refresh}},
+            ]
+            for send in sends:
+                with pytest.raises(HarnessError, match=f"to {foreign.url} refused"):
+                    await client.request("POST", foreign.url + "/oauth2/token", **send)
+            with pytest.raises(HarnessError, match="refused"):
+                await client.request("GET", f"{foreign.url}/cb?code={refresh}")
+            assert not foreign.requests and not client.recorder.exchanges
+            await client.request("POST", foreign.url + "/x", form={"token": "not-a-secret"})
+            await client.request(
+                "POST", foreign.url + "/y", form={"token": refresh}, allow_origins=[foreign.url]
+            )
+            await client.request("POST", "/z", form={"token": refresh})
+    assert [r.path for r in foreign.requests] == ["/x", "/y"]
+    assert refresh.encode() not in foreign.requests[0].body
+    assert [r.path for r in home.requests] == ["/z"]
+
+
 async def test_the_admin_secret_is_not_sent_to_a_token_endpoint_elsewhere():
     with serve(recording) as foreign, serve(fake_oauth_server(foreign.url)) as admin:
         async with httpx.AsyncClient() as http:

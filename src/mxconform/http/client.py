@@ -165,7 +165,8 @@ class MatrixClient:
         """One request (429s waited out within the budget). `allow_origins`: origins other
         than the target's that this request's credentials may go to."""
         url = path if path.startswith("http") else self.base_url + path
-        self._guard_origin(method, url, credentials, headers, allow_origins)
+        sent = (params, headers, json, form, content)
+        self._guard_origin(method, url, credentials, headers, allow_origins, sent)
         query: list[tuple[str, str | int | float | bool | None]] = [
             *(params or {}).items(),
             *credentials.params,
@@ -221,21 +222,35 @@ class MatrixClient:
         credentials: Credentials,
         headers: dict[str, str] | None,
         allow_origins: Iterable[str],
+        sent: tuple[Any, ...] = (),
     ) -> None:
-        """Refuse, before anything is sent, credentials bound for an origin nobody named."""
-        carries = bool(credentials.headers or credentials.params) or any(
-            name.lower() in _CREDENTIAL_HEADERS for name in headers or {}
-        )
-        if not carries:
-            return
+        """Refuse, before anything is sent, credentials bound for an origin nobody named:
+        a credential header or query parameter, or any secret the run holds (a password, a
+        token, a code, a verifier, a client secret) anywhere in the URL, headers or body."""
         home = origin(self.base_url)
         there = origin(url)
         allowed = {home, *(origin(o) for o in allow_origins)}
-        if there not in allowed:
+        if there in allowed:
+            return
+        carries = (
+            bool(credentials.headers or credentials.params)
+            or any(name.lower() in _CREDENTIAL_HEADERS for name in headers or {})
+            or self._holds_secret(url, *sent)
+        )
+        if carries:
             raise HarnessError(
                 f"{method} to {there} refused: it would carry credentials, and they may go "
                 f"only to {', '.join(sorted(allowed))}"
             )
+
+    def _holds_secret(self, *parts: Any) -> bool:
+        """Whether any secret the registry knows is in these (text, bytes, JSON-like)."""
+        for part in parts:
+            if isinstance(part, bytes):
+                part = part.decode("utf-8", errors="replace")
+            if part is not None and self._secrets.scrub_any(part) != part:
+                return True
+        return False
 
     async def _send(self, request: httpx.Request, note: str | None) -> httpx.Response:
         exchange = Exchange(

@@ -135,7 +135,9 @@ async def walk_pages(
     submitted = 0
     last: FormPage | None = None
     for _ in range(_MAX_STEPS):
-        resp = await agent.request(method, url, form=form, note="login driver (form)")
+        resp = await agent.request(
+            method, url, form=form, note="login driver (form)", allow_origins=origins
+        )
         if resp.status_code in _REDIRECTS:
             location = urljoin(url, resp.headers.get("location", ""))
             if redirect_uri is not None and is_redirect_to(location, redirect_uri):
@@ -224,13 +226,17 @@ class FormDriver(LoginDriver):
         try:
             fill = {"username": account.username, "password": password}
             client = agent.client(recorder)
-            resp = await client.request("GET", start_url, note="fresh user agent: login page")
+            resp = await client.request(
+                "GET", start_url, note="fresh user agent: login page", allow_origins=self._origins
+            )
             url = start_url
             for _ in range(_MAX_STEPS):
                 if resp.status_code not in _REDIRECTS:
                     break
                 url = urljoin(url, resp.headers.get("location", ""))
-                resp = await client.request("GET", url, note="fresh user agent: login page")
+                resp = await client.request(
+                    "GET", url, note="fresh user agent: login page", allow_origins=self._origins
+                )
             page = choose_form(resp.text, url, fill)
             if page is None or not page.has_password:
                 raise DriverError(f"no login form at {url}")
@@ -239,6 +245,7 @@ class FormDriver(LoginDriver):
                 bound_to(page.action, self._origins),
                 form=page.fields,
                 note="fresh user agent: try the password",
+                allow_origins=self._origins,
             )
             again = choose_form(after.text, page.action, fill)
             return after.status_code in _REDIRECTS or not (again and again.has_password)
