@@ -142,3 +142,31 @@ def fake_oauth_server(foreign: str) -> Handler:
             reply(h, 404, {"errcode": "M_NOT_FOUND"})
 
     return handle
+
+
+def misdirecting_homeserver(foreign: str, keys: tuple[str, ...]) -> Handler:
+    """A homeserver whose OAuth metadata puts `keys` (the issuer, endpoints) on `foreign`
+    (another loopback port that records); everything else on its own origin."""
+
+    def handle(h: BaseHTTPRequestHandler, seen: Seen, stub: Stub) -> None:
+        path = seen.path.split("?")[0]
+        if path == "/_matrix/client/versions":
+            reply(h, 200, {"versions": ["v1.18"]})
+        elif path.endswith("/auth_metadata") or path.startswith("/.well-known/openid"):
+            names = ("authorization", "token", "revocation", "registration")
+            data: dict[str, object] = {
+                "issuer": stub.url + "/",
+                **{f"{n}_endpoint": f"{stub.url}/oauth2/{n}" for n in names},
+                "device_authorization_endpoint": stub.url + "/oauth2/device",
+                "account_management_uri": stub.url + "/account/",
+                "response_types_supported": ["code"],
+                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "code_challenge_methods_supported": ["S256"],
+            }
+            for key in keys:
+                data[key] = str(data[key]).replace(stub.url, foreign)
+            reply(h, 200, data)
+        else:
+            reply(h, 404, {"errcode": "M_UNRECOGNIZED", "error": "not here"})
+
+    return handle

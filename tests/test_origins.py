@@ -3,10 +3,17 @@ harness at another loopback port that records; it must receive nothing."""
 
 from __future__ import annotations
 
+import json
+from contextlib import suppress
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
 import httpx
 import pytest
-from hostile import fake_oauth_server, recording, reply, serve
+from hostile import Seen, fake_oauth_server, misdirecting_homeserver, recording, reply, serve
 
+from conftest import HarnessRun
+from mxconform.cli import parser, run_suites
 from mxconform.errors import HarnessError
 from mxconform.http.client import MatrixClient, Pacer, RequestPolicy
 from mxconform.http.credentials import bearer_header, query_param
@@ -14,12 +21,13 @@ from mxconform.http.evidence import Recorder
 from mxconform.http.limits import origin
 from mxconform.http.redact import SecretRegistry
 from mxconform.legacy.registration import register_shared_secret as _register_shared_secret
-from mxconform.oauth.client import REDIRECT_URI, Metadata
+from mxconform.oauth.client import REDIRECT_URI, Metadata, OAuthApi
 from mxconform.oauth.drivers import make_driver
 from mxconform.oauth.drivers.base import Account, DriverError
 from mxconform.oauth.drivers.mas_admin import MasAdminApi
-from mxconform.targets.config import OAuthConfig
-from mxconform.targets.lifecycle import AdminAccess
+from mxconform.oauth.origins import bind, named_origins
+from mxconform.targets.config import OAuthConfig, Target
+from mxconform.targets.lifecycle import AdminAccess, RunningTarget
 
 PASSWORD = "hunter2-password-value"
 ADMIN_SECRET = "admin-client-secret-value"
@@ -130,12 +138,13 @@ async def test_the_admin_token_endpoint_comes_from_the_admin_servers_own_metadat
 
 
 def _driver(server_url: str, login_origins: list[str], template: MatrixClient):
-    metadata = Metadata(
-        {"issuer": server_url + "/", "authorization_endpoint": server_url + "/authorize"}, "/m"
-    )
     config = OAuthConfig(driver="form", login_origins=login_origins)
-    origins = metadata.origins | set(config.login_origins)
-    return make_driver(config, template, SecretRegistry(), None, origins)
+    metadata = Metadata(
+        {"issuer": server_url + "/", "authorization_endpoint": server_url + "/authorize"},
+        "/m",
+        frozenset({origin(server_url), *config.login_origins}),  # as servers.yaml names them
+    )
+    return make_driver(config, template, SecretRegistry(), None, metadata.origins)
 
 
 async def test_the_form_driver_posts_no_password_to_a_foreign_form_action():
@@ -181,3 +190,143 @@ async def test_shared_secret_provisioning_talks_only_to_the_base_url():
             await _register_shared_secret(client, "shared-secret-value", "u", PASSWORD)
     assert [r.path for r in target.requests] == ["/_synapse/admin/v1/register"] * 2
     assert all(e.url.startswith(target.url + "/") for e in client.recorder.exchanges)
+
+
+# ---- the whole harness against a homeserver whose metadata points elsewhere -------------
+
+_CREDENTIAL_FIELDS = {
+    "password",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "code",
+    "code_verifier",
+    "client_secret",
+    "device_code",
+}
+
+
+def _no_credential(seen: list[Seen], *secrets: str) -> None:
+    """Nothing that reached the recording origin carries a credential anywhere."""
+    for r in seen:
+        assert not {k.lower() for k in r.headers} & {"authorization", "proxy-authorization"}
+        fields = {k for k, _ in parse_qsl(urlsplit(r.path).query)}
+        fields |= {k for k, _ in parse_qsl(r.body.decode(errors="replace"))}
+        with suppress(ValueError):
+            data = json.loads(r.body or b"null")
+            fields |= set(data) if isinstance(data, dict) else set()
+        assert not fields & _CREDENTIAL_FIELDS, (r.method, r.path)
+        for value in secrets:
+            assert value not in r.path and value.encode() not in r.body
+            assert all(value not in v for v in r.headers.values())
+
+
+def _run_against(tmp_path: Path, base_url: str, monkeypatch: pytest.MonkeyPatch) -> HarnessRun:
+    """An in-process `mxconform run` of the OAuth checks against one remote target with a
+    given account (the operator's password) and the form driver."""
+    monkeypatch.setenv("MXCONFORM_TEST_OAUTH_PASSWORD", PASSWORD)
+    servers = tmp_path / "servers.yaml"
+    servers.write_text(
+        "defaults: [hostile]\n"
+        "targets:\n"
+        "  - name: hostile\n"
+        f"    base_url: {base_url}\n"
+        "    server_name: localhost\n"
+        "    auth: [oauth]\n"
+        "    max_requests_per_second: 1000\n"
+        "    oauth:\n"
+        "      driver: form\n"
+        "      accounts: [{username: tester, password: '${MXCONFORM_TEST_OAUTH_PASSWORD}'}]\n"
+    )
+    args = parser().parse_args(
+        ["run", "--servers", str(servers), "--report-dir", str(tmp_path / "r"), "-k", "oauth"]
+    )
+    return HarnessRun(run_suites(args))
+
+
+def _one_error(run: HarnessRun) -> str:
+    """The one reason every check that needs the OAuth metadata was given."""
+    errors = {c["message"] for c in run.checks if c["verdict"] == "ERROR"}
+    assert len(errors) == 1, errors
+    assert not run.with_verdict("FAIL")
+    assert len(run.with_verdict("ERROR")) > 20  # the OAuth checks, not one of them
+    return errors.pop()
+
+
+@pytest.mark.parametrize("keys", [("issuer",), ("issuer", "authorization_endpoint")])
+def test_an_issuer_mix_up_sends_the_other_origin_nothing_and_is_one_error(
+    tmp_path, monkeypatch, keys
+):
+    with serve(recording) as foreign, serve(misdirecting_homeserver(foreign.url, keys)) as home:
+        run = _run_against(tmp_path, home.url, monkeypatch)
+    _no_credential(foreign.requests, PASSWORD)
+    message = _one_error(run)
+    assert foreign.url in message and home.url in message
+    assert f"oauth.issuer: {foreign.url}/" in message
+    assert not any(r.method == "POST" for r in home.requests)
+
+
+def test_foreign_endpoints_receive_no_credential_and_are_one_error(tmp_path, monkeypatch):
+    keys = ("revocation_endpoint", "registration_endpoint", "device_authorization_endpoint")
+    with serve(recording) as foreign, serve(misdirecting_homeserver(foreign.url, keys)) as home:
+        run = _run_against(tmp_path, home.url, monkeypatch)
+    _no_credential(foreign.requests, PASSWORD)
+    message = _one_error(run)
+    assert foreign.url in message and home.url in message
+    assert f"oauth.login_origins: [{foreign.url}]" in message
+    assert all(key in message for key in keys)
+
+
+async def test_the_oauth_api_sends_no_token_to_a_foreign_endpoint_even_unchecked():
+    """Behind the metadata check, the client guard: a revocation (a refresh token in a form)
+    or a registration to an origin servers.yaml does not name is refused before sending."""
+    refresh = "mxc-refresh-token-to-revoke"
+    with serve(recording) as foreign, serve(recording) as home:
+        async with httpx.AsyncClient() as http:
+            client = client_for(home.url, http)
+            client.secrets.add(refresh, "refresh_token")
+            data = {"issuer": home.url + "/", "revocation_endpoint": foreign.url + "/revoke"}
+            api = OAuthApi(client, Metadata(data, "/m", frozenset({home.url})))
+            with pytest.raises(HarnessError, match=f"to {foreign.url} refused"):
+                await api.revoke("client-id", refresh)
+    assert not foreign.requests and not home.requests
+
+
+def test_named_origins_come_from_servers_yaml_and_the_embedded_target():
+    target = Target(
+        name="t",
+        base_url="https://matrix.example.org",
+        server_name="example.org",
+        auth=["oauth"],
+        oauth=OAuthConfig(
+            issuer="https://auth.example.org/", login_origins=["https://sso.example.org:8443"]
+        ),
+    )
+    running = RunningTarget(target, "https://matrix.example.org", "example.org", None)
+    assert named_origins(target, running) == {
+        "https://matrix.example.org",
+        "https://auth.example.org",
+        "https://sso.example.org:8443",
+    }
+    embedded = RunningTarget(
+        target.model_copy(update={"oauth": None}),
+        "http://127.0.0.1:8008",
+        "localhost",
+        None,
+        oauth_issuer="https://127.0.0.1:8443/",
+    )
+    assert named_origins(embedded.target, embedded) == {
+        "http://127.0.0.1:8008",
+        "https://127.0.0.1:8443",
+    }
+    metadata = Metadata({"issuer": "https://127.0.0.1:8443/", "jwks_uri": "https://x.org/"}, "/")
+    bound = bind(metadata, named_origins(embedded.target, embedded), "t")
+    assert bound.origins == {"http://127.0.0.1:8008", "https://127.0.0.1:8443"}
+
+
+def test_admin_without_url_needs_the_issuer_from_servers_yaml():
+    admin = {"client_id": "c", "client_secret": "${X}"}
+    with pytest.raises(ValueError, match=r"oauth\.issuer"):
+        OAuthConfig.model_validate({"admin": admin})
+    assert OAuthConfig.model_validate({"admin": admin, "issuer": "https://auth.example.org/"})

@@ -23,7 +23,6 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from mxconform.errors import HarnessError
 from mxconform.http.client import MatrixClient
 from mxconform.http.credentials import Credentials
-from mxconform.http.limits import origin
 from mxconform.spec.matchers import body
 
 METADATA_PATH = "/_matrix/client/v1/auth_metadata"
@@ -67,10 +66,12 @@ def device_scopes(scope: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Metadata:
-    """The server metadata a target publishes, and where it was found."""
+    """The server metadata a target publishes, where it was found, and the origins
+    servers.yaml names for its credentials (`oauth.origins.bind`)."""
 
     data: dict[str, Any]
     path: str
+    named: frozenset[str] = frozenset()
 
     def get(self, key: str) -> Any:
         return self.data.get(key)
@@ -83,14 +84,9 @@ class Metadata:
 
     @property
     def origins(self) -> frozenset[str]:
-        """The authorisation server's own origins (its issuer's and its authorisation
-        endpoint's): where the harness may send what the user types into a login page."""
-        found = set()
-        for key in ("issuer", "authorization_endpoint"):
-            value = self.data.get(key)
-            if isinstance(value, str) and value.startswith(("http://", "https://")):
-                found.add(origin(value))
-        return frozenset(found)
+        """Where the harness may send passwords, codes, verifiers and tokens besides the
+        target itself: the origins servers.yaml names, never the ones the metadata names."""
+        return self.named
 
     def supports(self, key: str, value: str) -> bool:
         listed = self.data.get(key)

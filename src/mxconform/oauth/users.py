@@ -107,13 +107,12 @@ class OAuthUsers:
         self.metadata = metadata
         self._secrets = secrets_
         self._names = names
-        origins = metadata.origins | set(config.login_origins)
         self.driver = make_driver(
             config,
             template,
             secrets_,
             artifacts_dir,
-            origins,
+            metadata.origins,  # servers.yaml's, never the metadata's own
             # Chromium keeps its own trust store: a target whose CA the harness was given
             # (or made) is accepted by not checking certificates; origins stay bound.
             own_ca=running.ca_file is not None or target.tls.ca_file is not None,
@@ -131,7 +130,7 @@ class OAuthUsers:
         access: AdminAccess | None = running.oauth_admin
         if access is None and self.config.admin is not None:
             secret = self.config.admin.client_secret.resolve(f"{where}.client_secret")
-            url = self.config.admin.url or str(self.metadata.get("issuer") or "")
+            url = self.config.admin.url or self.config.issuer or ""  # never the metadata's
             access = AdminAccess(url, self.config.admin.client_id, secret)
         if access is None:
             return None

@@ -7,6 +7,7 @@ import pytest
 from mxconform.http.client import MatrixClient
 from mxconform.oauth.client import Metadata, OAuthApi, discover
 from mxconform.oauth.drivers.base import Account
+from mxconform.oauth.origins import bind, named_origins
 from mxconform.oauth.users import OAuthLogin, OAuthUsers
 from mxconform.plugin.state import bounded_cleanup, get_run, report_dir
 from mxconform.spec.verdicts import unmet
@@ -17,8 +18,10 @@ from mxconform.targets.lifecycle import RunningTarget
 async def oauth_metadata(
     target: RunningTarget, target_client: MatrixClient, request: pytest.FixtureRequest
 ) -> Metadata:
-    """The target's OAuth 2.0 server metadata. A target declaring the OAuth API but serving
-    none fails every OAuth check; one not declaring it never gets here (SKIP)."""
+    """The target's OAuth 2.0 server metadata, bound to the origins servers.yaml names. A
+    target declaring the OAuth API but serving none fails every OAuth check; one whose
+    metadata names another origin makes them ERROR (`origins.bind`); one not declaring it
+    never gets here (SKIP)."""
     meta, resp = await discover(target_client)
     if meta is None:
         unmet(
@@ -29,8 +32,9 @@ async def oauth_metadata(
             observed=f"HTTP {resp.status_code}",
         )
     assert meta is not None
-    get_run(request.config).state(target.name).info["oauth_metadata_path"] = meta.path
-    return meta
+    state = get_run(request.config).state(target.name)
+    state.info["oauth_metadata_path"] = meta.path
+    return bind(meta, named_origins(state.target, target), target.name)
 
 
 @pytest.fixture(scope="session")

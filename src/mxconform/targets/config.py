@@ -109,7 +109,7 @@ Provisioning = Annotated[
 class MasAdmin(_Strict):
     """A client allowed `urn:mas:admin` through client credentials (MAS's admin API)."""
 
-    # Where /api/admin/v1 lives; the issuer when not given.
+    # Where /api/admin/v1 lives; oauth.issuer when not given (never the metadata's issuer).
     url: Annotated[str | None, Field(pattern=r"^https?://")] = None
     client_id: Annotated[str, Field(min_length=1)]
     client_secret: SecretRef
@@ -154,7 +154,10 @@ class OAuthConfig(_Strict):
     tokens: list[StaticToken] = []
     # How long to keep asking the homeserver after a revocation (it may cache introspection).
     revocation_grace_s: Annotated[float, Field(ge=0, le=600)] = 10.0
-    # Origins besides the authorisation server's that login forms may post credentials to.
+    # The OAuth server's issuer, as its metadata names it (e.g. https://auth.example.org/):
+    # its origin may receive credentials. Embedded targets set their own.
+    issuer: Annotated[str | None, Field(pattern=r"^https?://[^/\s?#]+(/[^\s?#]*)?$")] = None
+    # More origins that may receive credentials (login pages, endpoints on another host).
     login_origins: list[str] = []
 
     @field_validator("login_origins")
@@ -164,6 +167,15 @@ class OAuthConfig(_Strict):
             if not re.match(r"^https?://[^/\s?#]+/?$", value):
                 raise ValueError(f"{value!r} is not an origin like https://login.example.org")
         return [origin(v) for v in values]
+
+    @model_validator(mode="after")
+    def _admin_url(self) -> OAuthConfig:
+        if self.admin is not None and self.admin.url is None and self.issuer is None:
+            raise ValueError(
+                "oauth.admin needs its url, or oauth.issuer to stand for it: the admin client "
+                "secret goes only where servers.yaml says, never where the server's metadata does"
+            )
+        return self
 
 
 class TlsOptions(_Strict):

@@ -50,6 +50,9 @@ class RunningTarget:
     shared_secret: str | None = field(repr=False)  # never in a repr (tracebacks)
     embedded: Stoppable | None = None
     oauth_admin: AdminAccess | None = None
+    # The issuer of the OAuth server an embedded target brings: its origin may receive
+    # credentials, as if servers.yaml named it in oauth.issuer.
+    oauth_issuer: str | None = None
     # Other secrets the target holds (e.g. Synapse's delegation secret): scrubbed by value.
     held_secrets: tuple[str, ...] = field(default=(), repr=False)
     # The exact Synapse release an embedded target runs (provenance), when known.
@@ -149,6 +152,7 @@ def start_delegated(
         None,
         pair,
         oauth_admin=AdminAccess(authserver.base_url, admin_id, admin_secret),
+        oauth_issuer=authserver.issuer,
         held_secrets=(shared_secret,),
         ca_file=authserver.ca_file,
     )
@@ -318,6 +322,7 @@ def attachment(running: RunningTarget | None, error: str | None = None) -> str:
                 "server_name": running.server_name,
                 "shared_secret": running.shared_secret,
                 "oauth_admin": admin_json,
+                "oauth_issuer": running.oauth_issuer,
                 "held_secrets": list(running.held_secrets),
                 "synapse_version": running.synapse_version,
                 "ca_file": str(running.ca_file) if running.ca_file else None,
@@ -351,6 +356,7 @@ def attached(target: Target) -> RunningTarget | None:
             oauth_admin=None
             if admin is None
             else AdminAccess(admin["url"], admin["client_id"], admin["secret"]),
+            oauth_issuer=data.get("oauth_issuer"),
             held_secrets=tuple(data.get("held_secrets") or ()),
             synapse_version=data.get("synapse_version"),
             ca_file=Path(data["ca_file"]) if data.get("ca_file") else None,
