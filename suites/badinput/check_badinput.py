@@ -137,7 +137,12 @@ async def explore(
         )
 
 
-def sender(hs, path: str, credentials: Credentials = NO_CREDENTIALS) -> Send:
+def sender(
+    hs, path: str, credentials: Credentials = NO_CREDENTIALS, origins: frozenset[str] = frozenset()
+) -> Send:
+    """POST each example to `path`; `origins`: the OAuth server's, as servers.yaml names them
+    (a bad body may still hold a value the run keeps secret)."""
+
     async def send(example: BadBody) -> httpx.Response:
         return await hs.request(
             "POST",
@@ -146,6 +151,7 @@ def sender(hs, path: str, credentials: Credentials = NO_CREDENTIALS) -> Send:
             headers=example.headers(),
             credentials=credentials,
             note=f"bad input: {example.kind}",
+            allow_origins=origins,
         )
 
     return send
@@ -388,7 +394,9 @@ async def check_client_registration_refuses_malformed_metadata(hs, oauth_metadat
             return None
         return _oauth_error(resp, "OAUTH-DCR-ERR")
 
-    send = sender(hs, oauth_metadata.endpoint("registration_endpoint"))
+    send = sender(
+        hs, oauth_metadata.endpoint("registration_endpoint"), origins=oauth_metadata.origins
+    )
     await explore(request, shape, "@nobody:invalid", send, judge)
 
 
@@ -414,5 +422,5 @@ async def check_token_endpoint_refuses_malformed_requests(hs, oauth_metadata, oa
             return _done("a token issued", resp, "OAUTH-TOKEN-ERR")
         return _oauth_error(resp, "OAUTH-TOKEN-ERR")
 
-    send = sender(hs, oauth_metadata.endpoint("token_endpoint"))
+    send = sender(hs, oauth_metadata.endpoint("token_endpoint"), origins=oauth_metadata.origins)
     await explore(request, shape, "@nobody:invalid", send, judge)
