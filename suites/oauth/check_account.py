@@ -6,7 +6,7 @@ import pytest
 
 from mxconform.http.credentials import bearer_header
 from mxconform.legacy import api as legacy
-from mxconform.oauth.users import refusal_delay
+from mxconform.oauth.revocation import refusal_delay
 from mxconform.spec.matchers import expect_true
 from mxconform.spec.verdicts import note
 

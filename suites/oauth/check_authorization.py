@@ -12,7 +12,7 @@ from mxconform.oauth.client import (
     new_device_id,
 )
 from mxconform.oauth.drivers.base import DriverError
-from mxconform.oauth.users import refusal_delay
+from mxconform.oauth.revocation import refusal_delay
 from mxconform.spec.matchers import body, expect, expect_true, match
 from mxconform.spec.verdicts import note, unmet
 

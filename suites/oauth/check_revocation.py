@@ -3,7 +3,7 @@ and at the homeserver (which may cache introspection for a while: the delay is n
 
 import pytest
 
-from mxconform.oauth.users import refusal_delay
+from mxconform.oauth.revocation import refusal_delay
 from mxconform.spec.matchers import expect, expect_true, match
 from mxconform.spec.verdicts import note
 

@@ -11,7 +11,7 @@ import pytest
 from mxconform.http.credentials import bearer_header
 from mxconform.legacy import api as legacy
 from mxconform.oauth.client import token_set
-from mxconform.oauth.users import refusal_delay
+from mxconform.oauth.revocation import refusal_delay
 from mxconform.spec.matchers import body, expect, match, require
 from mxconform.spec.verdicts import unmet
 

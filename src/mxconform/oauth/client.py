@@ -23,6 +23,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from mxconform.errors import HarnessError
 from mxconform.http.client import MatrixClient
 from mxconform.http.credentials import Credentials
+from mxconform.oauth.tokens import IssuedTokens
 from mxconform.spec.matchers import body
 
 METADATA_PATH = "/_matrix/client/v1/auth_metadata"
@@ -191,11 +192,15 @@ def is_redirect_to(location: str | None, redirect_uri: str) -> bool:
 
 
 class OAuthApi:
-    """The spec's OAuth 2.0 endpoints of one target, called through a recording client."""
+    """The spec's OAuth 2.0 endpoints of one target, called through a recording client;
+    every token its token endpoint gives is noted in `issued` (revoked when the run ends)."""
 
-    def __init__(self, client: MatrixClient, metadata: Metadata) -> None:
+    def __init__(
+        self, client: MatrixClient, metadata: Metadata, issued: IssuedTokens | None = None
+    ) -> None:
         self.client = client
         self.metadata = metadata
+        self.issued = issued if issued is not None else IssuedTokens()
 
     async def register(self, metadata: dict[str, Any], note: str | None = None) -> httpx.Response:
         return await self.client.request(
@@ -254,13 +259,17 @@ class OAuthApi:
 
     async def _token(self, note: str, grant_type: str, **params: Any) -> httpx.Response:
         encoded = prepare_token_request(grant_type, **params)
-        return await self.client.request(
+        resp = await self.client.request(
             "POST",
             self.metadata.endpoint("token_endpoint"),
             form=url_decode(encoded),
             note=note,
             allow_origins=self.metadata.origins,
         )
+        tokens = token_set(resp)
+        if tokens is not None:
+            self.issued.note(params, tokens.access_token, tokens.refresh_token)
+        return resp
 
     async def exchange_code(
         self,
@@ -286,6 +295,11 @@ class OAuthApi:
         return await self._token(
             note, "refresh_token", refresh_token=refresh_token, client_id=client_id
         )
+
+    async def revoke_status(self, client_id: str | None, token: str, hint: str) -> int:
+        """The cleanup's revocation of one token the run was issued: its HTTP status."""
+        resp = await self.revoke(client_id, token, hint, note=f"cleanup: revoke ({hint})")
+        return resp.status_code
 
     async def revoke(
         self,

@@ -3,14 +3,14 @@
 The OAuth counterpart of `auth.LegacyUsers`. Accounts come from MAS's admin API when the
 target gives admin access (embedded targets always do), else from the accounts servers.yaml
 names (never changed or destroyed), else from the server's own registration page
-(`prompt=create`). Every login is revoked and every created account deactivated at the end.
+(`prompt=create`). Every token the run was issued is revoked (`tokens`) and every created
+account deactivated at the end.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,8 @@ import httpx
 
 from mxconform.errors import HarnessError, Unsupported
 from mxconform.http.client import MatrixClient
-from mxconform.http.credentials import bearer_header
+from mxconform.http.limits import origin
 from mxconform.http.redact import SecretRegistry
-from mxconform.legacy import api as legacy
 from mxconform.legacy.api import Session
 from mxconform.legacy.housekeeping import Housekeeping
 from mxconform.legacy.users import UserNames
@@ -38,6 +37,8 @@ from mxconform.oauth.client import (
 from mxconform.oauth.drivers import make_driver
 from mxconform.oauth.drivers.base import Account, DriverError, whoami
 from mxconform.oauth.drivers.mas_admin import MasAdminApi, MasAdminDriver
+from mxconform.oauth.revocation import end_personal_sessions, revoke_issued
+from mxconform.oauth.tokens import IssuedTokens
 from mxconform.targets.config import OAuthConfig, Target
 from mxconform.targets.lifecycle import AdminAccess, RunningTarget
 
@@ -97,6 +98,7 @@ class OAuthUsers:
         names: UserNames,
         driver_override: str | None = None,
         artifacts_dir: Path | None = None,
+        issued: IssuedTokens | None = None,
     ) -> None:
         config = target.oauth or OAuthConfig()
         if driver_override:
@@ -119,6 +121,7 @@ class OAuthUsers:
         )
         self.admin = self._admin(running)
         self.housekeeping = Housekeeping()
+        self.issued = issued if issued is not None else IssuedTokens()
         self._client_id: str | None = None
         self._accounts: list[Account] = []
         self._logins: list[OAuthLogin] = []
@@ -145,7 +148,7 @@ class OAuthUsers:
         )
 
     def api(self, client: MatrixClient) -> OAuthApi:
-        return OAuthApi(client, self.metadata)
+        return OAuthApi(client, self.metadata, self.issued)
 
     async def client_id(self, client: MatrixClient) -> str:
         """The harness's own registered client on this target (registered once)."""
@@ -237,6 +240,7 @@ class OAuthUsers:
         refresh = given.refresh_token.resolve(where) if given.refresh_token else None
         self._secrets.add(access, "access_token")
         self._secrets.add(refresh, "refresh_token")
+        self.issued.spare(access, refresh)  # the operator's session: never revoked
         _, device = await whoami(client, access)
         return OAuthLogin(
             account, TokenSet(access, refresh, None, None), device, None, "static", given=True
@@ -335,35 +339,39 @@ class OAuthUsers:
         self.housekeeping.users_created.append(account.user_id)
 
     async def discard(self, client: MatrixClient) -> None:
-        """The server goes with the run (an embedded one): its accounts and logins with it.
-        Given accounts' logins are still revoked."""
+        """The accounts go with the server (`cleanup: discard`). The tokens are revoked all
+        the same unless the server itself goes with the run (an embedded one); given
+        accounts' logins always are."""
         if any(login.account.given and not login.given for login in self._logins):
             await self.cleanup(client)
             return
+        if self.target.embedded is None:
+            await self.revoke_all(client)
         self.housekeeping.discard_all()
         await self.driver.close()
 
-    async def cleanup(self, client: MatrixClient) -> None:
-        """Revoke every login the run made, then deactivate every account it created, a
-        bounded number at a time."""
-        api = self.api(client)
+    async def revoke_all(self, client: MatrixClient) -> None:
+        """End every session the run opened: personal sessions through the admin API, and
+        every token a token endpoint gave (`tokens.revoke_issued`)."""
         gate = asyncio.Semaphore(self.target.housekeeping_concurrency)
+        personal = [lg.personal_session for lg in self._logins if lg.personal_session]
+        if self.admin is not None:
+            await end_personal_sessions(self.admin, client, personal, self.housekeeping, gate)
+        endpoint = self.metadata.get("revocation_endpoint")
+        await revoke_issued(
+            self.issued,
+            self.api(client).revoke_status,
+            endpoint if isinstance(endpoint, str) else None,
+            self.metadata.origins | {origin(client.base_url)},
+            self.housekeeping,
+            gate,
+        )
 
-        async def revoke(login: OAuthLogin) -> None:
-            async with gate:
-                try:
-                    if login.personal_session and self.admin is not None:
-                        ok = await self.admin.revoke_personal_session(
-                            client, login.personal_session
-                        )
-                    else:
-                        token = login.tokens.refresh_token or login.tokens.access_token
-                        resp = await api.revoke(login.client_id, token, note="cleanup: revoke")
-                        ok = resp.status_code == 200
-                    if ok:
-                        self.housekeeping.devices_logged_out += 1
-                except HarnessError as exc:
-                    self.housekeeping.problems.append(f"revoking a login: {exc}")
+    async def cleanup(self, client: MatrixClient) -> None:
+        """Revoke every token the run was issued, then deactivate every account it
+        created, a bounded number at a time."""
+        await self.revoke_all(client)
+        gate = asyncio.Semaphore(self.target.housekeeping_concurrency)
 
         async def deactivate(account: Account) -> None:
             async with gate:
@@ -384,25 +392,6 @@ class OAuthUsers:
                 except HarnessError as exc:
                     self.housekeeping.problems.append(f"{account.user_id}: {exc}")
 
-        await asyncio.gather(*(revoke(login) for login in self._logins if not login.given))
         await asyncio.gather(*(deactivate(account) for account in self._accounts))
         self.housekeeping.users_deactivated.sort()
         await self.driver.close()
-
-
-async def refusal_delay(
-    client: MatrixClient, token: str, grace_s: float, step_s: float = 0.5
-) -> tuple[float | None, int]:
-    """Poll whoami with a revoked token until the homeserver refuses it (it may cache
-    introspection): seconds until the first 401, or None if still accepted after the grace."""
-    started = time.monotonic()
-    while True:
-        resp = await legacy.whoami(
-            client, bearer_header(token), "is the revoked token still accepted?"
-        )
-        elapsed = time.monotonic() - started
-        if resp.status_code == 401:
-            return elapsed, resp.status_code
-        if elapsed >= grace_s:
-            return None, resp.status_code
-        await asyncio.sleep(step_s)

@@ -8,6 +8,7 @@ from mxconform.http.client import MatrixClient
 from mxconform.oauth.client import Metadata, OAuthApi, discover
 from mxconform.oauth.drivers.base import Account
 from mxconform.oauth.origins import bind, named_origins
+from mxconform.oauth.tokens import IssuedTokens
 from mxconform.oauth.users import OAuthLogin, OAuthUsers
 from mxconform.plugin.state import bounded_cleanup, get_run, report_dir
 from mxconform.spec.verdicts import unmet
@@ -38,14 +39,22 @@ async def oauth_metadata(
 
 
 @pytest.fixture(scope="session")
+def oauth_issued(target: RunningTarget) -> IssuedTokens:
+    """Every token this target's token endpoint gave the run, whoever asked (a check's own
+    refresh or device grant included): `oauth_users` revokes them all at the end."""
+    return IssuedTokens()
+
+
+@pytest.fixture(scope="session")
 async def oauth_users(
     target: RunningTarget,
     target_client: MatrixClient,
     oauth_metadata: Metadata,
+    oauth_issued: IssuedTokens,
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[OAuthUsers]:
-    """Accounts and logins through the target's login driver; revoked and deactivated at
-    the end."""
+    """Accounts and logins through the target's login driver; every token the run was
+    issued revoked, and every account it made deactivated, at the end."""
     run = get_run(request.config)
     state = run.state(target.name)
     users = OAuthUsers(
@@ -57,6 +66,7 @@ async def oauth_users(
         run.names,
         run.oauth_driver,
         artifacts_dir=report_dir(run) / "browser" / target.name,
+        issued=oauth_issued,
     )
     state.oauth_users = users
     state.info["oauth_driver"] = users.config.driver
@@ -74,9 +84,9 @@ async def oauth_user(oauth_users: OAuthUsers, target_client: MatrixClient) -> OA
 
 
 @pytest.fixture
-def oauth(hs: MatrixClient, oauth_metadata: Metadata) -> OAuthApi:
+def oauth(hs: MatrixClient, oauth_metadata: Metadata, oauth_issued: IssuedTokens) -> OAuthApi:
     """The target's OAuth 2.0 endpoints, called through the check's recording client."""
-    return OAuthApi(hs, oauth_metadata)
+    return OAuthApi(hs, oauth_metadata, oauth_issued)
 
 
 @pytest.fixture
