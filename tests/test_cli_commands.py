@@ -122,3 +122,35 @@ def test_a_baseline_diff_is_kept_in_results_and_shown_on_the_page(tmp_path: Path
     assert [c["check_id"] for c in stored["categories"]["fixed"]] == ["b"]
     html = (run / "index.html").read_text()
     assert "Changes since baseline" in html and "regressions: 1" in html
+
+
+def test_serve_prints_a_servers_yaml_block_naming_the_embedded_issuer(tmp_path):
+    """`mxconform serve`'s block for its OAuth target loads as servers.yaml and names the
+    embedded OAuth server's issuer: the origin credentials may go to, besides base_url."""
+    import textwrap
+
+    import yaml
+
+    from mxconform.cli.commands import remote_block
+    from mxconform.targets.config import ServersFile, Target
+    from mxconform.targets.lifecycle import AdminAccess, RunningTarget
+
+    target = Target(
+        name="synapse-oauth", embedded="synapse-oauth", server_name="localhost", auth=["oauth"]
+    )
+    rt = RunningTarget(
+        target,
+        "http://127.0.0.1:8008",
+        "localhost",
+        None,
+        oauth_admin=AdminAccess("https://127.0.0.1:8443", "mxconform-admin", "s3cret-value"),
+        oauth_issuer="https://127.0.0.1:8443/",
+    )
+    block = remote_block(rt, "MXCONFORM_ADMIN_SECRET")
+    assert "s3cret-value" not in block
+    text = "defaults: [synapse-oauth-served]\ntargets:\n" + textwrap.indent(
+        textwrap.dedent(block), "  "
+    )
+    served = ServersFile.model_validate(yaml.safe_load(text)).targets[0]
+    assert served.oauth is not None and served.oauth.issuer == "https://127.0.0.1:8443/"
+    assert served.base_url == "http://127.0.0.1:8008"

@@ -330,3 +330,24 @@ def test_admin_without_url_needs_the_issuer_from_servers_yaml():
     with pytest.raises(ValueError, match=r"oauth\.issuer"):
         OAuthConfig.model_validate({"admin": admin})
     assert OAuthConfig.model_validate({"admin": admin, "issuer": "https://auth.example.org/"})
+
+
+def test_a_shard_child_attached_to_the_embedded_target_knows_its_issuer(monkeypatch):
+    """`--jobs` children attach to the parent's target: its OAuth issuer goes with it, or
+    every OAuth check of the shard would be ERROR for an origin nobody named."""
+    import io
+
+    from mxconform.targets import lifecycle
+
+    target = Target(
+        name="synapse-oauth", embedded="synapse-oauth", server_name="localhost", auth=["oauth"]
+    )
+    running = RunningTarget(
+        target, "http://127.0.0.1:8008", "localhost", None, oauth_issuer="https://127.0.0.1:8443/"
+    )
+    monkeypatch.setenv(lifecycle.ATTACH_VAR, target.name)
+    monkeypatch.setattr(lifecycle, "_handed", {})
+    monkeypatch.setattr(lifecycle, "_handover", [io.StringIO(lifecycle.attachment(running))])
+    child = lifecycle.attached(target)
+    assert child is not None and child.oauth_issuer == "https://127.0.0.1:8443/"
+    assert named_origins(target, child) == {"http://127.0.0.1:8008", "https://127.0.0.1:8443"}

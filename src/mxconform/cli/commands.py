@@ -47,6 +47,28 @@ def synapse_command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def remote_block(rt: RunningTarget, secret_var: str) -> str:
+    """servers.yaml's entry for a served embedded OAuth target: its issuer named (the only
+    OAuth origin credentials may go to), the admin secret by reference."""
+    admin = rt.oauth_admin
+    assert admin is not None
+    lines = [
+        f"- name: {rt.name}-served",
+        f"  base_url: {rt.base_url}",
+        f"  server_name: {rt.server_name}",
+        "  auth: [oauth]",
+        *([f"  tls: {{ca_file: {rt.ca_file}}}"] if rt.ca_file else []),
+        "  oauth:",
+        "    driver: form",
+        f"    issuer: {rt.oauth_issuer or admin.url.rstrip('/') + '/'}",
+        "    admin:",
+        f"      url: {admin.url}",
+        f"      client_id: {admin.client_id}",
+        f"      client_secret: ${{{secret_var}}}",
+    ]
+    return "".join(f"    {line}\n" for line in lines)
+
+
 def serve(args: argparse.Namespace) -> int:
     _, servers = _load(args.servers)
     chosen = (
@@ -77,6 +99,8 @@ def serve(args: argparse.Namespace) -> int:
                 admin = rt.oauth_admin
                 print(f"  OAuth server: {admin.url} (admin client {admin.client_id})")
                 print(f"  admin client secret (this process only): {admin.client_secret}")
+                print("  to test it as a remote target, in a servers file:")
+                print(remote_block(rt, "MXCONFORM_ADMIN_SECRET"), end="")
         print("serving; Ctrl-C to stop", flush=True)
         while True:
             time.sleep(3600)
