@@ -3,6 +3,7 @@ a rate-limit budget per target. Each ends in a HarnessError (ERROR), never a han
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import resource
 import time
@@ -143,6 +144,48 @@ async def test_the_total_wait_budget_ends_waiting_too():
     with serve(_storm) as stub:
         async with httpx.AsyncClient() as http:
             c = client(stub.url, http, max_retry_wait_s=0.1, rate_limit_budget_s=0.15)
-            with pytest.raises(RateLimited, match=r"0\.15s waited in total"):
+            with pytest.raises(RateLimited, match=r"rate-limit budget is left"):
                 await c.request("GET", "/limited")
     assert len(stub.requests) == 2
+
+
+def _stock_login(h, seen, stub):
+    """Synapse's stock rc_login: a 429 asking for minutes on /login, other paths answered."""
+    if seen.path.endswith("/login"):
+        reply(h, 429, {"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 333_000})
+    else:
+        reply(h, 200, {"ok": True})
+
+
+async def test_a_wait_longer_than_the_budget_refuses_that_request_only():
+    """One login asking for 333 s against a 120 s budget: that request is refused at once
+    (nothing waited), and the target is not given up: other requests go on."""
+    with serve(_stock_login) as stub:
+        async with httpx.AsyncClient() as http:
+            c = client(stub.url, http, rate_limit_budget_s=120)
+            started = time.monotonic()
+            with pytest.raises(RateLimited, match=r"asked to wait 333s; 120s of"):
+                await c.request("POST", "/login")
+            assert time.monotonic() - started < 1.0
+            resp = await c.request("GET", "/versions")
+    assert resp.status_code == 200
+
+
+async def test_concurrent_waits_cost_the_budget_once():
+    """Five requests waiting out the same second cost about a second of the budget, not
+    five: the budget is wall-clock."""
+    calls: dict[str, int] = {}
+
+    def once_limited(h, seen, stub):
+        n = calls[seen.path] = calls.get(seen.path, 0) + 1
+        if n == 1:
+            reply(h, 429, {"errcode": "M_LIMIT_EXCEEDED"}, {"Retry-After": "1"})
+        else:
+            reply(h, 200, {"ok": True})
+
+    with serve(once_limited) as stub:
+        async with httpx.AsyncClient() as http:
+            c = client(stub.url, http, rate_limit_budget_s=2.5)
+            answers = await asyncio.gather(*(c.request("GET", f"/p{i}") for i in range(5)))
+    assert [a.status_code for a in answers] == [200] * 5
+    assert c._budget.waited_s < 2.0, c._budget.waited_s

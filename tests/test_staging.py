@@ -218,3 +218,8 @@ def test_synapse_stock_behind_nginx(tmp_path, _own_state_dir):
     )
     assert access.count('"POST /_matrix/client/v3/login') == judged
     assert "/_synapse/admin" not in access  # never through the public URL
+
+
+def test_max_wait_sets_every_target_s_rate_limit_budget(run_harness, synapse):
+    run = run_harness(synapse.base_url, "-k", "tokens.missing", "--max-wait", "7200")
+    assert run.document["targets"][0]["limits"]["rate_limit_budget_s"] == 7200.0

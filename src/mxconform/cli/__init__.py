@@ -322,6 +322,7 @@ def parser() -> argparse.ArgumentParser:
     )
     offline = "embedded targets' synapse_version: use only releases already in the cache"
     r.add_argument("--offline", action="store_true", help=offline)
+    r.add_argument("--max-wait", metavar="SECONDS", type=float, help=MAX_WAIT_HELP)
     r.add_argument("--shard", metavar="K/N", help=argparse.SUPPRESS)  # --jobs hands it out
     r.add_argument("--results-only", action="store_true", help=argparse.SUPPRESS)  # and this
     ls = sub.add_parser("list", help="list the checks (without running them or any target)")
@@ -350,6 +351,12 @@ def parser() -> argparse.ArgumentParser:
     syn_sub.add_parser("list", help="the cached releases, their venvs and pins")
     add_cleanup_parser(sub)
     return p
+
+
+MAX_WAIT_HELP = (
+    "wall-clock seconds the run may wait out each target's rate limiting (429) before it "
+    "gives the target up; cleanup has a budget of its own (default: rate_limit_budget_s, 120)"
+)
 
 
 def _selection(p: argparse.ArgumentParser) -> None:

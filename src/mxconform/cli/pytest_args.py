@@ -66,6 +66,8 @@ def pytest_argv(args: argparse.Namespace, path: Path) -> list[str]:
         argv += ["--requirement", rid]
     if args.spec_version:
         argv += ["--spec-version", args.spec_version]
+    if getattr(args, "max_wait", None) is not None:
+        argv += ["--max-wait", str(args.max_wait)]
     if getattr(args, "oauth_driver", None):
         argv += ["--oauth-driver", args.oauth_driver]
     if getattr(args, "hypothesis_examples", None):

@@ -64,7 +64,7 @@ class Pacer:
 class RequestPolicy:
     timeout_s: float = 10.0  # per connect / read (httpx)
     max_rate_limit_retries: int = 3
-    max_retry_wait_s: float = 30.0  # per wait
+    max_retry_wait_s: float = 600.0  # per wait: as long as the server asks, up to this
     deadline_s: float = 30.0  # the whole request: connect and every read
     max_response_bytes: int = MAX_RESPONSE_BYTES
     rate_limit_budget_429: int = 10  # consecutive 429s before the target is given up
@@ -141,6 +141,13 @@ class MatrixClient:
         clone.homeserver_header = self.homeserver_header
         return clone
 
+    def with_budget(self, budget: RateBudget) -> MatrixClient:
+        """The same client under a budget of its own: cleanup keeps one that a spent run
+        budget never takes away."""
+        clone = self.with_recorder(self.recorder)
+        clone._budget = budget
+        return clone
+
     def with_http(self, http: httpx.AsyncClient) -> MatrixClient:
         """The same target, pacing and policy over another connection pool (a driver's own
         cookie jar)."""
@@ -201,8 +208,9 @@ class MatrixClient:
                 break
             attempts += 1
             delay = retry_delay(response, self._policy.max_retry_wait_s)
-            if not self._budget.may_wait(delay):
-                raise RateLimited(f"rate-limit budget exhausted: {self._budget.exhausted}")
+            refused = self._budget.may_wait(delay)
+            if refused is not None:
+                raise RateLimited(f"{method} {path}: rate-limited (429): {refused}")
             await asyncio.sleep(delay)
         if (
             self._on_login

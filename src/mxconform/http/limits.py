@@ -6,6 +6,7 @@ bounds the rate limiting a target may impose before the run stops asking it.
 
 from __future__ import annotations
 
+import time
 from urllib.parse import urlsplit
 
 from mxconform.errors import HarnessError
@@ -35,13 +36,17 @@ class ResponseTooLarge(HarnessError):
 
 class RateBudget:
     """How much rate limiting one target may cost the run, shared by all its clients (like
-    the Pacer): past it every request fails at once instead of waiting for hours."""
+    the Pacer): past it every request fails at once instead of waiting for hours.
+
+    The wait budget is wall-clock: time during which at least one request was waiting out a
+    429 (ten requests waiting the same minute cost a minute, not ten)."""
 
     def __init__(self, max_consecutive_429: int = 10, max_wait_s: float = 120.0) -> None:
         self.max_consecutive_429 = max_consecutive_429
         self.max_wait_s = max_wait_s
         self.consecutive_429 = 0
-        self.waited_s = 0.0
+        self.waited_s = 0.0  # wall-clock seconds covered by waits so far
+        self._horizon = 0.0  # when the furthest wait begun so far ends (monotonic clock)
         self.exhausted: str | None = None
 
     def answered(self, status: int) -> None:
@@ -52,13 +57,20 @@ class RateBudget:
         if self.consecutive_429 >= self.max_consecutive_429:
             self.exhausted = f"{self.consecutive_429} consecutive 429 answers"
 
-    def may_wait(self, delay_s: float) -> bool:
-        """Whether the budget allows this wait (counted when it does)."""
-        if self.waited_s + delay_s > self.max_wait_s:
-            self.exhausted = (
-                f"waiting {delay_s:g}s more would pass {self.max_wait_s:g}s waited in total "
-                f"({self.waited_s:g}s so far)"
+    def may_wait(self, delay_s: float) -> str | None:
+        """None when the budget allows this wait (then counted: only the part that no wait
+        already under way covers is new); else why not. A wait too long for what is left
+        refuses that one request; the target is given up only once the budget is spent."""
+        now = time.monotonic()
+        new = max(0.0, now + delay_s - max(now, self._horizon))
+        if self.waited_s + new > self.max_wait_s:
+            return (
+                f"the server asked to wait {delay_s:g}s; {self.max_wait_s - self.waited_s:g}s "
+                f"of the target's {self.max_wait_s:g}s rate-limit budget is left (raise it "
+                "with --max-wait or the target's rate_limit_budget_s)"
             )
-            return False
-        self.waited_s += delay_s
-        return True
+        self.waited_s += new
+        self._horizon = max(self._horizon, now + delay_s)
+        if self.waited_s >= self.max_wait_s:
+            self.exhausted = f"{self.waited_s:g}s waited on 429 answers, the whole budget"
+        return None

@@ -58,6 +58,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             "run.hypothesis_seed; default 0: the same bodies every run)",
         )
     group.addoption(
+        "--max-wait",
+        metavar="SECONDS",
+        type=float,
+        help="how long, wall-clock, the run may wait out each target's rate limiting (429) "
+        "before it gives the target up (default: the target's rate_limit_budget_s, 120)",
+    )
+    group.addoption(
         "--offline",
         action="store_true",
         default=False,

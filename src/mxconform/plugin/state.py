@@ -12,6 +12,7 @@ import pytest
 
 from mxconform.http.client import MatrixClient
 from mxconform.http.evidence import Recorder
+from mxconform.http.limits import RateBudget
 from mxconform.http.redact import SecretRegistry
 from mxconform.legacy.housekeeping import Housekeeping
 from mxconform.legacy.users import LegacyUsers, UserNames
@@ -76,6 +77,12 @@ class Run:
         self.servers_path = path
         self.oauth_driver: str | None = config.getoption("oauth_driver")
         self.spec_override: str | None = config.getoption("spec_version")
+        max_wait = config.getoption("max_wait", None)
+        if max_wait is not None:  # --max-wait: every target's rate-limit budget, wall-clock
+            if max_wait <= 0:
+                raise pytest.UsageError("--max-wait: expected a number of seconds above 0")
+            update = {"rate_limit_budget_s": float(max_wait)}
+            self.targets = [t.model_copy(update=update) for t in self.targets]
         self.offline: bool = bool(config.getoption("offline"))
         self.hypothesis_examples: int = config.getoption("hypothesis_examples")
         if self.hypothesis_examples < 1:
@@ -184,6 +191,8 @@ async def bounded_cleanup(users: _Cleanable, client: MatrixClient, target: Targe
     """Clean up a target's test accounts within a bounded time (a run stopped by SIGTERM
     still ends promptly); what is left is named in the report's housekeeping. A target
     whose accounts go with it (`cleanup: discard`) only has what is in flight settled."""
+    # a rate-limit budget of its own: one the checks spent never stops the cleanup
+    client = client.with_budget(RateBudget(target.rate_limit_budget_429, CLEANUP_BUDGET_S))
     try:
         async with asyncio.timeout(CLEANUP_BUDGET_S):
             if target.discards_accounts:

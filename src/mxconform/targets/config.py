@@ -223,7 +223,7 @@ class Target(_Strict):
     # internal listener. Credentials for them go there only.
     admin_url: str | None = None
     max_rate_limit_retries: Annotated[int, Field(ge=0, le=10)] = 3
-    max_retry_wait_s: Annotated[float, Field(gt=0, le=600)] = 30.0
+    max_retry_wait_s: Annotated[float, Field(gt=0, le=3600)] = 600.0
     # Hard limits: one request as a whole (connect and all reads); the largest body read.
     deadline_s: Annotated[float, Field(gt=0, le=900)] = 30.0
     max_response_bytes: Annotated[int, Field(ge=1024, le=1024**3)] = MAX_RESPONSE_BYTES
