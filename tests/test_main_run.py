@@ -13,6 +13,8 @@ import pytest
 from test_oauth_suite import UIA_OPS
 
 from mxconform.cli import main, parser, run_suites
+from mxconform.paths import data_file
+from mxconform.plugin.plan import measured
 from mxconform.targets.embedded.synapse import synapse_available
 
 pytestmark = [
@@ -148,3 +150,17 @@ def test_results_follow_the_published_schema(main_run):
     document["checks"][0]["verdict"] = "MAYBE"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(document, schema)
+
+
+def test_the_request_plan_matches_what_the_checks_spent(main_run):
+    """`data/operations.json` (what `run` plans with) says what each legacy check spends of
+    logins and registrations; when a check changes that, run benchmarks/operations.py."""
+    document = json.loads((main_run.report_dir / "results.json").read_text())
+    spent = measured(document, "synapse-legacy")
+    planned = json.loads(data_file("operations.json").read_text())["checks"]
+    changed = {
+        k: (planned.get(k), spent.get(k))
+        for k in {*spent, *planned}
+        if spent.get(k) != planned.get(k)
+    }
+    assert not changed, f"(planned, spent) differ; run benchmarks/operations.py: {changed}"

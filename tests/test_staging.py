@@ -67,6 +67,7 @@ def test_cleanup_spends_no_login_and_leaves_nothing_active(run_harness, synapse,
         if e["method"] == "POST" and e["url"].split("?")[0].endswith("/v3/login")
     )
     assert during == judged, f"{during - judged} logins outside the checks (cleanup)"
+    assert run.document["targets"][0]["operations"].get("login", 0) == during
     hk = run.document["targets"][0]["housekeeping"]
     assert hk["users_created"] and hk["users_left_active"] == [] and hk["problems"] == []
     assert "ledgers" not in hk

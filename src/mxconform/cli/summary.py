@@ -65,6 +65,10 @@ def summary_lines(
     ]
     for name, s in document["summary"].items():
         lines.append("  " + headline(name, s, targets.get(name)))
+        spent = (targets.get(name) or {}).get("operations")
+        if spent:
+            shown = ", ".join(f"{kind} {n}" for kind, n in spent.items())
+            lines.append(f"    rate-limited operations: {shown}")
         for check_id in s["known_now_passing"]:
             lines.append(f"    known issue now passes, remove it from the file: {check_id}")
         for check_id in s.get("known_not_tried", []):

@@ -141,6 +141,11 @@ class MatrixClient:
         clone.homeserver_header = self.homeserver_header
         return clone
 
+    @property
+    def budget(self) -> RateBudget:
+        """The target's rate-limit budget, shared by its clients (and what it counted)."""
+        return self._budget
+
     def with_budget(self, budget: RateBudget) -> MatrixClient:
         """The same client under a budget of its own: cleanup keeps one that a spent run
         budget never takes away."""
@@ -198,6 +203,7 @@ class MatrixClient:
                 timeout=self._policy.timeout_s,
             )
             await self._pacer.wait()
+            self._budget.sent(method, request.url.path)
             response = await self._send(request, note)
             self._budget.answered(response.status_code)
             if response.status_code != 429:

@@ -7,6 +7,7 @@ bounds the rate limiting a target may impose before the run stops asking it.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from urllib.parse import urlsplit
 
 from mxconform.errors import HarnessError
@@ -34,6 +35,9 @@ class ResponseTooLarge(HarnessError):
     """The response grew past the target's `max_response_bytes`: reading stopped there."""
 
 
+_LIMITED = (("/login", "login"), ("/register", "register"), ("/login/get_token", "login token"))
+
+
 class RateBudget:
     """How much rate limiting one target may cost the run, shared by all its clients (like
     the Pacer): past it every request fails at once instead of waiting for hours.
@@ -48,8 +52,23 @@ class RateBudget:
         self.waited_s = 0.0  # wall-clock seconds covered by waits so far
         self._horizon = 0.0  # when the furthest wait begun so far ends (monotonic clock)
         self.exhausted: str | None = None
+        # What the run spent of the operations servers rate-limit hardest (a figure of the
+        # run: results.json `operations`), and how often it was told to wait.
+        self.operations: Counter[str] = Counter()
+
+    def sent(self, method: str, path: str) -> None:
+        """Count a request that a homeserver rate-limits by its kind (POST /login and
+        /register: Synapse's rc_login and rc_registration)."""
+        if method != "POST" or not path.startswith("/_matrix/client/"):
+            return
+        for ending, kind in _LIMITED:
+            if path.endswith(ending):
+                self.operations[kind] += 1
+                return
 
     def answered(self, status: int) -> None:
+        if status == 429:
+            self.operations["429 answers"] += 1
         if status != 429:
             self.consecutive_429 = 0
             return

@@ -39,6 +39,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("transport", list(Transport), ids=[t.value for t in Transport])
 
 
+def check_key(item: pytest.Item) -> str:
+    """`check_id[transport]`, as results.json and the reports key a check."""
+    check_id, _, transport, _ = _check_identity(item)
+    return f"{check_id}[{transport or '-'}]"
+
+
 def _check_identity(item: pytest.Item) -> tuple[str, list[str], str | None, str | None]:
     marker = item.get_closest_marker(CHECK_MARKER)
     assert marker is not None

@@ -46,6 +46,7 @@ async def target_client(
             tls=tls,
         )
         client.homeserver_header = state.identity.server_header if state.identity else None
+        state.budget = client.budget
         yield client
 
 

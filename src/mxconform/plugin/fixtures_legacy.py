@@ -10,13 +10,17 @@ from mxconform.legacy.admin import SynapseAdmin
 from mxconform.legacy.api import Session
 from mxconform.legacy.ledger import Ledger
 from mxconform.legacy.users import LegacyUsers
+from mxconform.plugin.checks import check_key
 from mxconform.plugin.early import EarlyLogin, EarlyLogins, planned, uses
+from mxconform.plugin.plan import plan_line
+from mxconform.plugin.progress import get_progress
 from mxconform.plugin.state import (
     SELECTION_KEY,
     bounded_cleanup,
     get_run,
     has_run,
     report_dir,
+    say,
 )
 from mxconform.targets.lifecycle import RunningTarget
 
@@ -105,6 +109,7 @@ def _early_starts(request: pytest.FixtureRequest) -> None:
         return
     server = request.getfixturevalue("server")
     items = planned(request.session, state.target, server["evaluated"])
+    _announce_plan(request.config, state.target.name, items)
     expiring = [item.nodeid for item in uses(items, "expiring_login")]
     fresh = len(uses(items, "fresh_user"))
     if not fresh and not expiring:
@@ -117,6 +122,17 @@ def _early_starts(request: pytest.FixtureRequest) -> None:
         expiring,
     )
     request.getfixturevalue("_start_early")
+
+
+def _announce_plan(config: pytest.Config, target: str, items: list[pytest.Item]) -> None:
+    """Before the first check: what the selected checks will spend of the operations a
+    server rate-limits hardest (plugin/plan.py), so an operator knows the cost up front."""
+    line = f"{target}: {plan_line([check_key(item) for item in items])}"
+    progress = get_progress(config)
+    if progress is not None:
+        progress.line(line)
+    else:
+        say(config, f"mxconform: {line}")
 
 
 @pytest.fixture

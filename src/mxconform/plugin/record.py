@@ -145,6 +145,8 @@ def _target_json(state: TargetState) -> dict[str, Any]:
         "tls_ca_file": t.tls.ca_file is not None,
         **state.info,
         "housekeeping": _housekeeping(state),
+        # the requests servers rate-limit hardest, cleanup's included (a figure of the run)
+        "operations": dict(sorted(state.budget.operations.items())) if state.budget else {},
         "setup_exchanges": len(state.setup_recorder.exchanges),
     }
 

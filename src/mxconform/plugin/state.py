@@ -49,6 +49,7 @@ class TargetState:
     early: Any = None  # plugin.early.EarlyLogins once the target's first check started it
     # An embedded target being started in the background while the checks are collected.
     starting: Future[RunningTarget] | None = None
+    budget: RateBudget | None = None  # its clients' rate-limit budget, and what it counted
 
 
 @dataclass
@@ -192,7 +193,9 @@ async def bounded_cleanup(users: _Cleanable, client: MatrixClient, target: Targe
     still ends promptly); what is left is named in the report's housekeeping. A target
     whose accounts go with it (`cleanup: discard`) only has what is in flight settled."""
     # a rate-limit budget of its own: one the checks spent never stops the cleanup
-    client = client.with_budget(RateBudget(target.rate_limit_budget_429, CLEANUP_BUDGET_S))
+    budget = RateBudget(target.rate_limit_budget_429, CLEANUP_BUDGET_S)
+    budget.operations = client.budget.operations  # counted with the run's, all the same
+    client = client.with_budget(budget)
     try:
         async with asyncio.timeout(CLEANUP_BUDGET_S):
             if target.discards_accounts:

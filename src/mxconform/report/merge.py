@@ -105,6 +105,10 @@ def merge_shards(documents: list[dict[str, Any]]) -> dict[str, Any]:
             other.get("setup_exchanges") or 0
         )
         target["start_error"] = target.get("start_error") or other.get("start_error")
+        spent = dict(target.get("operations") or {})
+        for kind, n in (other.get("operations") or {}).items():
+            spent[kind] = spent.get(kind, 0) + n
+        target["operations"] = dict(sorted(spent.items()))
     if housekeeping:
         target["housekeeping"] = housekeeping
     run = dict(first["run"])
