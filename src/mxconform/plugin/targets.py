@@ -16,7 +16,7 @@ from mxconform.plugin.state import Run, TargetState, get_run, report_dir, say
 from mxconform.spec import requirements
 from mxconform.targets.config import ConfigError, SynapseSharedSecret, Target
 from mxconform.targets.lifecycle import RunningTarget, Starter, attached, settled, start_target
-from mxconform.targets.preflight import identify
+from mxconform.targets.preflight import Identity, identify
 from mxconform.targets.probes import server_software, shared_secret_problem
 
 
@@ -94,7 +94,7 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
         progress.target_ready(
             name,
             f"{started}{running.base_url} answers as "
-            f"{identity.server_header or 'an unnamed server'}; "
+            f"{identity.server_header or 'an unnamed server'}{_behind(software, identity)}; "
             f"held to {requirements.format_version(version)} ({_why(why)})",
         )
     if identity.unknown:
@@ -164,6 +164,13 @@ def tls_for(target: Target, running: RunningTarget) -> ssl.SSLContext | bool:
         return context
     # its own context, not the shared one of the target's settings with the CA added to it
     return tls_context(target.tls.ca_file, target.tls.verify, str(running.ca_file))
+
+
+def _behind(software: str | None, identity: Identity) -> str:
+    """ " (the homeserver: Synapse 1.163.2)" when a proxy's name is all the header says."""
+    header = (identity.server_header or "").lower()
+    name = (software or "").split(" ")[0].lower()
+    return f" (the homeserver: {software})" if software and name not in header else ""
 
 
 def _why(source: str) -> str:
