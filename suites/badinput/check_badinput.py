@@ -238,7 +238,7 @@ async def check_refresh_refuses_malformed_bodies(hs, request):
 
 @pytest.mark.api("legacy")
 @pytest.mark.check("badinput.logout", "API-BAD-JSON", "API-ERR-SHAPE", "LOGOUT-1")
-async def check_logout_with_malformed_bodies(hs, fresh_user, request):
+async def check_logout_with_malformed_bodies(hs, fresh_user, legacy_users, request):
     """POST /logout (a device of the check's own) with malformed bodies: the body may be
     ignored (200, and the token is then refused) or refused (4xx Matrix error, and the token
     still works); never 5xx."""
@@ -246,11 +246,13 @@ async def check_logout_with_malformed_bodies(hs, fresh_user, request):
     sent_with: dict[int, Credentials] = {}  # each body goes out with a device of its own
 
     async def send(example: BadBody) -> httpx.Response:
-        with precondition("logging in a device to log out"):
-            login = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
-            require(login, legacy_ok, what="logging in a device to log out")
-        resp = await sender(hs, f"{V3}/logout", legacy.bearer_of(login))(example)
-        sent_with[id(resp)] = legacy.bearer_of(login)
+        # a newly provisioned account's device, not a login: logins are what servers
+        # rate-limit hardest, and this check judges /logout
+        with precondition("provisioning a device to log out"):
+            device = await legacy_users.fresh(hs)
+        creds = bearer_header(device.access_token)
+        resp = await sender(hs, f"{V3}/logout", creds)(example)
+        sent_with[id(resp)] = creds
         return resp
 
     async def judge(example: BadBody, resp: httpx.Response) -> Broken | None:
