@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import ssl
+import struct
 import threading
-from collections.abc import Callable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -104,6 +106,48 @@ def serve(handle: Handler, tls: ssl.SSLContext | None = None) -> Iterator[Stub]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def gzip_bomb(mib: int = 1024, per_write: int = 64) -> Iterator[bytes]:
+    """A valid gzip stream of `mib` MiB of zeros (about 1 KiB on the wire per MiB), made as
+    it is sent: each MiB after a full flush compresses to the same bytes, so one is reused.
+    Each piece decodes to `per_write` MiB."""
+    zeros = bytes(1 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    first = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    header, block = first[:10], first[10:]
+    crc = 0
+    yield header
+    for start in range(0, mib, per_write):
+        n = min(per_write, mib - start)
+        for _ in range(n):
+            crc = zlib.crc32(zeros, crc)
+        yield block * n
+    yield b"\x03\x00" + struct.pack("<II", crc, (mib << 20) & 0xFFFFFFFF)  # final block
+
+
+def gzipped(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """`pieces` gzipped once more, as they come (a stacked bomb: a few kB on the wire)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    for piece in pieces:
+        yield packer.compress(piece)
+    yield packer.flush()
+
+
+def send_chunked(
+    h: BaseHTTPRequestHandler, stub: Stub, pieces: Iterable[bytes], headers: dict[str, str]
+) -> None:
+    """A 200 whose body is `pieces` in chunked coding, until the client hangs up."""
+    h.send_response(200)
+    for name, value in {**headers, "Transfer-Encoding": "chunked"}.items():
+        h.send_header(name, value)
+    h.end_headers()
+    for piece in pieces:
+        if stub.stopping.is_set():
+            return
+        if piece:
+            h.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+    h.wfile.write(b"0\r\n\r\n")
 
 
 def recording(h: BaseHTTPRequestHandler, seen: Seen, stub: Stub) -> None:

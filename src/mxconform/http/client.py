@@ -14,7 +14,7 @@ import email.utils
 import functools
 import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +29,12 @@ from mxconform.http.evidence import Exchange, Recorder
 from mxconform.http.limits import RateBudget, ResponseTooLarge, origin
 from mxconform.http.proxied import proxy_answer
 from mxconform.http.redact import SecretRegistry, redact_body, redact_headers, redact_url
+from mxconform.http.wire import (
+    ACCEPT_ENCODING,
+    BodyDecoder,
+    UndecodableBody,
+    body_decoder,
+)
 
 BODY_CAP = 16 * 1024
 NOT_HOMESERVER = "mxconform.not_homeserver"  # a response extension: why it is a proxy's
@@ -330,21 +336,51 @@ class MatrixClient:
         return url.path.startswith("/_matrix/") and origin(str(url)) == origin(self.base_url)
 
     async def _read_capped(self, response: httpx.Response, exchange: Exchange) -> bytes:
-        """The (decoded) body, read no further than `max_response_bytes`."""
+        """The body, decoded by us in bounded steps: no more than `max_response_bytes` is
+        read off the wire or decoded from it (a gzip bomb stops at the cap, not after)."""
         exchange.status = response.status_code
         exchange.response_headers = redact_headers(_wire_headers(response.headers), self._secrets)
         cap = self._policy.max_response_bytes
+        decoder = BodyDecoder()
         chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > cap:
-                exchange.error = (
-                    f"response body over the cap of {cap} bytes: stopped reading at {size}"
-                )
-                raise ResponseTooLarge(f"{exchange.method} {exchange.url}: {exchange.error}")
-            chunks.append(chunk)
+        wire = size = 0
+
+        def over(where: str, at: int) -> ResponseTooLarge:
+            exchange.error = (
+                f"response body over the cap of {cap} bytes{where}: stopped reading at {at}"
+            )
+            return ResponseTooLarge(f"{exchange.method} {exchange.url}: {exchange.error}")
+
+        def take(pieces: Iterable[bytes]) -> None:
+            nonlocal size
+            for piece in pieces:
+                size += len(piece)
+                if size > cap:
+                    coded = "" if decoder.coding == "identity" else f" (decoded {decoder.coding})"
+                    raise over(coded, size)
+                chunks.append(piece)
+
+        try:
+            in_memory = response.is_stream_consumed  # (a mock transport's: decoded already)
+            decoder = BodyDecoder() if in_memory else body_decoder(response.headers)
+            async for raw in _raw(response, in_memory):
+                wire += len(raw)
+                if wire > cap and decoder.coding != "identity":  # (else `size` says it)
+                    raise over(" on the wire", wire)
+                take(decoder.feed(raw))
+            take(decoder.end())
+        except UndecodableBody as exc:
+            exchange.error = str(exc)
+            raise UndecodableBody(f"{exchange.method} {exchange.url}: {exc}") from None
         return b"".join(chunks)
+
+
+async def _raw(response: httpx.Response, in_memory: bool) -> AsyncIterator[bytes]:
+    if in_memory:
+        yield response.content
+        return
+    async for raw in response.aiter_raw():
+        yield raw
 
 
 def _wire_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
@@ -384,7 +420,7 @@ def new_http_client(tls: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
     redirects are never followed silently, so credentials never follow one."""
     return httpx.AsyncClient(
         follow_redirects=False,
-        headers={"User-Agent": "mxconform"},
+        headers={"User-Agent": "mxconform", "Accept-Encoding": ACCEPT_ENCODING},
         limits=httpx.Limits(max_connections=8),
         verify=tls,
     )

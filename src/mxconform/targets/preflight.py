@@ -8,16 +8,19 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import httpx
 
 from mxconform.errors import TargetUnavailable
+from mxconform.http.wire import ACCEPT_ENCODING, UndecodableBody, body_decoder
 from mxconform.spec import requirements
 
 VERSIONS_PATH = "/_matrix/client/versions"
 _MAX_BODY = 1 << 20  # /versions is a few kB; more is not a homeserver's answer
 _MAX_DEADLINE_S = 15.0
+_HEADERS = {"User-Agent": "mxconform", "Accept-Encoding": ACCEPT_ENCODING}
 
 
 @dataclass
@@ -61,6 +64,28 @@ class Identity:
         }
 
 
+def _read_bounded(
+    resp: httpx.Response, started: float, deadline: float
+) -> tuple[bytes, str | None]:
+    """The body, decoded by us a bounded step at a time: no more than just over
+    `_MAX_BODY`, read and decoded within the deadline; or why its coding was refused."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        decoder = body_decoder(resp.headers)
+        for raw in chain(resp.iter_raw(), [b""]):  # b"": the wire has ended
+            for piece in decoder.feed(raw) if raw else decoder.end():
+                chunks.append(piece)
+                size += len(piece)
+                if size > _MAX_BODY:
+                    return b"".join(chunks), None
+            if time.perf_counter() - started > deadline:
+                break
+    except UndecodableBody as exc:
+        return b"", str(exc)
+    return b"".join(chunks), None
+
+
 def identify(base_url: str, timeout_s: float, verify: Any = True) -> Identity:
     """GET /versions within a hard deadline: the answer must be a JSON object whose
     `versions` list names at least one spec version; anything else is TargetUnavailable."""
@@ -70,13 +95,9 @@ def identify(base_url: str, timeout_s: float, verify: Any = True) -> Identity:
     try:
         with (
             httpx.Client(timeout=deadline, follow_redirects=False, verify=verify) as http,
-            http.stream("GET", url, headers={"User-Agent": "mxconform"}) as resp,
+            http.stream("GET", url, headers=_HEADERS) as resp,
         ):
-            content = b""
-            for chunk in resp.iter_bytes():
-                content += chunk
-                if len(content) > _MAX_BODY or time.perf_counter() - started > deadline:
-                    break
+            content, refused = _read_bounded(resp, started, deadline)
     except httpx.ConnectError as exc:
         raise TargetUnavailable(f"not reachable: cannot connect to {url} ({exc})") from None
     except httpx.TimeoutException:
@@ -86,6 +107,8 @@ def identify(base_url: str, timeout_s: float, verify: Any = True) -> Identity:
     took_ms = round((time.perf_counter() - started) * 1000, 1)
     ctype = resp.headers.get("content-type")
     answered = f"HTTP {resp.status_code} {ctype or 'without a Content-Type'} from {url}"
+    if refused:
+        raise TargetUnavailable(f"not a Matrix homeserver: {answered}: {refused}")
     try:
         data = json.loads(content.decode("utf-8")) if len(content) <= _MAX_BODY else None
     except (UnicodeDecodeError, ValueError):
