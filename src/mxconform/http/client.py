@@ -31,9 +31,12 @@ from mxconform.http.proxied import proxy_answer
 from mxconform.http.redact import SecretRegistry, redact_body, redact_headers, redact_url
 from mxconform.http.wire import (
     ACCEPT_ENCODING,
+    MAX_JSON_DEPTH,
     BodyDecoder,
+    TooDeep,
     UndecodableBody,
     body_decoder,
+    bytes_nested_deeper,
 )
 
 BODY_CAP = 16 * 1024
@@ -307,6 +310,9 @@ class MatrixClient:
         exchange.response_body = redact_body(
             content, response.headers.get("content-type"), self._secrets, BODY_CAP
         )
+        if bytes_nested_deeper(content):  # before anyone parses it: json recurses per level
+            exchange.error = f"response nested deeper than {MAX_JSON_DEPTH} levels of JSON"
+            raise TooDeep(f"{request.method} {exchange.url}: {exchange.error}")
         if response.status_code == 429:
             exchange.note = "rate-limited: waited out and retried (never scored)"
         extensions = dict(response.extensions)

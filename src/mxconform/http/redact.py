@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
+from mxconform.http.wire import nested_deeper
+
 # Keys whose values are secrets wherever they appear (JSON bodies, forms, query strings).
 SECRET_KEYS = frozenset(
     {
@@ -281,7 +283,8 @@ def redact_body(
         return None
     ctype = (content_type or "").split(";")[0].strip().lower()
     text = content.decode("utf-8", errors="replace")
-    if ctype == "application/json" or ctype.endswith("+json") or text[:1] in "{[":
+    json_like = ctype == "application/json" or ctype.endswith("+json") or text[:1] in "{["
+    if json_like and not nested_deeper(text):  # (too deep: kept as text, never parsed)
         try:
             data = json.loads(text)
         except ValueError:

@@ -1,4 +1,5 @@
-"""What comes off the wire, taken in bounded steps: bodies decoded by us.
+"""What comes off the wire, taken in bounded steps: bodies decoded by us, and JSON nesting
+measured before anything parses it.
 
 httpx decodes a gzip chunk in one call, so one 64 KiB chunk on the wire could grow to
 64 MiB before a size cap saw it; here each step yields at most `STEP` decoded bytes, and
@@ -7,8 +8,12 @@ only one level of content coding is taken (`gzip, gzip` is refused, not unwrappe
 
 from __future__ import annotations
 
+import json
+import re
 import zlib
 from collections.abc import Iterator
+from itertools import accumulate, count
+from operator import sub
 
 import httpx
 
@@ -16,12 +21,20 @@ from mxconform.errors import HarnessError
 
 STEP = 64 * 1024  # decoded bytes per step: what the size cap may be passed by, at most
 ACCEPT_ENCODING = "gzip, deflate"  # what we decode, so what we ask for
+# Matrix bodies nest a handful of levels (event content, UIA flows, cross-signing keys
+# by user, by key id); 64 is ten times that, and far below Python's recursion limit
+# (about 1000 frames) that `json.loads`, the redaction and `json.dumps` each recurse into.
+MAX_JSON_DEPTH = 64
 
 _WBITS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
 
 
 class UndecodableBody(HarnessError):
     """The body's content coding is one we refuse, or it does not decode."""
+
+
+class TooDeep(HarnessError):
+    """A JSON body nested deeper than `MAX_JSON_DEPTH`: never parsed, never judged."""
 
 
 class BodyDecoder:
@@ -79,3 +92,46 @@ def body_decoder(headers: httpx.Headers) -> BodyDecoder:
             f"Content-Encoding {codings[0]!r} refused: not asked for ({ACCEPT_ENCODING})"
         )
     return BodyDecoder(codings[0] if codings else "identity")
+
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)  # a string, or its cut-off rest
+_OPEN, _CLOSE = b"\x02", b"\x00"
+_MARKS = bytes.maketrans(b"[{]}", _OPEN * 2 + _CLOSE * 2)
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+
+
+def _deeper(data: bytes, limit: int) -> bool:
+    """Over UTF-8 bytes (no multi-byte sequence holds an ASCII byte): brackets outside
+    strings, each pass removing the innermost pairs, all in C; no parse, no recursion."""
+    if data.count(b"[") + data.count(b"{") <= limit or data.lstrip(b" \t\r\n")[:1] not in b"[{":
+        return False  # the parser only descends from a document that opens with [ or {
+    brackets = marks = _STRING.sub(b"", data).translate(_MARKS, _NOT_BRACKETS)
+    for _ in range(limit):  # a pass takes one level off every nest
+        shorter = marks.replace(_OPEN + _CLOSE, b"")
+        if len(shorter) == len(marks):
+            break
+        marks = shorter
+    if not marks or _OPEN + _CLOSE in marks:
+        return bool(marks)  # empty: none deeper; a pair left: one deeper than `limit`
+    # brackets that never close (not JSON, but the parser descends into them first):
+    # the deepest point is the most of (twice the opens so far) minus (brackets so far)
+    return max(map(sub, accumulate(brackets), count(1)), default=0) > limit
+
+
+def nested_deeper(text: str, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether parsing `text` as JSON would descend more than `limit` arrays or objects."""
+    return _deeper(text.encode("utf-8", "surrogatepass"), limit)
+
+
+def bytes_nested_deeper(content: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """`nested_deeper` for a body as `json.loads` (and httpx's `.json()`) reads bytes."""
+    if content.count(b"[") + content.count(b"{") <= limit:
+        return False
+    encoding = json.detect_encoding(content)
+    if encoding == "utf-8":
+        return _deeper(content, limit)  # (invalid UTF-8: json.loads fails before parsing)
+    try:
+        text = content.decode(encoding, "surrogatepass")
+    except UnicodeDecodeError:
+        return False  # json.loads fails on it before it parses anything
+    return nested_deeper(text, limit)

@@ -64,8 +64,9 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
             )
     try:
         identity = identify(running.base_url, state.target.timeout_s, verify=state.tls)
-    except TargetUnavailable as exc:
-        state.start_error = f"target {name} not run: {exc}"
+    except Exception as exc:  # any failure: else the target is left running, unidentified
+        why = exc if isinstance(exc, TargetUnavailable) else f"preflight failed: {exc!r}"
+        state.start_error = f"target {name} not run: {why}"
         _unavailable(config, name, state.start_error)
         raise TargetUnavailable(state.start_error) from None
     problem = _provisioning_problem(state.target, running, state.tls)

@@ -14,18 +14,21 @@ from typing import Any
 
 import httpx
 
-from mxconform.errors import NotFromHomeserver, PreconditionFailed
+from mxconform.errors import HarnessError, NotFromHomeserver, PreconditionFailed
 from mxconform.spec.verdicts import unmet
 
 _ABSENT = object()
 
 
 def body(resp: httpx.Response) -> Any:
-    """The JSON body, or None when there is none or it is not JSON."""
+    """The JSON body, or None when there is none or it is not JSON. The client refuses
+    bodies nested too deep before they get here; one that still is cannot be judged."""
     try:
         return resp.json()
     except ValueError:
         return None
+    except RecursionError:
+        raise HarnessError("response nested too deep to parse as JSON") from None
 
 
 def field_of(resp: httpx.Response, key: str) -> Any:

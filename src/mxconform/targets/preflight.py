@@ -14,7 +14,13 @@ from typing import Any
 import httpx
 
 from mxconform.errors import TargetUnavailable
-from mxconform.http.wire import ACCEPT_ENCODING, UndecodableBody, body_decoder
+from mxconform.http.wire import (
+    ACCEPT_ENCODING,
+    MAX_JSON_DEPTH,
+    UndecodableBody,
+    body_decoder,
+    nested_deeper,
+)
 from mxconform.spec import requirements
 
 VERSIONS_PATH = "/_matrix/client/versions"
@@ -86,6 +92,33 @@ def _read_bounded(
     return b"".join(chunks), None
 
 
+def _versions(content: bytes) -> tuple[list[Any] | None, str]:
+    """The `versions` list of a /versions body, or None and why not: every way a body can
+    fail to be one (too long, not UTF-8, too deep, not JSON, another shape) is a reason,
+    never an exception."""
+    if len(content) > _MAX_BODY:
+        return None, f" (its body is over {_MAX_BODY} bytes)"
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, " (its body is not UTF-8)"
+    if nested_deeper(text):
+        return None, f" (its body is nested deeper than {MAX_JSON_DEPTH} levels)"
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return None, f" (its body is not JSON: {str(exc)[:80]})"
+    except RecursionError:
+        return None, " (its body is nested too deep to parse)"
+    if not isinstance(data, dict):
+        return None, f" (it is a JSON {type(data).__name__})"
+    versions = data.get("versions")
+    if not isinstance(versions, list):
+        shown = "missing" if versions is None else f"a {type(versions).__name__}"
+        return None, f" (its `versions` is {shown})"
+    return versions, ""
+
+
 def identify(base_url: str, timeout_s: float, verify: Any = True) -> Identity:
     """GET /versions within a hard deadline: the answer must be a JSON object whose
     `versions` list names at least one spec version; anything else is TargetUnavailable."""
@@ -109,14 +142,10 @@ def identify(base_url: str, timeout_s: float, verify: Any = True) -> Identity:
     answered = f"HTTP {resp.status_code} {ctype or 'without a Content-Type'} from {url}"
     if refused:
         raise TargetUnavailable(f"not a Matrix homeserver: {answered}: {refused}")
-    try:
-        data = json.loads(content.decode("utf-8")) if len(content) <= _MAX_BODY else None
-    except (UnicodeDecodeError, ValueError):
-        data = None
-    versions = data.get("versions") if isinstance(data, dict) else None
-    if resp.status_code != 200 or not isinstance(versions, list):
+    versions, why = _versions(content) if resp.status_code == 200 else (None, "")
+    if versions is None:
         raise TargetUnavailable(
-            f"not a Matrix homeserver: {answered} is not a JSON object with a `versions` list"
+            f"not a Matrix homeserver: {answered} is not a JSON object with a `versions` list{why}"
         )
     advertised = [v for v in versions if isinstance(v, str)]
     known = [v for v in advertised if requirements.is_known_version(v)]
