@@ -2,9 +2,10 @@
 
 Suites never build requests by hand: they call `MatrixClient.request` with `Credentials`
 that say how a token travels. Rate limiting (429) is waited out and retried, never scored,
-within the target's budget; network failures, a passed deadline and an oversized body raise
-`HarnessError`s, which the verdict layer turns into ERROR. Credentials go only to the
-target's origin or to an origin the caller names.
+within the target's budget; network failures, a passed deadline, an oversized body (counted
+as decoded, `wire.py`), a coding we did not ask for, JSON nested too deep and bytes queued
+behind the response raise `HarnessError`s, which the verdict layer turns into ERROR.
+Credentials go only to the target's origin or to an origin the caller names.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ from mxconform.http.wire import (
     BodyDecoder,
     TooDeep,
     UndecodableBody,
+    UnsolicitedData,
     body_decoder,
     bytes_nested_deeper,
+    drop_connection,
+    leftover,
 )
 
 BODY_CAP = 16 * 1024
@@ -294,6 +298,9 @@ class MatrixClient:
                 response = await self._http.send(request, stream=True)
                 try:
                     content = await self._read_capped(response, exchange)
+                    extra = leftover(response)
+                    if extra:  # never left for the next request on this connection to read
+                        await drop_connection(response)
                 finally:
                     await response.aclose()
         except TimeoutError as exc:
@@ -310,6 +317,12 @@ class MatrixClient:
         exchange.response_body = redact_body(
             content, response.headers.get("content-type"), self._secrets, BODY_CAP
         )
+        if extra and extra.strip(b"\r\n"):  # (a stray blank line is only dropped)
+            exchange.error = (
+                f"unsolicited data after the response: {len(extra)} more bytes on the "
+                "connection, which was closed"
+            )
+            raise UnsolicitedData(f"{request.method} {exchange.url}: {exchange.error}")
         if bytes_nested_deeper(content):  # before anyone parses it: json recurses per level
             exchange.error = f"response nested deeper than {MAX_JSON_DEPTH} levels of JSON"
             raise TooDeep(f"{request.method} {exchange.url}: {exchange.error}")

@@ -1,5 +1,5 @@
-"""What comes off the wire, taken in bounded steps: bodies decoded by us, and JSON nesting
-measured before anything parses it.
+"""What comes off the wire, taken in bounded steps: bodies decoded by us, JSON nesting
+measured before anything parses it, bytes a server sends beyond the response asked for.
 
 httpx decodes a gzip chunk in one call, so one 64 KiB chunk on the wire could grow to
 64 MiB before a size cap saw it; here each step yields at most `STEP` decoded bytes, and
@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterator
 from itertools import accumulate, count
 from operator import sub
+from typing import Any
 
 import httpx
 
@@ -35,6 +36,10 @@ class UndecodableBody(HarnessError):
 
 class TooDeep(HarnessError):
     """A JSON body nested deeper than `MAX_JSON_DEPTH`: never parsed, never judged."""
+
+
+class UnsolicitedData(HarnessError):
+    """The server sent bytes beyond the response asked for: the connection is dropped."""
 
 
 class BodyDecoder:
@@ -135,3 +140,35 @@ def bytes_nested_deeper(content: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     except UnicodeDecodeError:
         return False  # json.loads fails on it before it parses anything
     return nested_deeper(text, limit)
+
+
+_HOPS = ("_stream", "_httpcore_stream", "_connection")  # httpx's stream → httpcore's → h11's
+
+
+def _h11_state(response: httpx.Response) -> Any:
+    """httpcore's h11 connection behind a streamed response, or None (HTTP/2, a mock).
+    No public API exposes it: the walk is pinned by tests/test_unsolicited.py."""
+    node: Any = response.stream
+    for _ in range(6):
+        state = getattr(node, "_h11_state", None)
+        if state is not None and hasattr(state, "trailing_data"):
+            return state
+        node = next((getattr(node, a) for a in _HOPS if hasattr(node, a)), None)
+    return None
+
+
+def leftover(response: httpx.Response) -> bytes | None:
+    """The bytes h11 holds past the end of a fully read response (None: cannot tell). On
+    a kept-alive connection they would be read as the next request's answer: httpcore
+    drops a pooled connection only when its socket is readable, and these bytes have
+    already left the socket (RFC 9112 6.3: never process them as a response)."""
+    state = _h11_state(response)
+    return None if state is None else bytes(state.trailing_data[0])
+
+
+async def drop_connection(response: httpx.Response) -> None:
+    """Close the socket under a response, so the pool discards the connection (it finds
+    it readable) instead of reading the next answer from what was left."""
+    stream = response.extensions.get("network_stream")
+    if stream is not None:
+        await stream.aclose()
