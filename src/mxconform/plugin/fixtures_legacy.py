@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from mxconform.errors import PreconditionFailed
 from mxconform.http.client import MatrixClient
 from mxconform.legacy.admin import SynapseAdmin
 from mxconform.legacy.api import Session
@@ -60,6 +61,8 @@ async def legacy_users(
     """Creates test users through the target's declared provisioning; cleans up at the end."""
     run = get_run(request.config)
     state = run.state(target.name)
+    if state.provisioning_error is not None:  # one reason, no request per check
+        raise PreconditionFailed(f"precondition failed: {state.provisioning_error}")
     ledger = None
     if not state.target.discards_accounts:
         ledger = Ledger.for_run(

@@ -50,6 +50,8 @@ class TargetState:
     # An embedded target being started in the background while the checks are collected.
     starting: Future[RunningTarget] | None = None
     budget: RateBudget | None = None  # its clients' rate-limit budget, and what it counted
+    # Why its users cannot be provisioned (found once, at preflight), if they cannot.
+    provisioning_error: str | None = None
 
 
 @dataclass

@@ -69,11 +69,11 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
         state.start_error = f"target {name} not run: {why}"
         _unavailable(config, name, state.start_error)
         raise TargetUnavailable(state.start_error) from None
-    problem = _provisioning_problem(state.target, running, state.tls)
-    if problem is not None:
-        state.start_error = f"target {name} not run: {problem}"
-        _unavailable(config, name, state.start_error)
-        raise TargetUnavailable(state.start_error)
+    state.provisioning_error = _provisioning_problem(state.target, running, state.tls)
+    if state.provisioning_error is not None:  # said once; the checks needing users ERROR
+        line = f"{name}: {state.provisioning_error} (checks that need test users are ERROR)"
+        progress = get_progress(config)
+        progress.line(line) if progress is not None else say(config, f"mxconform: {line}")
     # a proxy in front may name itself in the Server header: the homeserver's own word
     software = server_software(running.base_url, state.target.timeout_s, state.tls)
     if software is not None:
