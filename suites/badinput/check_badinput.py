@@ -29,6 +29,7 @@ import pytest
 
 from mxconform.http.credentials import NO_CREDENTIALS, Credentials, bearer_header
 from mxconform.legacy import api as legacy
+from mxconform.legacy.devices import extra_device
 from mxconform.oauth.client import native_client
 from mxconform.plugin.state import get_run
 from mxconform.spec import badinput
@@ -287,15 +288,14 @@ async def _device_ids(hs, user) -> set[str]:
 @pytest.mark.destructive  # a server that ignored the malformed body would delete a device
 @pytest.mark.api("legacy")
 @pytest.mark.check("badinput.delete-devices", "API-BAD-JSON", "API-ERR-SHAPE", "UIA-NOAUTH-401")
-async def check_delete_devices_refuses_malformed_bodies(hs, fresh_user, request):
+async def check_delete_devices_refuses_malformed_bodies(hs, fresh_user, legacy_users, request):
     """POST /delete_devices (the check's own second device, no completed stage) with
     malformed bodies: 4xx Matrix errors or a UIA challenge, never 5xx, no device deleted."""
-    with precondition("logging in a second device"):
-        second = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
-        require(second, legacy_ok, what="logging in a second device")
+    with precondition("a second device"):
+        second = await extra_device(hs, legacy_users, fresh_user)
         before = await _device_ids(hs, fresh_user)
     shape = Shape(
-        base={"devices": [body(second)["device_id"]]},
+        base={"devices": [second.device_id]},
         fields={"devices": "list", "auth": "object"},
         auth=True,
     )

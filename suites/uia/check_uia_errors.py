@@ -6,6 +6,7 @@ import pytest
 
 from mxconform.http.credentials import bearer_header
 from mxconform.legacy import api as legacy
+from mxconform.legacy.devices import extra_device
 from mxconform.legacy.uia import cross_signing_keys, master_key_id, upload_first_keys
 from mxconform.spec.matchers import body, expect, expect_true, match, require
 from mxconform.spec.verdicts import precondition
@@ -13,11 +14,9 @@ from mxconform.spec.verdicts import precondition
 pytestmark = pytest.mark.api("legacy")
 
 
-async def open_session(hs, user):
+async def open_session(hs, users, user):
     """A second device of `user`, and a UIA session opened to delete it."""
-    extra = await legacy.login_password(hs, user.user_id, user.password)
-    require(extra, match.status(200), what="logging in an extra device")
-    device = body(extra)["device_id"]
+    device = (await extra_device(hs, users, user)).device_id
     first = await legacy.delete_devices(hs, bearer_header(user.access_token), [device])
     require(first, match.status(401), match.flows_of_stages(), what="the UIA challenge")
     return device, body(first).get("session")
@@ -26,7 +25,7 @@ async def open_session(hs, user):
 @pytest.mark.check("uia.password.unknown-3pid", "UIA-PASSWORD-3PID")
 async def check_password_stage_with_unknown_3pid_is_forbidden(hs, fresh_user, legacy_users):
     """A password stage naming an e-mail address no account has fails with 403."""
-    device, session = await open_session(hs, fresh_user)
+    device, session = await open_session(hs, legacy_users, fresh_user)
     address = f"{legacy_users.unused_name('3pid')}@mxconform.invalid"
     auth = {
         "type": "m.login.password",
@@ -41,10 +40,10 @@ async def check_password_stage_with_unknown_3pid_is_forbidden(hs, fresh_user, le
 
 
 @pytest.mark.check("uia.other-errors", "UIA-OTHER-ERRORS", "API-ERR-SHAPE")
-async def check_non_auth_error_is_a_plain_matrix_error(hs, fresh_user):
+async def check_non_auth_error_is_a_plain_matrix_error(hs, fresh_user, legacy_users):
     """A completed password stage on a malformed request gets a plain 4xx Matrix error
     (`devices` not a list), not a 401 challenge, and nothing is deleted."""
-    device, session = await open_session(hs, fresh_user)
+    device, session = await open_session(hs, legacy_users, fresh_user)
     resp = await hs.request(
         "POST",
         "/_matrix/client/v3/delete_devices",

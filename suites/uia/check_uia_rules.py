@@ -6,6 +6,7 @@ import pytest
 
 from mxconform.http.credentials import bearer_header
 from mxconform.legacy import api as legacy
+from mxconform.legacy.devices import extra_device
 from mxconform.legacy.uia import (
     cross_signing_keys,
     master_key_id,
@@ -44,13 +45,9 @@ async def check_identical_reupload_needs_no_uia(hs, fresh_user):
     expect(await upload_cross_signing(hs, fresh_user, keys), match.status(200))
 
 
-async def delete_devices_session(hs, user):
+async def delete_devices_session(hs, users, user):
     """Two extra devices of `user`, and a UIA session opened to delete the first."""
-    devices = []
-    for _ in range(2):
-        resp = await legacy.login_password(hs, user.user_id, user.password)
-        require(resp, match.status(200), what="logging in an extra device")
-        devices.append(body(resp)["device_id"])
+    devices = [(await extra_device(hs, users, user)).device_id for _ in range(2)]
     first = await legacy.delete_devices(hs, bearer_header(user.access_token), devices[:1])
     require(first, match.status(401), match.flows_of_stages(), what="the UIA challenge")
     session = body(first).get("session")
@@ -69,17 +66,17 @@ async def listed(hs, user):
 
 
 @pytest.mark.check("uia.fallback-page", "UIA-FALLBACK-PAGE")
-async def check_password_fallback_page_is_html(hs, fresh_user):
+async def check_password_fallback_page_is_html(hs, fresh_user, legacy_users):
     """The fallback page of the password stage answers an HTML page for an open session."""
-    _, session = await delete_devices_session(hs, fresh_user)
+    _, session = await delete_devices_session(hs, legacy_users, fresh_user)
     resp = await legacy.fallback_page(hs, "m.login.password", session)
     expect(resp, match.status(200), match.content_type("text/html"))
 
 
 @pytest.mark.check("uia.session.replay", "UIA-SESSION-SCOPE")
-async def check_completed_session_replayed_for_another_request(hs, fresh_user):
+async def check_completed_session_replayed_for_another_request(hs, fresh_user, legacy_users):
     """A session completed for one request, replayed for a different one: recorded."""
-    devices, session = await delete_devices_session(hs, fresh_user)
+    devices, session = await delete_devices_session(hs, legacy_users, fresh_user)
     done = await complete_deleting(hs, fresh_user, devices[:1], session)
     require(done, match.status(200), what="completing the first deletion")
     replay = await legacy.delete_device(
@@ -95,9 +92,9 @@ async def check_completed_session_replayed_for_another_request(hs, fresh_user):
 
 
 @pytest.mark.check("uia.session.body-change", "UIA-SESSION-SCOPE")
-async def check_body_changed_mid_session(hs, fresh_user):
+async def check_body_changed_mid_session(hs, fresh_user, legacy_users):
     """A UIA session opened for one body and completed with another: recorded."""
-    devices, session = await delete_devices_session(hs, fresh_user)
+    devices, session = await delete_devices_session(hs, legacy_users, fresh_user)
     resp = await complete_deleting(hs, fresh_user, devices[1:], session)
     remaining = await listed(hs, fresh_user)
     observe(

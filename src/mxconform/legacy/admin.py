@@ -49,6 +49,20 @@ class SynapseAdmin:
         what = "deactivate and erase" if erase else "deactivate"
         await self._call(client, "POST", path, {"erase": erase}, what)
 
+    async def create_device(self, client: MatrixClient, user_id: str, device_id: str) -> bool:
+        """A device of the run's own account, made without a login (Synapse's admin API, from
+        1.10x); False where the server has no such endpoint. It has no access token: it is
+        there to be listed and deleted."""
+        resp = await client.request(
+            "POST",
+            f"{self._at}{ADMIN}/v2/users/{self._user(user_id)}/devices",
+            json={"device_id": device_id},
+            credentials=bearer_header(self._token),
+            note="setup: an extra device through the admin API (no login spent)",
+            allow_origins=(self._at,) if self._at else (),
+        )
+        return resp.status_code in (200, 201)
+
     async def deactivate_if_made(self, client: MatrixClient, user_id: str) -> bool:
         """Deactivate and erase; False when the server has no such account (a ledger names
         accounts before they are asked for: a killed run may never have made it)."""

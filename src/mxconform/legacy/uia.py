@@ -21,6 +21,7 @@ from mxconform.http.client import MatrixClient
 from mxconform.http.credentials import NO_CREDENTIALS, Credentials, Transport, bearer_header
 from mxconform.legacy import api as legacy
 from mxconform.legacy.api import CLIENT_V3, Session
+from mxconform.legacy.devices import extra_device
 from mxconform.legacy.users import LegacyUsers
 from mxconform.spec.matchers import body
 
@@ -67,13 +68,7 @@ async def _user_with_second_device(
     users: LegacyUsers,
 ) -> tuple[Session, Session]:
     user = await users.create(client, "uia")
-    resp = await legacy.login_password(client, user.user_id, user.password)
-    if resp.status_code != 200:
-        raise PreconditionFailed(
-            f"precondition failed: logging in a second device answered HTTP {resp.status_code}"
-        )
-    data = body(resp)
-    return user, Session(user.user_id, data["access_token"], data["device_id"], user.password)
+    return user, await extra_device(client, users, user)
 
 
 def _device_gone(
@@ -81,14 +76,18 @@ def _device_gone(
     user: Session,
     other: Session,
 ) -> Callable[[], Awaitable[tuple[bool, str]]]:
+    """The device is no longer listed, and its token (when it had one: a device the admin
+    API made has none) is refused."""
+
     async def read() -> tuple[bool, str]:
         listed = await legacy.devices(client, bearer_header(user.access_token))
+        still = other.device_id in legacy.device_ids(listed)
+        if not other.access_token:
+            return not still, f"device {other.device_id} listed: {still}"
         who = await legacy.whoami(client, bearer_header(other.access_token))
-        gone = other.device_id not in legacy.device_ids(listed) and who.status_code == 401
+        gone = not still and who.status_code == 401
         return gone, (
-            f"device {other.device_id} listed: "
-            f"{other.device_id in legacy.device_ids(listed)}; "
-            f"its token answers HTTP {who.status_code}"
+            f"device {other.device_id} listed: {still}; its token answers HTTP {who.status_code}"
         )
 
     return read
