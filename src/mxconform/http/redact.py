@@ -3,6 +3,9 @@
 Two layers. Structural: known secret fields (JSON keys, form fields, query parameters, headers)
 are masked wherever they appear, and their values are remembered. By value: every remembered
 secret is then scrubbed from any text that is stored (URLs, messages, logs).
+
+A scrubbed text is also always writable: a lone surrogate (JSON may carry `"\ud800"`) becomes
+U+FFFD, else the UTF-8 files and streams the text is written to raise.
 """
 
 from __future__ import annotations
@@ -37,6 +40,12 @@ SECRET_KEYS = frozenset(
 )
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"})
 _MIN_SECRET_LEN = 6  # shorter values would scrub innocent text
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def writable(text: str) -> str:
+    """`text` with each lone surrogate as U+FFFD: encodable as UTF-8 (strictly)."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def mask(kind: str) -> str:
@@ -58,14 +67,15 @@ def encodings(value: str) -> set[str]:
     """Every form a secret takes on the wire or on a page: literal, JSON-escaped (ASCII or
     not), HTML-escaped, URL-encoded (both ways, either hex case) and base64 (both alphabets,
     with and without padding). A server echoing a secret in any of them must not leak it."""
+    raw = value.encode("utf-8", "surrogatepass")  # a lone surrogate is a secret's too
     forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
     escaped = html.escape(value, quote=True)
     forms |= {escaped, escaped.replace("&#x27;", "&#39;"), html.escape(value, quote=False)}
-    for encoded in {quote(value, safe=""), quote_plus(value), quote(value)}:
+    for encoded in {quote(raw, safe=""), quote_plus(raw), quote(raw)}:
         forms.add(encoded)
         if "%" in encoded:  # most tokens have nothing to escape: no second pass
             forms.add(_HEX_ESCAPE.sub(lambda m: m.group(0).lower(), encoded))
-    forms |= _base64_forms(value.encode())
+    forms |= _base64_forms(raw)
     return forms
 
 
@@ -140,7 +150,7 @@ class SecretRegistry:
     def add(self, value: str | None, kind: str = "secret") -> None:
         if value and len(value) >= _MIN_SECRET_LEN and value not in self._values:
             self._values[value] = kind
-            for form in encodings(value):
+            for form in {*encodings(value), writable(value)}:  # as stored, too
                 self._note(form, kind)
 
     def add_pair(self, client_id: str, secret: str, kind: str = "client_secret") -> None:
@@ -153,15 +163,16 @@ class SecretRegistry:
             f"{quote(client_id, safe='')}:{quote(secret, safe='')}",
             f"{client_id}:{secret}",
         ):
-            for form in _base64_forms(pair.encode()):
+            for form in _base64_forms(pair.encode("utf-8", "surrogatepass")):
                 self._note(form, kind)
 
     def values(self) -> list[str]:
         return list(self._values)
 
     def scrub(self, text: str) -> str:
+        """`text` with every secret masked, and writable."""
         if not self._forms or len(text) < _MIN_SECRET_LEN:
-            return text  # every form is at least as long as its secret
+            return writable(text)  # every form is at least as long as its secret
         spans: list[tuple[int, int, str]] = []
         for form in (*self._long, *self._fresh):
             at = text.find(form)
@@ -171,7 +182,7 @@ class SecretRegistry:
         for _, pattern in self._levels:
             spans.extend((m.start(), m.end(), m.group(0)) for m in pattern.finditer(text))
         if not spans:
-            return text
+            return writable(text)
         spans.sort()
         out: list[str] = []
         done = 0
@@ -185,10 +196,11 @@ class SecretRegistry:
             out += [text[done:start], mask(self._forms[form])]
             done, (start, end, form) = end, (s_start, s_end, s_form)
         out += [text[done:start], mask(self._forms[form]), text[end:]]
-        return "".join(out)
+        return writable("".join(out))
 
     def scrub_any(self, value: Any) -> Any:
-        """Scrub every string inside a JSON-like structure (header pairs are tuples)."""
+        """Scrub every string inside a JSON-like structure (header pairs are tuples), keys
+        too: a server's JSON may echo a secret, or a lone surrogate, as a key."""
         if isinstance(value, str):
             return self.scrub(value)
         if isinstance(value, list):
@@ -196,7 +208,7 @@ class SecretRegistry:
         if isinstance(value, tuple):
             return tuple(self.scrub_any(v) for v in value)
         if isinstance(value, dict):
-            return {k: self.scrub_any(v) for k, v in value.items()}
+            return {self.scrub_any(k): self.scrub_any(v) for k, v in value.items()}
         return value
 
 
