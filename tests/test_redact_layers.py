@@ -4,6 +4,8 @@ page, JUnit, Allure), and bodies that are not UTF-8 break no renderer."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import html
 import json
 from pathlib import Path
@@ -11,13 +13,45 @@ from tempfile import TemporaryDirectory
 
 import httpx
 from hostile import reply, serve
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from leaks import ENCODERS, compose, forms, in_base64_run, leaks
 
 from mxconform.http.client import MatrixClient, Pacer, RequestPolicy
+from mxconform.http.credentials import bearer_header
 from mxconform.http.evidence import Recorder
 from mxconform.http.redact import SecretRegistry
 from mxconform.report import render_all
 from mxconform.results import CheckRecord, build_document, write_document
 from mxconform.spec.verdicts import Verdict
+
+# Where the echoing server puts what it was asked to echo (the encoded secret).
+CONTEXTS = ("json", "html", "text", "header", "location", "base64-json")
+
+
+def _echo(h, seen, stub):
+    asked = json.loads(seen.body)
+    echoed, context = compose(asked["value"], asked["names"]), asked["context"]
+    if context == "json":
+        reply(h, 200, {"error": f"unknown token {echoed}", "echo": echoed})
+    elif context == "html":
+        reply(h, 200, f"<html><p>not {echoed} again</p><a href='?t={echoed}'>retry</a></html>")
+    elif context == "text":
+        reply(h, 400, f"bad request: {echoed}!".encode())
+    elif context == "header":
+        reply(h, 200, {}, {"X-Echo": echoed, "WWW-Authenticate": f'Bearer error="{echoed}"'})
+    elif context == "location":
+        reply(h, 302, b"", {"Location": f"http://127.0.0.1/cb?state=s&code_x={echoed}#y"})
+    else:  # one more layer: base64 of a JSON document, the echo anywhere in its run
+        document = json.dumps({"pad": asked["pad"], "echo": echoed}, ensure_ascii=False)
+        reply(h, 200, base64.b64encode(document.encode()))
+
+
+async def _exchange(url: str, registry: SecretRegistry, asked: dict) -> list[dict]:
+    async with httpx.AsyncClient(verify=False) as http:  # plain HTTP: no CA bundle to load
+        client = MatrixClient(http, url, Recorder(), registry, Pacer(1000), RequestPolicy())
+        await client.request("POST", "/echo", json=asked, credentials=bearer_header("tok" * 4))
+    return [e.to_json() for e in client.recorder.exchanges]
 
 
 def _outputs(evidence: list[dict], echoed: str, registry: SecretRegistry) -> dict[str, str]:
@@ -47,6 +81,83 @@ def _outputs(evidence: list[dict], echoed: str, registry: SecretRegistry) -> dic
             for path in Path(folder).rglob("*")
             if path.is_file()
         }
+
+
+# Realistic secrets (what secrets.token_urlsafe makes) and awkward ones: quotes, markup, URL
+# and base64 specials, spaces, non-ASCII (no control characters: see layers._TEXTUAL).
+_TOKENS = st.binary(min_size=8, max_size=32).map(
+    lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
+)
+_AWKWARD = st.text(
+    alphabet=st.one_of(
+        st.sampled_from("\"'<>&+/=% \\:;?#"),
+        st.characters(codec="utf-8", exclude_categories=["Cs", "Cc"]),
+    ),
+    min_size=6,
+    max_size=16,
+)
+# No per-example deadline (a loaded machine's time, not the scrub's); few examples, each a
+# real exchange and a full rendering.
+_BOUNDED = settings(deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_composed_encodings_of_a_secret_reach_no_output():
+    """1 to 3 encodings of random and realistic secrets, echoed in a body, a header or a
+    redirect, then in the check's message: no form of them in any file of the run."""
+    page = "".join(_outputs([], "", SecretRegistry()).values())
+
+    @_BOUNDED
+    @given(
+        secret=st.one_of(_TOKENS, _AWKWARD),
+        names=st.lists(st.sampled_from(sorted(ENCODERS)), min_size=1, max_size=3),
+        context=st.sampled_from(CONTEXTS),
+        pad=st.text(alphabet="abc", max_size=2),
+    )
+    def echoed_anywhere(secret: str, names: list[str], context: str, pad: str) -> None:
+        # a secret the page says anyway ("SHOULD", a requirement id) proves nothing
+        assume(not leaks(page, [secret]))
+        if context == "base64-json":
+            names = names[:2]  # the body's own base64 is the third layer
+        echoed = compose(secret, names)
+        if context in ("header", "location") and not echoed.isascii():
+            context = "json"  # HTTP headers carry ASCII only
+        registry = SecretRegistry()
+        registry.add(secret, "password")
+        asked = {"value": secret, "names": names, "context": context, "pad": pad}
+        evidence = asyncio.run(_exchange(stub.url, registry, asked))
+        assert evidence[0]["status"] in (200, 302, 400)
+        for name, text in _outputs(evidence, echoed, registry).items():
+            assert not leaks(text, [secret]), (name, names, context)
+
+    with serve(_echo) as stub:  # one server for every example: starting one costs more
+        echoed_anywhere()
+
+
+def test_the_evidence_stays_readable_around_a_masked_echo():
+    """Masked where the encoding is: the words around it, and the base64 around it, stay."""
+    registry = SecretRegistry()
+    token = "mat_Zm9vYmFyYmF6cXV4_1234"
+    registry.add(token, "access_token")
+    page = f"<p>not {html.escape(compose(token, ['json', 'url']))} again</p>"
+    assert registry.scrub(page) == "<p>not <redacted:access_token> again</p>"
+    document = base64.b64encode(json.dumps({"user": "@a:b", "echo": token}).encode()).decode()
+    scrubbed = registry.scrub(f"blob {document} end")
+    assert scrubbed.startswith("blob eyJ1c2VyIjogIkBhOmIiLCAiZWNobyI6IC")
+    assert "<redacted:access_token>" in scrubbed and scrubbed.endswith(" end")
+
+
+def test_the_canary_finds_every_composition_it_claims():
+    """The test helper itself: a composition, and a form inside a longer base64 run."""
+    secret = "p4ss-w0rd-secret"
+    inner = compose(secret, ["json", "url"])
+    run = base64.b64encode(b"x" + inner.encode() + b"y").decode()
+    assert leaks(f"<p>{html.escape(compose(secret, ['html', 'base64']))}</p>", [secret])
+    assert leaks(run, [secret])
+    assert any(core in run for core in in_base64_run(inner))
+    assert not leaks("nothing here but <p>text</p>", [secret])
+    assert {compose(secret, ["html", "base64", "url"]), compose(secret, ["base64"])[:-2]} <= forms(
+        secret
+    )
 
 
 async def test_bodies_not_utf8_and_lone_surrogates_render_everywhere():

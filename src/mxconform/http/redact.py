@@ -2,7 +2,8 @@
 
 Two layers. Structural: known secret fields (JSON keys, form fields, query parameters, headers)
 are masked wherever they appear, and their values are remembered. By value: every remembered
-secret is then scrubbed from any text that is stored (URLs, messages, logs).
+secret is then scrubbed from any text that is stored (URLs, messages, logs), and from each
+layer under it (URL, JSON, HTML and base64 decoded, three deep: `layers.py`).
 
 A scrubbed text is also always writable: a lone surrogate (JSON may carry `"\ud800"`) becomes
 U+FFFD, else the UTF-8 files and streams the text is written to raise.
@@ -17,6 +18,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
+
+from mxconform.http.layers import layers
 
 # Keys whose values are secrets wherever they appear (JSON bodies, forms, query strings).
 SECRET_KEYS = frozenset(
@@ -124,6 +127,7 @@ class SecretRegistry:
 
     _FRESH_MAX = 32
     _LONG = 256  # longer forms (a bad-input password field) stay out of the tries
+    _CACHED, _CACHE_SIZE = 4096, 20_000  # texts up to _CACHED long, that many
 
     def __init__(self) -> None:
         self._values: dict[str, str] = {}
@@ -131,14 +135,20 @@ class SecretRegistry:
         self._levels: list[tuple[list[str], re.Pattern[str]]] = []  # largest first
         self._fresh: list[str] = []  # forms not yet in a level
         self._long: list[str] = []  # forms too long for the tries
+        # Scrubbed texts, until the next form: a document repeats its keys and most values
+        # (check ids, verdicts, header names) thousands of times.
+        self._done: dict[str, str] = {}
+        self._reach = 0  # the longest form in the tries
 
     def _note(self, form: str, kind: str) -> None:
         if form in self._forms:
             return
         self._forms[form] = kind
+        self._done.clear()
         if len(form) > self._LONG:
             self._long.append(form)
             return
+        self._reach = max(self._reach, len(form))
         self._fresh.append(form)
         if len(self._fresh) < self._FRESH_MAX:
             return
@@ -169,18 +179,40 @@ class SecretRegistry:
     def values(self) -> list[str]:
         return list(self._values)
 
-    def scrub(self, text: str) -> str:
-        """`text` with every secret masked, and writable."""
-        if not self._forms or len(text) < _MIN_SECRET_LEN:
-            return writable(text)  # every form is at least as long as its secret
+    def _find(
+        self, text: str, windows: list[tuple[int, int]] | None = None
+    ) -> list[tuple[int, int, str]]:
+        """Where each form of each secret is in `text` (the tries' forms only within
+        `windows`, if given): (start, end, form)."""
         spans: list[tuple[int, int, str]] = []
         for form in (*self._long, *self._fresh):
             at = text.find(form)
             while at != -1:
                 spans.append((at, at + len(form), form))
                 at = text.find(form, at + 1)
-        for _, pattern in self._levels:
-            spans.extend((m.start(), m.end(), m.group(0)) for m in pattern.finditer(text))
+        for low, high in windows if windows is not None else [(0, len(text))]:
+            for _, pattern in self._levels:
+                found = pattern.finditer(text, low, high)
+                spans.extend((m.start(), m.end(), m.group(0)) for m in found)
+        return spans
+
+    def scrub(self, text: str) -> str:
+        """`text` with every secret masked, in the text or in any layer decoded from it
+        (masked where its encoding is, the text around it kept), and writable."""
+        if not self._forms or len(text) < _MIN_SECRET_LEN:
+            return writable(text)  # every form is at least as long as its secret
+        done = self._done.get(text)
+        if done is None:
+            done = self._scrub(text)
+            if len(text) <= self._CACHED and len(self._done) < self._CACHE_SIZE:
+                self._done[text] = done
+        return done
+
+    def _scrub(self, text: str) -> str:
+        spans = self._find(text)
+        for layer in layers(text):
+            for start, end, form in self._find(layer.text, layer.windows(self._reach)):
+                spans.append((*layer.origin(start, end), form))
         if not spans:
             return writable(text)
         spans.sort()
