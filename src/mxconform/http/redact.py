@@ -55,6 +55,9 @@ def mask(kind: str) -> str:
     return f"<redacted:{kind}>"
 
 
+_MASK = re.compile(r"<redacted:[a-z_]+>")
+
+
 def _base64_forms(raw: bytes) -> set[str]:
     forms = set()
     for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
@@ -158,7 +161,9 @@ class SecretRegistry:
         self._levels.append((forms, _trie_pattern(forms)))
 
     def add(self, value: str | None, kind: str = "secret") -> None:
-        if value and len(value) >= _MIN_SECRET_LEN and value not in self._values:
+        if not value or _MASK.fullmatch(value):  # a field masked already (redact_url)
+            return
+        if len(value) >= _MIN_SECRET_LEN and value not in self._values:
             self._values[value] = kind
             for form in {*encodings(value), writable(value)}:  # as stored, too
                 self._note(form, kind)
@@ -276,8 +281,10 @@ def _redact_pairs(
 
 
 def redact_url(url: str, registry: SecretRegistry) -> str:
-    """Secret-named query (and fragment) parameters masked: OAuth codes travel in either."""
-    parts = urlsplit(url)
+    """Secret-named query (and fragment) parameters masked: OAuth codes travel in either.
+    Known secrets are scrubbed first: parsing splits an echoed one at its `&` (HTML-escaped,
+    say), past finding, and the re-encoding would keep every piece."""
+    parts = urlsplit(registry.scrub(url))
     if parts.query:
         pairs = _redact_pairs(parse_qsl(parts.query, keep_blank_values=True), registry)
         query = urlencode(pairs, safe="<>:")
@@ -336,8 +343,8 @@ def redact_body(
             if len(rendered) > cap:
                 return {"truncated": True, "size": len(content), "head": rendered[:cap]}
             return redacted
-    if ctype == "application/x-www-form-urlencoded":
-        pairs = _redact_pairs(parse_qsl(text, keep_blank_values=True), registry)
+    if ctype == "application/x-www-form-urlencoded":  # scrubbed first, as a URL's query
+        pairs = _redact_pairs(parse_qsl(registry.scrub(text), keep_blank_values=True), registry)
         return {"form": [list(p) for p in pairs]}
     scrubbed = registry.scrub(text)
     if len(scrubbed) > cap:
