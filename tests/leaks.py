@@ -93,3 +93,10 @@ def leaks(text: str, secrets: Iterable[str], depth: int = 3) -> list[str]:
                 if written in view:
                     found.add(f"{written[:4]}... (of {secret[:3]}...)")
     return sorted(found)
+
+
+def assert_no_secret(text: str, secrets: list[str]) -> None:
+    """The canary of console and file tests: no secret of the run, in any form above."""
+    assert secrets, "the run handled no secret: the canary would prove nothing"
+    leaked = leaks(text, secrets)
+    assert not leaked, f"{len(leaked)} secret forms: {leaked}"

@@ -12,10 +12,11 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import httpx
+import pytest
 from hostile import reply, serve
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from leaks import ENCODERS, compose, forms, in_base64_run, leaks
+from leaks import ENCODERS, assert_no_secret, compose, forms, in_base64_run, leaks
 
 from mxconform.http.client import MatrixClient, Pacer, RequestPolicy
 from mxconform.http.credentials import bearer_header
@@ -156,6 +157,9 @@ def test_the_canary_finds_every_composition_it_claims():
     assert leaks(run, [secret])
     assert any(core in run for core in in_base64_run(inner))
     assert not leaks("nothing here but <p>text</p>", [secret])
+    assert_no_secret("nothing here but <p>text</p>", [secret])
+    with pytest.raises(AssertionError, match="1 secret forms"):  # shown cut short
+        assert_no_secret(f"log: {compose(secret, ['url', 'json'])}", [secret])
     assert {compose(secret, ["html", "base64", "url"]), compose(secret, ["base64"])[:-2]} <= forms(
         secret
     )
