@@ -130,7 +130,7 @@ class SecretRegistry:
 
     _FRESH_MAX = 32
     _LONG = 256  # longer forms (a bad-input password field) stay out of the tries
-    _CACHED, _CACHE_SIZE = 4096, 20_000  # texts up to _CACHED long, that many
+    _CACHED, _CACHE_SIZE = 1024, 20_000  # texts up to _CACHED long, that many (20 MB at most)
 
     def __init__(self) -> None:
         self._values: dict[str, str] = {}
