@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import html
+import io
 import json
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -22,6 +23,7 @@ from mxconform.http.client import MatrixClient, Pacer, RequestPolicy
 from mxconform.http.credentials import bearer_header
 from mxconform.http.evidence import Recorder
 from mxconform.http.redact import SecretRegistry, redact_body, redact_url
+from mxconform.plugin.console import _ScrubbingFile
 from mxconform.report import render_all
 from mxconform.results import CheckRecord, build_document, write_document
 from mxconform.spec.verdicts import Verdict
@@ -216,3 +218,19 @@ def test_a_secret_split_by_query_parsing_is_masked_whole():
     assert url == "http://h/cb?state=s&echo=<redacted:password>#y"
     form = redact_body(f"a=1&b={html.escape(secret)}".encode(), FORM, registry, 10_000)
     assert form == {"form": [["a", "1"], ["b", "<redacted:password>"]]}
+
+
+def test_the_console_prints_no_composed_secret_and_no_lone_surrogate():
+    """The console's scrubbing file (every byte pytest and the harness print): a strict UTF-8
+    stream takes a lone surrogate, and no layer of a secret gets through."""
+    registry = SecretRegistry()
+    secret = "c0nsole-secret-value"
+    registry.add(secret, "password")
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8", errors="strict")
+    console = _ScrubbingFile(stream, registry.scrub)
+    console.write(f"FAIL said {compose(secret, ['json', 'url', 'base64'])} and \ud800\n")
+    stream.flush()
+    printed = raw.getvalue().decode("utf-8")
+    assert printed == "FAIL said <redacted:password> and \ufffd\n"
+    assert not leaks(printed, [secret])
