@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from leaks import ENCODERS, assert_no_secret, compose, forms, in_base64_run, leaks
 
 from mxconform.http.client import MatrixClient, Pacer, RequestPolicy
-from mxconform.http.credentials import bearer_header
+from mxconform.http.credentials import bearer_header, query_param
 from mxconform.http.evidence import Recorder
 from mxconform.http.redact import SecretRegistry, redact_body, redact_url
 from mxconform.plugin.console import _ScrubbingFile
@@ -234,3 +234,29 @@ def test_the_console_prints_no_composed_secret_and_no_lone_surrogate():
     printed = raw.getvalue().decode("utf-8")
     assert printed == "FAIL said <redacted:password> and \ufffd\n"
     assert not leaks(printed, [secret])
+
+
+async def test_a_token_that_is_not_text_goes_back_as_given():
+    """A server's token with a lone surrogate (JSON `"\\ud800"`) or non-ASCII, used as the
+    harness uses tokens (header, query, JSON and form bodies): sent as its UTF-8 bytes, no
+    UnicodeEncodeError of the harness, and masked in the evidence."""
+    registry = SecretRegistry()
+    token = "syt_\ud800_tökén_0123"
+    registry.add(token, "access_token")
+    with serve(lambda h, seen, stub: reply(h, 200, {})) as stub:
+        async with httpx.AsyncClient(verify=False) as http:
+            client = MatrixClient(
+                http, stub.url, Recorder(), registry, Pacer(1000), RequestPolicy()
+            )
+            for credentials in (bearer_header(token), query_param(token)):
+                await client.request("POST", "/a", credentials=credentials, json={"t": token})
+            await client.request("POST", "/b", form={"password": token})
+        seen = stub.requests
+    assert seen[0].headers["Authorization"].encode("latin-1") == b"Bearer " + token.encode(
+        "utf-8", "surrogatepass"
+    )
+    assert json.loads(seen[0].body) == {"t": token}
+    assert "access_token=syt_%ED%A0%80_t%C3%B6k%C3%A9n_0123" in seen[1].path
+    evidence = json.dumps([e.to_json() for e in client.recorder.exchanges], ensure_ascii=False)
+    evidence.encode("utf-8")  # writable
+    assert not leaks(evidence, ["_tökén_0123"])
