@@ -260,3 +260,13 @@ async def test_a_token_that_is_not_text_goes_back_as_given():
     evidence = json.dumps([e.to_json() for e in client.recorder.exchanges], ensure_ascii=False)
     evidence.encode("utf-8")  # writable
     assert not leaks(evidence, ["_tökén_0123"])
+
+
+def test_a_scrubbed_text_is_never_served_stale():
+    """The scrub's cache: a text scrubbed before a secret was known is scrubbed again."""
+    registry = SecretRegistry()
+    registry.add("first-secret-value", "password")
+    line = "said second-secret-value"
+    assert registry.scrub(line) == line
+    registry.add("second-secret-value", "access_token")
+    assert registry.scrub(line) == "said <redacted:access_token>"

@@ -138,9 +138,10 @@ class SecretRegistry:
         self._levels: list[tuple[list[str], re.Pattern[str]]] = []  # largest first
         self._fresh: list[str] = []  # forms not yet in a level
         self._long: list[str] = []  # forms too long for the tries
-        # Scrubbed texts, until the next form: a document repeats its keys and most values
-        # (check ids, verdicts, header names) thousands of times.
-        self._done: dict[str, str] = {}
+        # Scrubbed texts, each with how many forms it was scrubbed of (served only while that
+        # is still all of them, whatever thread added one meanwhile): a document repeats its
+        # keys and most values (check ids, verdicts, header names) thousands of times.
+        self._done: dict[str, tuple[int, str]] = {}
         self._reach = 0  # the longest form in the tries
 
     def _note(self, form: str, kind: str) -> None:
@@ -206,11 +207,13 @@ class SecretRegistry:
         (masked where its encoding is, the text around it kept), and writable."""
         if not self._forms or len(text) < _MIN_SECRET_LEN:
             return writable(text)  # every form is at least as long as its secret
-        done = self._done.get(text)
-        if done is None:
-            done = self._scrub(text)
-            if len(text) <= self._CACHED and len(self._done) < self._CACHE_SIZE:
-                self._done[text] = done
+        known = len(self._forms)
+        cached = self._done.get(text)
+        if cached is not None and cached[0] == known:
+            return cached[1]
+        done = self._scrub(text)
+        if len(text) <= self._CACHED and len(self._done) < self._CACHE_SIZE:
+            self._done[text] = (known, done)
         return done
 
     def _scrub(self, text: str) -> str:
