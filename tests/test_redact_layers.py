@@ -102,7 +102,7 @@ _AWKWARD = st.text(
 )
 # No per-example deadline (a loaded machine's time, not the scrub's); few examples, each a
 # real exchange and a full rendering.
-_BOUNDED = settings(deadline=None, max_examples=50, suppress_health_check=[HealthCheck.too_slow])
+_BOUNDED = settings(deadline=None, max_examples=30, suppress_health_check=[HealthCheck.too_slow])
 
 
 def test_composed_encodings_of_a_secret_reach_no_output():
