@@ -11,6 +11,7 @@ import io
 import json
 from pathlib import Path
 from tempfile import TemporaryDirectory
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -270,3 +271,20 @@ def test_a_scrubbed_text_is_never_served_stale():
     assert registry.scrub(line) == line
     registry.add("second-secret-value", "access_token")
     assert registry.scrub(line) == "said <redacted:access_token>"
+
+
+def test_an_encoders_own_choices_are_decoded_too():
+    """Escapes no stdlib encoder writes but others do (PHP's `\\/`, every character escaped,
+    lower-case hex, `&#112;`): decoded, not registered, so they are found all the same."""
+    registry = SecretRegistry()
+    secret = "pass/word-1234"
+    registry.add(secret, "password")
+    for echoed in (
+        secret.replace("/", "\\/"),
+        "".join(f"\\u{ord(c):04x}" for c in secret),
+        "".join(f"%{ord(c):02x}" for c in secret),
+        "".join(f"&#{ord(c)};" for c in secret),
+        "".join(f"&#x{ord(c):X}" for c in secret),  # no semicolons: HTML still reads them
+        quote("".join(f"&#{ord(c)};" for c in secret), safe=""),
+    ):
+        assert registry.scrub(f"said {echoed}.") == "said <redacted:password>.", echoed
