@@ -3,7 +3,6 @@ cleans up, writes a partial report marked interrupted and leaves `reports/latest
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import re
@@ -13,30 +12,13 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, quote_plus
 
 import pytest
+from leaks import assert_no_secret
 from nonconformant import BreakingProxy
 
 pytestmark = pytest.mark.integration
 SECRET_VAR = "MXCONFORM_TEST_SHARED_SECRET"  # the variable conftest.py sets
-
-
-def encodings(secret: str) -> set[str]:
-    """The forms a secret takes on its way to a log: raw, JSON, URL and base64."""
-    return {
-        secret,
-        json.dumps(secret)[1:-1],
-        quote(secret, safe=""),
-        quote_plus(secret),
-        base64.b64encode(secret.encode()).decode().rstrip("="),
-    }
-
-
-def assert_no_secret(text: str, secrets: list[str]) -> None:
-    assert secrets, "the run handled no secret: the canary would prove nothing"
-    leaked = sorted({form for s in secrets for form in encodings(s) if form in text})
-    assert not leaked, f"{len(leaked)} secret forms on the console"
 
 
 @pytest.fixture(scope="module")

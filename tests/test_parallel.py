@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_console_secrets import assert_no_secret
+from leaks import assert_no_secret
 from test_report import check, document
 
 from conftest import SECRET_VAR

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -155,16 +156,27 @@ def _cited_by(checks: list[dict[str, Any]]) -> set[str]:
 
 
 def write_document(document: dict[str, Any], path: Path) -> None:
-    path.write_text(json.dumps(document, indent=1, default=str) + "\n")
+    path.write_text(json.dumps(document, indent=1, default=str) + "\n", encoding="utf-8")
+
+
+# A surrogate as JSON writes it, lone or half of a pair: then the strings are looked at.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def read_document(path: Path) -> dict[str, Any]:
+    """The document, each string writable: one written before the scrub made them so may hold
+    lone surrogates (`"\\ud800"`), which every UTF-8 renderer would raise on."""
     try:
-        data: Any = json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+        data: Any = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not a results.json (not JSON: {exc})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not a results.json (not a JSON object)")
     if data.get("schema_version") != SCHEMA_VERSION:
         raise ValueError(f"{path}: unsupported results schema_version {data.get('schema_version')}")
+    if _SURROGATE_ESCAPE.search(text):
+        # with no secret registered, a scrub only makes each string (and key) writable
+        cleaned: dict[str, Any] = SecretRegistry().scrub_any(data)
+        return cleaned
     return data

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json import dumps as json_dumps
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -206,14 +207,13 @@ class MatrixClient:
                     f"rate-limit budget exhausted: {self._budget.exhausted}; "
                     f"{method} {path} not sent"
                 )
-            request = self._http.build_request(
+            request = self._build(
                 method,
                 url,
-                params=query or None,
-                json=json,
-                content=urlencode(form) if form is not None else content,
-                headers=[*credentials.headers, *(headers or {}).items(), *form_type],
-                timeout=self._policy.timeout_s,
+                query,
+                json,
+                urlencode(form, errors="surrogatepass") if form is not None else content,
+                [*credentials.headers, *(headers or {}).items(), *form_type],
             )
             await self._pacer.wait()
             self._budget.sent(method, request.url.path)
@@ -241,6 +241,39 @@ class MatrixClient:
         if response.status_code == 429:
             raise RateLimited(f"{method} {path}: still rate-limited (429) after {attempts} retries")
         return response
+
+    def _build(
+        self,
+        method: str,
+        url: str,
+        query: list[tuple[str, str | int | float | bool | None]],
+        json: Any,
+        content: str | bytes | None,
+        headers: list[tuple[str, str]],
+    ) -> httpx.Request:
+        """The request. A value a server gave that httpx cannot encode (a lone surrogate; in
+        a header, anything not ASCII) goes as its UTF-8 bytes instead of raising: the harness
+        sends back what it was given, and the server is judged on that."""
+        timeout = self._policy.timeout_s
+        try:
+            return self._http.build_request(
+                method,
+                url,
+                params=query or None,
+                json=json,
+                content=content,
+                headers=headers,
+                timeout=timeout,
+            )
+        except UnicodeEncodeError:
+            pass
+        raw = [(name.encode(), value.encode("utf-8", "surrogatepass")) for name, value in headers]
+        if query:
+            url += ("&" if "?" in url else "?") + urlencode(query, errors="surrogatepass")
+        if json is not None:  # ASCII JSON: a lone surrogate as its escape, "\ud800"
+            content = json_dumps(json).encode()
+            raw.append((b"Content-Type", b"application/json"))
+        return self._http.build_request(method, url, content=content, headers=raw, timeout=timeout)
 
     def _guard_origin(
         self,

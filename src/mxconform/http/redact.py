@@ -2,7 +2,11 @@
 
 Two layers. Structural: known secret fields (JSON keys, form fields, query parameters, headers)
 are masked wherever they appear, and their values are remembered. By value: every remembered
-secret is then scrubbed from any text that is stored (URLs, messages, logs).
+secret is then scrubbed from any text that is stored (URLs, messages, logs), and from each
+layer under it (URL, JSON, HTML and base64 decoded, three deep: `layers.py`).
+
+A scrubbed text is also always writable: a lone surrogate (JSON may carry `"\ud800"`) becomes
+U+FFFD, else the UTF-8 files and streams the text is written to raise.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
+from mxconform.http.layers import layers
 from mxconform.http.wire import nested_deeper
 
 # Keys whose values are secrets wherever they appear (JSON bodies, forms, query strings).
@@ -39,10 +44,19 @@ SECRET_KEYS = frozenset(
 )
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"})
 _MIN_SECRET_LEN = 6  # shorter values would scrub innocent text
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def writable(text: str) -> str:
+    """`text` with each lone surrogate as U+FFFD: encodable as UTF-8 (strictly)."""
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def mask(kind: str) -> str:
     return f"<redacted:{kind}>"
+
+
+_MASK = re.compile(r"<redacted:[a-z_]+>")
 
 
 def _base64_forms(raw: bytes) -> set[str]:
@@ -60,14 +74,15 @@ def encodings(value: str) -> set[str]:
     """Every form a secret takes on the wire or on a page: literal, JSON-escaped (ASCII or
     not), HTML-escaped, URL-encoded (both ways, either hex case) and base64 (both alphabets,
     with and without padding). A server echoing a secret in any of them must not leak it."""
+    raw = value.encode("utf-8", "surrogatepass")  # a lone surrogate is a secret's too
     forms = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
     escaped = html.escape(value, quote=True)
     forms |= {escaped, escaped.replace("&#x27;", "&#39;"), html.escape(value, quote=False)}
-    for encoded in {quote(value, safe=""), quote_plus(value), quote(value)}:
+    for encoded in {quote(raw, safe=""), quote_plus(raw), quote(raw)}:
         forms.add(encoded)
         if "%" in encoded:  # most tokens have nothing to escape: no second pass
             forms.add(_HEX_ESCAPE.sub(lambda m: m.group(0).lower(), encoded))
-    forms |= _base64_forms(value.encode())
+    forms |= _base64_forms(raw)
     return forms
 
 
@@ -116,6 +131,7 @@ class SecretRegistry:
 
     _FRESH_MAX = 32
     _LONG = 256  # longer forms (a bad-input password field) stay out of the tries
+    _CACHED, _CACHE_SIZE = 1024, 20_000  # texts up to _CACHED long, that many (20 MB at most)
 
     def __init__(self) -> None:
         self._values: dict[str, str] = {}
@@ -123,14 +139,21 @@ class SecretRegistry:
         self._levels: list[tuple[list[str], re.Pattern[str]]] = []  # largest first
         self._fresh: list[str] = []  # forms not yet in a level
         self._long: list[str] = []  # forms too long for the tries
+        # Scrubbed texts, each with how many forms it was scrubbed of (served only while that
+        # is still all of them, whatever thread added one meanwhile): a document repeats its
+        # keys and most values (check ids, verdicts, header names) thousands of times.
+        self._done: dict[str, tuple[int, str]] = {}
+        self._reach = 0  # the longest form in the tries
 
     def _note(self, form: str, kind: str) -> None:
         if form in self._forms:
             return
         self._forms[form] = kind
+        self._done.clear()
         if len(form) > self._LONG:
             self._long.append(form)
             return
+        self._reach = max(self._reach, len(form))
         self._fresh.append(form)
         if len(self._fresh) < self._FRESH_MAX:
             return
@@ -140,9 +163,11 @@ class SecretRegistry:
         self._levels.append((forms, _trie_pattern(forms)))
 
     def add(self, value: str | None, kind: str = "secret") -> None:
-        if value and len(value) >= _MIN_SECRET_LEN and value not in self._values:
+        if not value or _MASK.fullmatch(value):  # a field masked already (redact_url)
+            return
+        if len(value) >= _MIN_SECRET_LEN and value not in self._values:
             self._values[value] = kind
-            for form in encodings(value):
+            for form in {*encodings(value), writable(value)}:  # as stored, too
                 self._note(form, kind)
 
     def add_pair(self, client_id: str, secret: str, kind: str = "client_secret") -> None:
@@ -155,25 +180,50 @@ class SecretRegistry:
             f"{quote(client_id, safe='')}:{quote(secret, safe='')}",
             f"{client_id}:{secret}",
         ):
-            for form in _base64_forms(pair.encode()):
+            for form in _base64_forms(pair.encode("utf-8", "surrogatepass")):
                 self._note(form, kind)
 
     def values(self) -> list[str]:
         return list(self._values)
 
-    def scrub(self, text: str) -> str:
-        if not self._forms or len(text) < _MIN_SECRET_LEN:
-            return text  # every form is at least as long as its secret
+    def _find(
+        self, text: str, windows: list[tuple[int, int]] | None = None
+    ) -> list[tuple[int, int, str]]:
+        """Where each form of each secret is in `text` (the tries' forms only within
+        `windows`, if given): (start, end, form)."""
         spans: list[tuple[int, int, str]] = []
         for form in (*self._long, *self._fresh):
             at = text.find(form)
             while at != -1:
                 spans.append((at, at + len(form), form))
                 at = text.find(form, at + 1)
-        for _, pattern in self._levels:
-            spans.extend((m.start(), m.end(), m.group(0)) for m in pattern.finditer(text))
+        for low, high in windows if windows is not None else [(0, len(text))]:
+            for _, pattern in self._levels:
+                found = pattern.finditer(text, low, high)
+                spans.extend((m.start(), m.end(), m.group(0)) for m in found)
+        return spans
+
+    def scrub(self, text: str) -> str:
+        """`text` with every secret masked, in the text or in any layer decoded from it
+        (masked where its encoding is, the text around it kept), and writable."""
+        if not self._forms or len(text) < _MIN_SECRET_LEN:
+            return writable(text)  # every form is at least as long as its secret
+        known = len(self._forms)
+        cached = self._done.get(text)
+        if cached is not None and cached[0] == known:
+            return cached[1]
+        done = self._scrub(text)
+        if len(text) <= self._CACHED and len(self._done) < self._CACHE_SIZE:
+            self._done[text] = (known, done)
+        return done
+
+    def _scrub(self, text: str) -> str:
+        spans = self._find(text)
+        for layer in layers(text):
+            for start, end, form in self._find(layer.text, layer.windows(self._reach)):
+                spans.append((*layer.origin(start, end), form))
         if not spans:
-            return text
+            return writable(text)
         spans.sort()
         out: list[str] = []
         done = 0
@@ -187,10 +237,11 @@ class SecretRegistry:
             out += [text[done:start], mask(self._forms[form])]
             done, (start, end, form) = end, (s_start, s_end, s_form)
         out += [text[done:start], mask(self._forms[form]), text[end:]]
-        return "".join(out)
+        return writable("".join(out))
 
     def scrub_any(self, value: Any) -> Any:
-        """Scrub every string inside a JSON-like structure (header pairs are tuples)."""
+        """Scrub every string inside a JSON-like structure (header pairs are tuples), keys
+        too: a server's JSON may echo a secret, or a lone surrogate, as a key."""
         if isinstance(value, str):
             return self.scrub(value)
         if isinstance(value, list):
@@ -198,7 +249,7 @@ class SecretRegistry:
         if isinstance(value, tuple):
             return tuple(self.scrub_any(v) for v in value)
         if isinstance(value, dict):
-            return {k: self.scrub_any(v) for k, v in value.items()}
+            return {self.scrub_any(k): self.scrub_any(v) for k, v in value.items()}
         return value
 
 
@@ -234,8 +285,10 @@ def _redact_pairs(
 
 
 def redact_url(url: str, registry: SecretRegistry) -> str:
-    """Secret-named query (and fragment) parameters masked: OAuth codes travel in either."""
-    parts = urlsplit(url)
+    """Secret-named query (and fragment) parameters masked: OAuth codes travel in either.
+    Known secrets are scrubbed first: parsing splits an echoed one at its `&` (HTML-escaped,
+    say), past finding, and the re-encoding would keep every piece."""
+    parts = urlsplit(registry.scrub(url))
     if parts.query:
         pairs = _redact_pairs(parse_qsl(parts.query, keep_blank_values=True), registry)
         query = urlencode(pairs, safe="<>:")
@@ -295,8 +348,8 @@ def redact_body(
             if len(rendered) > cap:
                 return {"truncated": True, "size": len(content), "head": rendered[:cap]}
             return redacted
-    if ctype == "application/x-www-form-urlencoded":
-        pairs = _redact_pairs(parse_qsl(text, keep_blank_values=True), registry)
+    if ctype == "application/x-www-form-urlencoded":  # scrubbed first, as a URL's query
+        pairs = _redact_pairs(parse_qsl(registry.scrub(text), keep_blank_values=True), registry)
         return {"form": [list(p) for p in pairs]}
     scrubbed = registry.scrub(text)
     if len(scrubbed) > cap:
