@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mxconform import stopping
 from mxconform.errors import HarnessError, TargetUnavailable
 from mxconform.http.client import tls_context
 from mxconform.plugin.progress import get_progress
@@ -120,7 +121,7 @@ def start_early(run: Run, config: pytest.Config) -> None:
         or config.getoption("collectonly", False)
     )
     embedded = [s for s in run.states.values() if s.target.embedded is not None]
-    if deselecting or not embedded:
+    if deselecting or not embedded or stopping.requested():
         return
 
     def starting(target: Target) -> Callable[[], RunningTarget]:

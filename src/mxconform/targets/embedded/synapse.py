@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import yaml
 
+from mxconform import stopping
 from mxconform.errors import HarnessError
 
 _RELAXED = {"per_second": 9999, "burst_count": 9999}
@@ -194,6 +195,8 @@ class EmbeddedSynapse:
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.startup_s: float | None = None
+        # a second stop signal ends the process at once: Synapse and its state go with it
+        self._forget_kill = stopping.on_hard_stop(self._kill)
 
     @property
     def base_url(self) -> str:
@@ -278,6 +281,15 @@ class EmbeddedSynapse:
                 text += (self.workdir / name).read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
+    def _kill(self) -> None:
+        """A hard stop's: no grace, no log kept (quick, and takes no lock)."""
+        process = self.process
+        if process is not None:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                process.kill()
+                process.wait(timeout=2)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
     def stop(self, scrub: Any = None) -> None:
         """Stop the process, keep its log (scrubbed) in log_dir, remove the temp folder."""
         if self.process is not None and self.process.poll() is None:
@@ -299,6 +311,7 @@ class EmbeddedSynapse:
                         text = scrub(text)
                     (self.log_dir / f"synapse-{name}").write_text(text)
         shutil.rmtree(self.workdir, ignore_errors=True)
+        self._forget_kill()
 
     def __enter__(self) -> EmbeddedSynapse:
         return self.start()
