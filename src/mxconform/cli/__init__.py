@@ -325,6 +325,13 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         help="bad-input checks: replay a run's bodies (its results.json run.hypothesis_seed)",
     )
+    r.add_argument(
+        "--target-timeout",
+        metavar="SECONDS",
+        type=float,
+        help="each target's wall-clock budget from its first check: past it, its remaining "
+        "checks ERROR (its clean-up still runs); default: servers.yaml's time_budget_s, none",
+    )
     offline = "embedded targets' synapse_version: use only releases already in the cache"
     r.add_argument("--offline", action="store_true", help=offline)
     r.add_argument("--shard", metavar="K/N", help=argparse.SUPPRESS)  # --jobs hands it out

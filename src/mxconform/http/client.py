@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from mxconform.errors import HarnessError
+from mxconform.errors import HarnessError, TargetUnavailable
 from mxconform.http.credentials import NO_CREDENTIALS, Credentials
 from mxconform.http.evidence import Exchange, Recorder
 from mxconform.http.limits import RateBudget, ResponseTooLarge, origin
@@ -67,6 +67,8 @@ class RequestPolicy:
     max_response_bytes: int = MAX_RESPONSE_BYTES
     rate_limit_budget_429: int = 10  # consecutive 429s before the target is given up
     rate_limit_budget_s: float = 120.0  # seconds waited in total before it is given up
+    failure_budget: int = 5  # time-outs and connection failures in a row before it is given up
+    time_budget_s: float | None = None  # the target's wall-clock time, from its first check
 
 
 def retry_delay(response: httpx.Response, cap: float) -> float:
@@ -106,8 +108,12 @@ class MatrixClient:
     ) -> None:
         self._on_login = on_login
         self._budget = budget or RateBudget(
-            policy.rate_limit_budget_429, policy.rate_limit_budget_s
+            policy.rate_limit_budget_429,
+            policy.rate_limit_budget_s,
+            policy.failure_budget,
+            policy.time_budget_s,
         )
+        self._timed = True  # held to the target's time budget (the clean-up is not)
         self.tls = tls
         self._http = http
         self.base_url = base_url.rstrip("/")
@@ -122,7 +128,7 @@ class MatrixClient:
         return self._secrets
 
     def with_recorder(self, recorder: Recorder) -> MatrixClient:
-        return MatrixClient(
+        clone = MatrixClient(
             self._http,
             self.base_url,
             recorder,
@@ -133,6 +139,15 @@ class MatrixClient:
             self._budget,
             self.tls,
         )
+        clone._timed = self._timed
+        return clone
+
+    def untimed(self) -> MatrixClient:
+        """The same client, not held to the target's time budget: the clean-up, which
+        has a budget of its own (`plugin.state.bounded_cleanup`)."""
+        clone = self.with_recorder(self.recorder)
+        clone._timed = False
+        return clone
 
     def with_http(self, http: httpx.AsyncClient) -> MatrixClient:
         """The same target, pacing and policy over another connection pool (a driver's own
@@ -173,6 +188,9 @@ class MatrixClient:
                     f"rate-limit budget exhausted: {self._budget.exhausted}; "
                     f"{method} {path} not sent"
                 )
+            given_up = self._budget.given_up(self._timed)
+            if given_up:
+                raise TargetUnavailable(f"{given_up}; {method} {path} not sent")
             request = self._http.build_request(
                 method,
                 url,
@@ -183,7 +201,7 @@ class MatrixClient:
                 timeout=self._policy.timeout_s,
             )
             await self._pacer.wait()
-            response = await self._send(request, note)
+            response = await self._send_counted(request, note)
             self._budget.answered(response.status_code)
             if response.status_code != 429:
                 break
@@ -206,6 +224,23 @@ class MatrixClient:
         if response.status_code == 429:
             raise RateLimited(f"{method} {path}: still rate-limited (429) after {attempts} retries")
         return response
+
+    async def _send_counted(self, request: httpx.Request, note: str | None) -> httpx.Response:
+        """`_send`, its network failures counted against the target's budget, cut short
+        when the target's time budget runs out."""
+        left = self._budget.time_left() if self._timed else None
+        try:
+            if left is None:
+                return await self._send(request, note)
+            async with asyncio.timeout(max(left, 0.0)):
+                return await self._send(request, note)
+        except NetworkError:
+            self._budget.failed()
+            raise
+        except TimeoutError:  # the time budget's, not the request's (that is a NetworkError)
+            raise TargetUnavailable(
+                f"{self._budget.time_spent()}; {request.method} {request.url.path} cut short"
+            ) from None
 
     def _guard_origin(
         self,

@@ -92,6 +92,7 @@ def child_argv(args: Any, servers: Path, target: str, report_dir: Path) -> list[
     for flag, number in (
         ("--hypothesis-examples", getattr(args, "hypothesis_examples", None)),
         ("--hypothesis-seed", getattr(args, "hypothesis_seed", None)),
+        ("--target-timeout", getattr(args, "target_timeout", None)),
     ):
         if number is not None:
             argv += [flag, str(number)]

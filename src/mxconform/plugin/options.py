@@ -58,6 +58,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             "run.hypothesis_seed; default 0: the same bodies every run)",
         )
     group.addoption(
+        "--target-timeout",
+        metavar="SECONDS",
+        type=float,
+        help="each target's wall-clock budget from its first check (default: servers.yaml's "
+        "time_budget_s, none): past it, its remaining checks ERROR",
+    )
+    group.addoption(
         "--offline",
         action="store_true",
         default=False,

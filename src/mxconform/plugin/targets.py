@@ -27,6 +27,7 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
         raise TargetUnavailable(state.start_error)
     if state.running is not None:
         return state.running
+    state.budget.start_clock()  # the target's time budget counts from its first check
     name = state.target.name
     progress = get_progress(config)
     if progress is not None and state.target.embedded is not None:
