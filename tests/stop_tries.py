@@ -51,8 +51,10 @@ class Try:
     @property
     def stopped(self) -> bool:
         """Ended by the signal, not a run that went on to its end. CPython interrupted while
-        it starts itself, before it runs any of ours, exits 1 ("Could not import runpy")."""
-        if self.exit_code == 1 and "Could not import runpy module" in self.output:
+        it starts itself, before it runs any of ours, exits 1 ("Could not import runpy
+        module", "Fatal Python error: init_import_site")."""
+        own = ("Could not import runpy module", "Fatal Python error: init_")
+        if self.exit_code == 1 and any(line in self.output for line in own):
             return True
         return self.exit_code in STOPPED_EXITS
 
@@ -97,10 +99,11 @@ def one_try(
     rng: random.Random,
     window_s: float = 3.0,
     second_chance: float = 0.3,
-    argv: list[str] | None = None,
+    more: list[str] | None = None,
 ) -> Try:
     """A default run, a SIGINT or SIGTERM at a random moment of its first `window_s`, and
-    sometimes a second one soon after; what it left."""
+    sometimes a second one soon after; what it left. `more`: further `run` options (e.g.
+    `--server synapse-legacy`: one embedded target, started by the parent, shared)."""
     signum = rng.choice([signal.SIGINT, signal.SIGTERM])
     after = rng.uniform(0.0, window_s)
     second = rng.uniform(0.0, 2.0) if rng.random() < second_chance else None
@@ -111,7 +114,7 @@ def one_try(
         state = base / "state"
         state.mkdir()
         env = {**os.environ, TAG_VAR: tag, "TMPDIR": str(state), "PYTHONUNBUFFERED": "1"}
-        command = argv or ["run", "--report-dir", str(base / "reports")]
+        command = ["run", "--report-dir", str(base / "reports"), *(more or [])]
         out = open(base / "out.txt", "w+b")  # noqa: SIM115 - read back below
         proc = subprocess.Popen(
             [sys.executable, "-m", "mxconform.cli", *command],
@@ -184,6 +187,7 @@ def main() -> int:
     p.add_argument("--window", type=float, default=3.0, help="seconds the first signal falls in")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--second", type=float, default=0.3, help="share of tries signalled twice")
+    p.add_argument("--run-arg", action="append", default=[], help="a further `run` option")
     args = p.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -191,7 +195,7 @@ def main() -> int:
     started = time.monotonic()
     tries = []
     for n in range(1, args.tries + 1):
-        t = one_try(n, rng, args.window, args.second)
+        t = one_try(n, rng, args.window, args.second, args.run_arg)
         tries.append(t)
         print(t.line(), flush=True)
         if not t.ok:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import time
+from types import SimpleNamespace
 
 import pytest
 from stop_tries import FIRST_BUDGET_S, one_try, summary
 
 from mxconform import stopping
+from mxconform.plugin import options
 from mxconform.targets.embedded.synapse import synapse_available
 
 needs_synapse = pytest.mark.skipif(not synapse_available(), reason="embedded extra missing")
@@ -69,3 +72,19 @@ def test_the_first_stop_is_kept_and_a_second_is_a_hard_stop(monkeypatch):
     assert killed == ["child", "synapse"] and exits == [143]
     forget()  # taken back after it ran: nothing left, no error
     assert FIRST_BUDGET_S < stopping.STOP_BUDGET_S
+
+
+def test_a_run_started_with_sigint_ignored_keeps_it_so_and_still_stops_on_sigterm():
+    """A background job of a script starts with SIGINT ignored: it stays ignored (POSIX),
+    and SIGTERM (a CI cancel) still stops the run cleanly."""
+    term = signal.getsignal(signal.SIGTERM)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    config = SimpleNamespace(stash=pytest.Stash())
+    try:
+        options._interrupt_anywhere(config)  # type: ignore[arg-type]
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        assert stopping.is_ours(signal.getsignal(signal.SIGTERM))
+    finally:
+        stopping.restore(config.stash.get(options._SAVED_HANDLERS, {}))
+        signal.signal(signal.SIGINT, previous)
+    assert signal.getsignal(signal.SIGTERM) == term  # given back

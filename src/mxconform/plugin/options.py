@@ -150,9 +150,13 @@ def _interrupt_anywhere(config: pytest.Config) -> None:
     recorded too (`stopping`): where its KeyboardInterrupt is lost, the run still stops at
     its next check (`pytest_runtest_protocol`). A second signal ends the process at once.
     """
-    current = signal.getsignal(signal.SIGINT)
-    if current is not signal.default_int_handler and not stopping.is_ours(current):
-        return  # someone else's handler: theirs to stop the run
+    for signum, default in (
+        (signal.SIGINT, signal.default_int_handler),
+        (signal.SIGTERM, signal.SIG_DFL),
+    ):
+        current = signal.getsignal(signum)
+        if current not in (default, signal.SIG_IGN) and not stopping.is_ours(current):
+            return  # someone else's handler: theirs to stop the run (one ignored stays so)
 
     def stop(name: str) -> None:
         config.stash[INTERRUPT_KEY] = name

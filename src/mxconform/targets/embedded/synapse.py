@@ -260,6 +260,8 @@ class EmbeddedSynapse:
         with httpx.Client(timeout=1.0) as http:
             while time.monotonic() < deadline:
                 assert self.process is not None
+                if stopping.requested():  # the run is stopping: no need to wait for it
+                    raise HarnessError("the run was stopped while Synapse was starting")
                 if self.process.poll() is not None:
                     raise HarnessError(
                         f"Synapse exited during start-up (code {self.process.returncode}):\n"
