@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "mxconform"
 RANK = {
     "errors": 0,
     "paths": 0,
+    "stopping": 0,  # stop signals: recorded, a budget, a hard stop
     "__init__": 0,
     "spec": 1,
     "http": 1,

@@ -193,6 +193,8 @@ def test_limits_tls_and_login_origins_load(tmp_path):
         "housekeeping_concurrency": 4,
         "rate_limit_budget_429": 4,
         "rate_limit_budget_s": 60.0,
+        "failure_budget": 5,
+        "time_budget_s": None,
     }
     assert target.oauth is not None
     assert target.oauth.login_origins == [

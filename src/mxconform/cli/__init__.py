@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# First, before the half second of imports below: a stop signal meanwhile is kept (stops.py).
+from .stops import plain_signals, run_stoppable
+
+# isort: split
 import argparse
 import contextlib
 import gc
@@ -15,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from mxconform import stopping
 from mxconform.cli.pytest_args import inner_plugins, pytest_argv
 from mxconform.errors import HarnessError
 from mxconform.parallel import jobs_for, send_secrets
@@ -22,7 +27,7 @@ from mxconform.results import read_document
 from mxconform.targets.config import ConfigError, Target
 from mxconform.targets.lifecycle import keep_handover_stream
 
-from .catalogue import list_checks, list_requirements
+from .catalogue import add_selection, list_checks, list_requirements
 from .cleanup import add_parser as add_cleanup_parser
 from .cleanup import cleanup_command
 from .commands import _load, list_targets, prepare_releases, serve, synapse_command
@@ -141,6 +146,8 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, list[Target], list[str]]:
     human = sys.stderr if getattr(args, "json", False) else sys.stdout  # --json: stdout is JSON
     with contextlib.redirect_stdout(human):
         prepare_releases(selected, args.offline)
+    if stopping.requested():  # a stop whose KeyboardInterrupt was lost on the way here
+        raise KeyboardInterrupt
     return path, selected, secrets
 
 
@@ -265,7 +272,7 @@ def parser() -> argparse.ArgumentParser:
         choices=["browser", "form", "mas-admin", "static"],
         help="log in to OAuth targets with this driver instead of servers.yaml's",
     )
-    _selection(r)
+    add_selection(r)
     r.add_argument(
         "-v", "--verbose", action="store_true", help="a line for every check, not only problems"
     )
@@ -320,6 +327,13 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         help="bad-input checks: replay a run's bodies (its results.json run.hypothesis_seed)",
     )
+    r.add_argument(
+        "--target-timeout",
+        metavar="SECONDS",
+        type=float,
+        help="each target's wall-clock budget from its first check: past it, its remaining "
+        "checks ERROR (its clean-up still runs); default: servers.yaml's time_budget_s, none",
+    )
     offline = "embedded targets' synapse_version: use only releases already in the cache"
     r.add_argument("--offline", action="store_true", help=offline)
     r.add_argument("--max-wait", metavar="SECONDS", type=float, help=MAX_WAIT_HELP)
@@ -327,7 +341,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--results-only", action="store_true", help=argparse.SUPPRESS)  # and this
     ls = sub.add_parser("list", help="list the checks (without running them or any target)")
     ls.add_argument("--servers", metavar="FILE", help=servers_help)
-    _selection(ls)
+    add_selection(ls)
     ls.add_argument("--json", action="store_true", help="print the checks as JSON")
     rq = sub.add_parser("requirements", help="the requirement catalogue and the checks citing each")
     rq.add_argument("--servers", metavar="FILE", help=servers_help)
@@ -359,23 +373,6 @@ MAX_WAIT_HELP = (
 )
 
 
-def _selection(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-k",
-        metavar="EXPR",
-        help="select checks by id or name (pytest -k expression: 'tokens.missing', "
-        "'legacy and not expired')",
-    )
-    p.add_argument(
-        "-r",
-        "--requirement",
-        metavar="REQ",
-        action="append",
-        default=[],
-        help="select the checks citing this requirement id (repeatable)",
-    )
-
-
 def _version_text() -> str:
     from mxconform import __version__
     from mxconform.paths import git_commit
@@ -389,7 +386,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             gc.set_threshold(*GC_THRESHOLDS)
-            return run_suites(args).exit_code
+            return run_stoppable(lambda: run_suites(args).exit_code)
+        if (stopped := plain_signals()) is not None:  # it came while the program imported
+            return stopped
         if args.command == "serve":
             return serve(args)
         if args.command == "list":

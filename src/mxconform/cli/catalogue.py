@@ -122,3 +122,21 @@ def list_requirements(args: argparse.Namespace) -> int:
     covered = sum(1 for r in rows if r["checks"])
     print(f"{len(rows)} requirements, {covered} cited by a check", file=sys.stderr)
     return EXIT_OK
+
+
+def add_selection(p: argparse.ArgumentParser) -> None:
+    """`-k` and `--requirement`: for `run`, `list` and `requirements` alike."""
+    p.add_argument(
+        "-k",
+        metavar="EXPR",
+        help="select checks by id or name (pytest -k expression: 'tokens.missing', "
+        "'legacy and not expired')",
+    )
+    p.add_argument(
+        "-r",
+        "--requirement",
+        metavar="REQ",
+        action="append",
+        default=[],
+        help="select the checks citing this requirement id (repeatable)",
+    )

@@ -74,6 +74,8 @@ def pytest_argv(args: argparse.Namespace, path: Path) -> list[str]:
         argv += ["--hypothesis-examples", str(args.hypothesis_examples)]
     if getattr(args, "hypothesis_seed", None) is not None:
         argv += ["--hypothesis-seed", str(args.hypothesis_seed)]
+    if getattr(args, "target_timeout", None) is not None:
+        argv += ["--target-timeout", str(args.target_timeout)]
     argv += ["--offline"]  # every synapse_version is in the cache now (prepare_releases)
     if args.k:
         argv += ["-k", args.k]

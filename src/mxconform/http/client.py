@@ -11,28 +11,29 @@ Credentials go only to the target's origin or to an origin the caller names.
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import functools
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from json import dumps as json_dumps
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
-from mxconform.errors import HarnessError
+from mxconform.errors import HarnessError, TargetUnavailable
 from mxconform.http.credentials import NO_CREDENTIALS, Credentials
 from mxconform.http.evidence import Exchange, Recorder
 from mxconform.http.limits import RateBudget, ResponseTooLarge, origin
+from mxconform.http.policy import MAX_RESPONSE_BYTES as MAX_RESPONSE_BYTES
+from mxconform.http.policy import Pacer as Pacer
+from mxconform.http.policy import RequestPolicy as RequestPolicy
+from mxconform.http.policy import new_http_client as new_http_client
+from mxconform.http.policy import retry_delay
+from mxconform.http.policy import tls_context as tls_context
 from mxconform.http.proxied import proxy_answer
 from mxconform.http.redact import SecretRegistry, redact_body, redact_headers, redact_url
 from mxconform.http.wire import (
-    ACCEPT_ENCODING,
     MAX_JSON_DEPTH,
     BodyDecoder,
     TooDeep,
@@ -46,7 +47,6 @@ from mxconform.http.wire import (
 
 BODY_CAP = 16 * 1024
 NOT_HOMESERVER = "mxconform.not_homeserver"  # a response extension: why it is a proxy's
-MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 _CREDENTIAL_HEADERS = ("authorization", "proxy-authorization")
 
 
@@ -56,53 +56,6 @@ class NetworkError(HarnessError):
 
 class RateLimited(HarnessError):
     """The target kept answering 429 after the allowed retries."""
-
-
-class Pacer:
-    """Bounds the request rate to one target, shared by every client of that target."""
-
-    def __init__(self, per_second: float) -> None:
-        self._interval = 1.0 / per_second
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def wait(self) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            if self._next > now:
-                await asyncio.sleep(self._next - now)
-            self._next = max(now, self._next) + self._interval
-
-
-@dataclass(frozen=True)
-class RequestPolicy:
-    timeout_s: float = 10.0  # per connect / read (httpx)
-    max_rate_limit_retries: int = 3
-    max_retry_wait_s: float = 600.0  # per wait: as long as the server asks, up to this
-    deadline_s: float = 30.0  # the whole request: connect and every read
-    max_response_bytes: int = MAX_RESPONSE_BYTES
-    rate_limit_budget_429: int = 10  # consecutive 429s before the target is given up
-    rate_limit_budget_s: float = 120.0  # seconds waited in total before it is given up
-
-
-def retry_delay(response: httpx.Response, cap: float) -> float:
-    """How long a 429 asks us to wait: Retry-After first, else retry_after_ms, else 1 s."""
-    header = response.headers.get("Retry-After")
-    delay: float | None = None
-    if header:
-        try:
-            delay = float(header)
-        except ValueError:
-            parsed = email.utils.parsedate_to_datetime(header) if header else None
-            if parsed is not None:
-                delay = (parsed - datetime.now(UTC)).total_seconds()
-    if delay is None:
-        try:
-            ms = response.json().get("retry_after_ms")
-            delay = float(ms) / 1000 if ms is not None else None
-        except (ValueError, AttributeError, TypeError):
-            delay = None
-    return min(max(delay if delay is not None else 1.0, 0.0), cap)
 
 
 class MatrixClient:
@@ -122,8 +75,12 @@ class MatrixClient:
     ) -> None:
         self._on_login = on_login
         self._budget = budget or RateBudget(
-            policy.rate_limit_budget_429, policy.rate_limit_budget_s
+            policy.rate_limit_budget_429,
+            policy.rate_limit_budget_s,
+            policy.failure_budget,
+            policy.time_budget_s,
         )
+        self._timed = True  # held to the target's time budget (the clean-up is not)
         self.tls = tls
         self._http = http
         self.base_url = base_url.rstrip("/")
@@ -153,11 +110,12 @@ class MatrixClient:
             self.tls,
         )
         clone.homeserver_header = self.homeserver_header
+        clone._timed = self._timed
         return clone
 
     @property
     def budget(self) -> RateBudget:
-        """The target's rate-limit budget, shared by its clients (and what it counted)."""
+        """The target's budget, shared by its clients (and what it counted)."""
         return self._budget
 
     def with_budget(self, budget: RateBudget) -> MatrixClient:
@@ -165,6 +123,13 @@ class MatrixClient:
         budget never takes away."""
         clone = self.with_recorder(self.recorder)
         clone._budget = budget
+        return clone
+
+    def untimed(self) -> MatrixClient:
+        """The same client, not held to the target's time budget: the clean-up, which
+        has a budget of its own (`plugin.state.bounded_cleanup`)."""
+        clone = self.with_recorder(self.recorder)
+        clone._timed = False
         return clone
 
     def with_http(self, http: httpx.AsyncClient) -> MatrixClient:
@@ -207,6 +172,9 @@ class MatrixClient:
                     f"rate-limit budget exhausted: {self._budget.exhausted}; "
                     f"{method} {path} not sent"
                 )
+            given_up = self._budget.given_up(self._timed)
+            if given_up:
+                raise TargetUnavailable(f"{given_up}; {method} {path} not sent")
             request = self._build(
                 method,
                 url,
@@ -217,7 +185,7 @@ class MatrixClient:
             )
             await self._pacer.wait()
             self._budget.sent(method, request.url.path)
-            response = await self._send(request, note)
+            response = await self._send_counted(request, note)
             self._budget.answered(response.status_code)
             if response.status_code != 429:
                 break
@@ -274,6 +242,23 @@ class MatrixClient:
             content = json_dumps(json).encode()
             raw.append((b"Content-Type", b"application/json"))
         return self._http.build_request(method, url, content=content, headers=raw, timeout=timeout)
+
+    async def _send_counted(self, request: httpx.Request, note: str | None) -> httpx.Response:
+        """`_send`, its network failures counted against the target's budget, cut short
+        when the target's time budget runs out."""
+        left = self._budget.time_left() if self._timed else None
+        try:
+            if left is None:
+                return await self._send(request, note)
+            async with asyncio.timeout(max(left, 0.0)):
+                return await self._send(request, note)
+        except NetworkError:
+            self._budget.failed()
+            raise
+        except TimeoutError:  # the time budget's, not the request's (that is a NetworkError)
+            raise TargetUnavailable(
+                f"{self._budget.time_spent()}; {request.method} {request.url.path} cut short"
+            ) from None
 
     def _guard_origin(
         self,
@@ -438,41 +423,3 @@ async def _raw(response: httpx.Response, in_memory: bool) -> AsyncIterator[bytes
 def _wire_headers(headers: httpx.Headers) -> list[tuple[str, str]]:
     skip = {"accept-encoding", "connection", "user-agent", "content-length", "host"}
     return [(k, v) for k, v in headers.multi_items() if k.lower() not in skip]
-
-
-def tls_context(
-    ca_file: str | None = None, verify: bool = True, *more_cas: str
-) -> ssl.SSLContext | bool:
-    """What httpx verifies a target's certificates with: the system's trust store, plus an
-    operator's CA bundle when given (and any more, e.g. an embedded target's own CA); False
-    only when the operator turned checking off."""
-    if not verify:
-        return False
-    bundles = []
-    for bundle in (ca_file, *more_cas):
-        if bundle is not None:
-            stat = Path(bundle).stat()  # a bundle changed on disk is read again
-            bundles.append((bundle, stat.st_mtime_ns, stat.st_size))
-    return _trust_context(tuple(bundles))
-
-
-@functools.lru_cache(maxsize=32)
-def _trust_context(bundles: tuple[tuple[str, int, int], ...]) -> ssl.SSLContext:
-    """One context per trust store: reading the system's took 20 to 30 ms of CPU, and every
-    client, preflight and driver of a target asked for its own. Shared, so never changed
-    once made."""
-    context = ssl.create_default_context()
-    for bundle, _, _ in bundles:
-        context.load_verify_locations(bundle)
-    return context
-
-
-def new_http_client(tls: ssl.SSLContext | bool = True) -> httpx.AsyncClient:
-    """One pooled client per target (or per simulated user agent: its own cookie jar);
-    redirects are never followed silently, so credentials never follow one."""
-    return httpx.AsyncClient(
-        follow_redirects=False,
-        headers={"User-Agent": "mxconform", "Accept-Encoding": ACCEPT_ENCODING},
-        limits=httpx.Limits(max_connections=8),
-        verify=tls,
-    )

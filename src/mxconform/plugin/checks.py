@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from mxconform.errors import TargetUnavailable
 from mxconform.http.credentials import Transport
 from mxconform.http.evidence import Recorder
 from mxconform.oauth.drivers.base import DRIVER_GRANTS
@@ -142,6 +143,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     begin(state)
     if target_name in run.states:  # a target that cannot be run: ERROR, one reason
         ensure_ready(run, run.state(target_name), item.config)
+        given_up = run.state(target_name).budget.given_up()  # stopped answering, out of time
+        if given_up:
+            raise TargetUnavailable(given_up)
     if api and target_name in run.states:
         # `api("legacy", "oauth")`: the check runs once, as the first API the target offers.
         marker = item.get_closest_marker(API_MARKER)

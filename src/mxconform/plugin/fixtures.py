@@ -43,10 +43,10 @@ async def target_client(
             Pacer(t.request_rate),  # shared by every client of this target, as is the budget
             t.policy(),
             on_login=lambda data: state.users.note_login(data) if state.users else None,
+            budget=state.budget,
             tls=tls,
         )
         client.homeserver_header = state.identity.server_header if state.identity else None
-        state.budget = client.budget
         yield client
 
 

@@ -3,11 +3,11 @@
 import asyncio
 import contextlib
 import signal
-import threading
 from typing import Any
 
 import pytest
 
+from mxconform import stopping
 from mxconform.oauth.drivers.base import DRIVER_GRANTS
 
 
@@ -63,6 +63,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         help="how long, wall-clock, the run may wait out each target's rate limiting (429) "
         "before it gives the target up (default: the target's rate_limit_budget_s, 120)",
+    )
+    group.addoption(
+        "--target-timeout",
+        metavar="SECONDS",
+        type=float,
+        help="each target's wall-clock budget from its first check (default: servers.yaml's "
+        "time_budget_s, none): past it, its remaining checks ERROR",
     )
     group.addoption(
         "--offline",
@@ -146,28 +153,42 @@ def _interrupt_anywhere(config: pytest.Config) -> None:
     task, so pytest never hears of the interrupt; a handler of our own that raises
     KeyboardInterrupt is left alone. The first signal stops starting checks; pytest then
     tears the fixtures down (test accounts deactivated, tokens revoked, each within a
-    bounded time) and the partial report is written, marked interrupted. Further signals
-    while that happens are noted and ignored, so the clean-up is not cut short.
+    bounded time) and the partial report is written, marked interrupted. The signal is
+    recorded too (`stopping`): where its KeyboardInterrupt is lost, the run still stops at
+    its next check (`pytest_runtest_protocol`). A second signal ends the process at once.
     """
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def stop(signum: int, frame: object) -> None:
-        if INTERRUPT_KEY in config.stash:
-            return
-        config.stash[INTERRUPT_KEY] = signal.Signals(signum).name
-        with contextlib.suppress(RuntimeError):  # none running: nothing can be left queued
-            config.stash[_INTERRUPTED_LOOP] = asyncio.get_running_loop()
-        raise KeyboardInterrupt
-
-    saved: dict[int, Any] = {}
     for signum, default in (
         (signal.SIGINT, signal.default_int_handler),
         (signal.SIGTERM, signal.SIG_DFL),
     ):
-        if signal.getsignal(signum) is default:
-            saved[signum] = signal.signal(signum, stop)
-    config.stash[_SAVED_HANDLERS] = saved
+        current = signal.getsignal(signum)
+        if current not in (default, signal.SIG_IGN) and not stopping.is_ours(current):
+            return  # someone else's handler: theirs to stop the run (one ignored stays so)
+
+    def stop(name: str) -> None:
+        config.stash[INTERRUPT_KEY] = name
+        with contextlib.suppress(RuntimeError):  # none running: nothing can be left queued
+            config.stash[_INTERRUPTED_LOOP] = asyncio.get_running_loop()
+        raise KeyboardInterrupt
+
+    config.stash[_SAVED_HANDLERS] = stopping.install(stop)
+
+
+def stop_requested(config: pytest.Config) -> str | None:
+    """The stop signal this run received, if any (recorded in the stash for the report)."""
+    signame = stopping.requested()
+    if signame is not None and INTERRUPT_KEY not in config.stash:
+        config.stash[INTERRUPT_KEY] = signame
+    return signame
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> None:
+    """A stop whose KeyboardInterrupt was lost (it landed where Python only prints it, in a
+    weakref callback or a `__del__`): no further check starts."""
+    signame = stop_requested(item.config)
+    if signame is not None:
+        raise item.session.Interrupted(f"stopped by {signame}")
 
 
 # The event loop a stop signal interrupted, if one was running when it came.
@@ -197,6 +218,7 @@ def forget_stale_stops(loop: asyncio.AbstractEventLoop) -> int:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """After a stop signal, before pytest tears the fixtures down on the same loop."""
+    stop_requested(session.config)  # the report says so, even if its interrupt was lost
     loop = session.config.stash.get(_INTERRUPTED_LOOP, None)
     if loop is not None and not loop.is_closed():
         forget_stale_stops(loop)
@@ -204,6 +226,4 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Give the process its signal handlers back (in-process runs, e.g. the project's tests)."""
-    for signum, handler in config.stash.get(_SAVED_HANDLERS, {}).items():
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signum, handler)
+    stopping.restore(config.stash.get(_SAVED_HANDLERS, {}))

@@ -49,7 +49,17 @@ class TargetState:
     early: Any = None  # plugin.early.EarlyLogins once the target's first check started it
     # An embedded target being started in the background while the checks are collected.
     starting: Future[RunningTarget] | None = None
-    budget: RateBudget | None = None  # its clients' rate-limit budget, and what it counted
+    # What the target may cost (429s, failures in a row, time), shared by all its clients.
+    budget: RateBudget = field(init=False)
+
+    def __post_init__(self) -> None:
+        policy = self.target.policy()
+        self.budget = RateBudget(
+            policy.rate_limit_budget_429,
+            policy.rate_limit_budget_s,
+            policy.failure_budget,
+            policy.time_budget_s,
+        )
     # Why its users cannot be provisioned (found once, at preflight), if they cannot.
     provisioning_error: str | None = None
 
@@ -77,6 +87,11 @@ class Run:
             self.targets = servers.select(config.getoption("server"))
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
+        budget_s = config.getoption("target_timeout", None)
+        if budget_s is not None:  # --target-timeout: every target's, over servers.yaml's
+            if budget_s <= 0:
+                raise pytest.UsageError("--target-timeout: expected a number of seconds over 0")
+            self.targets = [t.model_copy(update={"time_budget_s": budget_s}) for t in self.targets]
         self.servers_path = path
         self.oauth_driver: str | None = config.getoption("oauth_driver")
         self.spec_override: str | None = config.getoption("spec_version")
@@ -193,11 +208,12 @@ class _Cleanable(Protocol):
 async def bounded_cleanup(users: _Cleanable, client: MatrixClient, target: Target) -> None:
     """Clean up a target's test accounts within a bounded time (a run stopped by SIGTERM
     still ends promptly); what is left is named in the report's housekeeping. A target
-    whose accounts go with it (`cleanup: discard`) only has what is in flight settled."""
+    whose accounts go with it (`cleanup: discard`) only has what is in flight settled.
+    Its requests are not held to the target's time budget (this is the budget they have)."""
     # a rate-limit budget of its own: one the checks spent never stops the cleanup
     budget = RateBudget(target.rate_limit_budget_429, CLEANUP_BUDGET_S)
     budget.operations = client.budget.operations  # counted with the run's, all the same
-    client = client.with_budget(budget)
+    client = client.untimed().with_budget(budget)
     try:
         async with asyncio.timeout(CLEANUP_BUDGET_S):
             if target.discards_accounts:

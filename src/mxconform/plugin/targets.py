@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mxconform import stopping
 from mxconform.errors import HarnessError, TargetUnavailable
 from mxconform.http.client import tls_context
 from mxconform.plugin.progress import get_progress
@@ -27,6 +28,7 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
         raise TargetUnavailable(state.start_error)
     if state.running is not None:
         return state.running
+    state.budget.start_clock()  # the target's time budget counts from its first check
     name = state.target.name
     progress = get_progress(config)
     if progress is not None and state.target.embedded is not None:
@@ -141,7 +143,7 @@ def start_early(run: Run, config: pytest.Config) -> None:
         or config.getoption("collectonly", False)
     )
     embedded = [s for s in run.states.values() if s.target.embedded is not None]
-    if deselecting or not embedded:
+    if deselecting or not embedded or stopping.requested():
         return
 
     def starting(target: Target) -> Callable[[], RunningTarget]:

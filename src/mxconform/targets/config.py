@@ -230,6 +230,11 @@ class Target(_Strict):
     # Rate limiting the run accepts before it stops asking this target (every request ERROR).
     rate_limit_budget_429: Annotated[int, Field(ge=1, le=10_000)] = 10
     rate_limit_budget_s: Annotated[float, Field(gt=0, le=86_400)] = 120.0
+    # Time-outs and connection failures in a row before the target is given up (every
+    # remaining check ERROR at once), and its wall-clock budget from its first check
+    # (`run --target-timeout` overrides it; none by default).
+    failure_budget: Annotated[int, Field(ge=1, le=10_000)] = 5
+    time_budget_s: Annotated[float | None, Field(gt=0, le=604_800)] = None
     tls: TlsOptions = TlsOptions()
     # Embedded targets only: the Python that runs Synapse (another venv runs another version).
     synapse_python: str | None = None
@@ -299,6 +304,8 @@ class Target(_Strict):
             max_response_bytes=self.max_response_bytes,
             rate_limit_budget_429=self.rate_limit_budget_429,
             rate_limit_budget_s=self.rate_limit_budget_s,
+            failure_budget=self.failure_budget,
+            time_budget_s=self.time_budget_s,
         )
 
     def limits(self) -> dict[str, Any]:
@@ -312,6 +319,8 @@ class Target(_Strict):
             "housekeeping_concurrency": self.housekeeping_concurrency,
             "rate_limit_budget_429": policy.rate_limit_budget_429,
             "rate_limit_budget_s": policy.rate_limit_budget_s,
+            "failure_budget": policy.failure_budget,
+            "time_budget_s": policy.time_budget_s,
         }
 
     def ssl_context(self) -> ssl.SSLContext | bool:

@@ -267,13 +267,19 @@ class Starter(threading.Thread):
         self._released.set()
 
 
-def settled(starting: Future[RunningTarget]) -> RunningTarget | None:
+# The longest a start under way is waited for at the end of a run: Synapse's start-up
+# time-out, with room. Past it the start is left to the hard stop (`stopping`).
+SETTLE_S = 120.0
+
+
+def settled(starting: Future[RunningTarget], timeout_s: float = SETTLE_S) -> RunningTarget | None:
     """At the end of a run: a start not begun is called off; one under way is waited for,
-    so that it can be stopped (None if it failed: nothing then to stop)."""
+    so that it can be stopped (None if it failed, or is still not done after `timeout_s`:
+    nothing then to stop here)."""
     if starting.cancel():
         return None
     try:
-        return starting.result()
+        return starting.result(timeout=timeout_s)
     except Exception:
         return None
 

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import yaml
 
+from mxconform import stopping
 from mxconform.errors import HarnessError
 
 _RELAXED = {"per_second": 9999, "burst_count": 9999}
@@ -197,6 +198,8 @@ class EmbeddedSynapse:
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.startup_s: float | None = None
+        # a second stop signal ends the process at once: Synapse and its state go with it
+        self._forget_kill = stopping.on_hard_stop(self._kill)
 
     @property
     def base_url(self) -> str:
@@ -262,6 +265,8 @@ class EmbeddedSynapse:
         with httpx.Client(timeout=1.0) as http:
             while time.monotonic() < deadline:
                 assert self.process is not None
+                if stopping.requested():  # the run is stopping: no need to wait for it
+                    raise HarnessError("the run was stopped while Synapse was starting")
                 if self.process.poll() is not None:
                     raise HarnessError(
                         f"Synapse exited during start-up (code {self.process.returncode}):\n"
@@ -282,6 +287,15 @@ class EmbeddedSynapse:
             with contextlib.suppress(OSError):
                 text += (self.workdir / name).read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
+
+    def _kill(self) -> None:
+        """A hard stop's: no grace, no log kept (quick, and takes no lock)."""
+        process = self.process
+        if process is not None:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                process.kill()
+                process.wait(timeout=2)
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def stop(self, scrub: Any = None) -> None:
         """Stop the process, keep its log (scrubbed) in log_dir, remove the temp folder."""
@@ -304,6 +318,7 @@ class EmbeddedSynapse:
                         text = scrub(text)
                     (self.log_dir / f"synapse-{name}").write_text(text)
         shutil.rmtree(self.workdir, ignore_errors=True)
+        self._forget_kill()
 
     def __enter__(self) -> EmbeddedSynapse:
         return self.start()

@@ -13,6 +13,8 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from mxconform import stopping
+
 from .app import Settings, build_app
 from .certs import make_loopback_tls
 from .core import Client, Core
@@ -73,6 +75,12 @@ class EmbeddedAuthServer:
         self._seed_users = dict(seed_users or {})
         self._own_dir = state_dir is None
         self.state_dir = state_dir or Path(tempfile.mkdtemp(prefix="mxconform-authserver-"))
+        # a second stop signal ends the process at once: its state goes with it
+        self._forget_state = (
+            stopping.on_hard_stop(lambda: shutil.rmtree(self.state_dir, ignore_errors=True))
+            if self._own_dir
+            else lambda: None
+        )
         self.log_dir = log_dir
         self.homeserver = Homeserver(shared_secret)
         self.port = 0
@@ -204,6 +212,7 @@ class EmbeddedAuthServer:
             (self.log_dir / "authserver.log").write_text(text)
         if self._own_dir:
             shutil.rmtree(self.state_dir, ignore_errors=True)
+        self._forget_state()
 
     def __enter__(self) -> EmbeddedAuthServer:
         return self.start()

@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from mxconform import stopping
 from mxconform.errors import HarnessError
 from mxconform.http.redact import SecretRegistry
 from mxconform.paths import command_line
@@ -39,23 +35,10 @@ from mxconform.targets.lifecycle import (
     start_target,
 )
 
+from .children import SECRETS_FD_VAR, Child, run_all
+
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
-# The child's console lines passed on while it runs (the rest stays in memory).
-_TARGET_LINE = r"\S+: (starting|started|done|stopped|https?://)"  # its start, ready and end
-PROGRESS = re.compile(rf"^({_TARGET_LINE}|\s+(FAIL|WARN|ERROR|UNAVAILABLE)\s)")
-PROGRESS_VERBOSE = re.compile(rf"^({_TARGET_LINE}|\s+[A-Z]+\s)")
-SUMMARY_START = re.compile(r"^mxconform: \d[\d,]* checks? on \d+ targets? in ")
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
-
-
-@dataclass
-class Child:
-    target: str
-    argv: list[str]
-    report_dir: Path
-    exit_code: int | None = None  # None: never started (the run was interrupted first)
-    summary: list[str] = field(default_factory=list)
-    folder: Path | None = None
 
 
 @dataclass
@@ -109,17 +92,13 @@ def child_argv(args: Any, servers: Path, target: str, report_dir: Path) -> list[
     for flag, number in (
         ("--hypothesis-examples", getattr(args, "hypothesis_examples", None)),
         ("--hypothesis-seed", getattr(args, "hypothesis_seed", None)),
+        ("--target-timeout", getattr(args, "target_timeout", None)),
     ):
         if number is not None:
             argv += [flag, str(number)]
     if args.verbose:
         argv += ["-v"]
     return argv
-
-
-# A child sharing its target writes every secret value it saw to this descriptor at its end,
-# so that the parent, which stops the target, scrubs the target's kept logs of them too.
-SECRETS_FD_VAR = "MXCONFORM_SECRETS_FD"
 
 
 def send_secrets(values: list[str]) -> None:
@@ -133,39 +112,6 @@ def send_secrets(values: list[str]) -> None:
             out.writelines(json.dumps(value) + "\n" for value in values)
     except (OSError, ValueError):
         pass
-
-
-def _read_secrets(fd: int, into: list[str]) -> None:
-    with os.fdopen(fd) as pipe:
-        for line in pipe:
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(value, str):
-                into.append(value)
-
-
-def _feed(proc: subprocess.Popen[str], line: Callable[[], str]) -> None:
-    """Write the child its one line on stdin (when it is ready), then close it."""
-    try:
-        assert proc.stdin is not None
-        proc.stdin.write(line())
-        proc.stdin.close()
-    except (OSError, ValueError):  # the child is gone already
-        pass
-
-
-def _summary_block(stdout: str, stderr: str) -> list[str]:
-    """The child's own summary (after its "mxconform: N checks on 1 target" line); without
-    one, its last error line."""
-    lines = stdout.splitlines()
-    starts = [i for i, line in enumerate(lines) if SUMMARY_START.match(line)]
-    if starts:  # less its report folder, which is merged and removed
-        block = lines[starts[-1] + 1 :]
-        return [line for line in block if line.strip() and not line.strip().startswith("report: ")]
-    last = [line for line in stderr.splitlines() if line.strip()][-1:]
-    return [f"  no report: {line}" for line in last] or ["  no report"]
 
 
 def _child_folder(report_dir: Path) -> Path | None:
@@ -201,15 +147,17 @@ def run_children(
     base.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
     work = Path(tempfile.mkdtemp(prefix=".jobs-", dir=base))
+    forget = stopping.on_hard_stop(lambda: shutil.rmtree(work, ignore_errors=True))
     children = [
         Child(t.name, child_argv(args, servers, t.name, work / t.name), work / t.name)
         for t in selected
     ]
-    interrupted = _run_all(args, children, jobs, secrets)
+    interrupted = run_all(args, children, jobs, secrets)
     try:
         return _merge(args, base, started, children, jobs, interrupted)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        forget()
 
 
 def run_shards(
@@ -225,6 +173,7 @@ def run_shards(
     base.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
     work = Path(tempfile.mkdtemp(prefix=".jobs-", dir=base))
+    forget = stopping.on_hard_stop(lambda: shutil.rmtree(work, ignore_errors=True))
     name = target.name
     print(f"[{name}] starting embedded {target.embedded}, shared by {shards} processes")
     starter = Starter([lambda: start_target(target, work / "logs" / name, offline=True)])
@@ -245,7 +194,7 @@ def run_shards(
         children.append(Child(f"{name} {k}/{shards}", argv, folder))
     try:
         env = {**os.environ, ATTACH_VAR: name}
-        interrupted = _run_all(args, children, shards, secrets, env, hand_over, True)
+        interrupted = run_all(args, children, shards, secrets, env, hand_over, True)
     finally:
         running = settled(starter.futures[0])
         if running is not None:
@@ -255,6 +204,7 @@ def run_shards(
         return _merge(args, base, started, children, shards, interrupted, work / "logs")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        forget()
 
 
 def _handover(future: Future[RunningTarget], name: str, secrets: SecretRegistry) -> str:
@@ -271,97 +221,6 @@ def _handover(future: Future[RunningTarget], name: str, secrets: SecretRegistry)
     startup = running.embedded.startup_s if running.embedded else None
     print(f"[{name}] started in {startup or 0:.1f} s at {running.base_url}", flush=True)
     return attachment(running)
-
-
-def _run_all(
-    args: Any,
-    children: list[Child],
-    jobs: int,
-    secrets: SecretRegistry,
-    env: dict[str, str] | None = None,
-    hand_over: Callable[[], str] | None = None,
-    collect_secrets: bool = False,
-) -> str | None:
-    """Run the children, at most `jobs` at once, passing on their progress; the signal that
-    stopped the run, if one did (it is passed on to each child, once)."""
-    shown = PROGRESS_VERBOSE if getattr(args, "verbose", False) else PROGRESS
-    running: dict[str, subprocess.Popen[str]] = {}
-    lock = threading.Lock()
-    stop: list[str] = []
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
-        with lock:
-            if not stop:
-                stop.append(name)
-            for proc in running.values():  # once each: the child then cleans up in bounded time
-                proc.send_signal(signum)
-
-    def run_one(child: Child) -> None:
-        with lock:
-            if stop:
-                return
-            child_env, read_end = env, -1
-            passed: tuple[int, ...] = ()
-            if collect_secrets:  # a pipe the child writes the secrets it saw to, at its end
-                read_end, write_end = os.pipe()
-                child_env = {**(env or os.environ), SECRETS_FD_VAR: str(write_end)}
-                passed = (write_end,)
-            proc = subprocess.Popen(
-                child.argv,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                stdin=subprocess.PIPE if hand_over else subprocess.DEVNULL,
-                text=True,
-                env=child_env,
-                pass_fds=passed,
-                start_new_session=True,  # signals reach it from this process only, once
-            )
-            for fd in passed:
-                os.close(fd)
-            running[child.target] = proc
-        learnt: list[str] = []
-        reader = None
-        if read_end >= 0:
-            reader = threading.Thread(target=_read_secrets, args=(read_end, learnt), daemon=True)
-            reader.start()
-        errors: list[str] = []
-        drain = threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True)
-        drain.start()
-        if hand_over is not None:
-            threading.Thread(target=_feed, args=(proc, hand_over), daemon=True).start()
-        lines: list[str] = []
-        summary = False
-        for line in proc.stdout or []:  # its progress as it comes: start, problems, done
-            lines.append(line)
-            summary = summary or bool(SUMMARY_START.match(line))  # said once, merged, later
-            if not summary and shown.match(line):
-                with lock:
-                    print(f"[{child.target}] {secrets.scrub(line.rstrip())}", flush=True)
-        proc.wait()
-        drain.join()
-        if reader is not None:
-            reader.join(timeout=30)
-        out, err = "".join(lines), "".join(errors)
-        with lock:
-            for value in learnt:
-                secrets.add(value)
-            running.pop(child.target, None)
-            child.exit_code = proc.returncode
-            child.summary = [secrets.scrub(line) for line in _summary_block(out, err)]
-            print(f"[{child.target}] exit {proc.returncode}", flush=True)
-            if not any(SUMMARY_START.match(line) for line in lines):  # else the merged summary
-                for line in child.summary:  # says it: here only what went wrong
-                    print(f"[{child.target}] {line}", flush=True)
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            list(pool.map(run_one, children))
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    return stop[0] if stop else None
 
 
 def _merge(
