@@ -241,6 +241,20 @@ def _no_legacy_login(ex: Exchange) -> None:
         _answer(ex, 404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
 
 
+def _3pid_add_unoffered(ex: Exchange) -> None:
+    """POST /account/3pid/add answered as an endpoint the server does not implement (as
+    Dendrite does): third-party identifiers are optional, so its UIA checks SKIP."""
+    if _path(ex) == "/_matrix/client/v3/account/3pid/add":
+        _answer(ex, 404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
+
+
+def _3pid_add_not_found(ex: Exchange) -> None:
+    """POST /account/3pid/add answered 404 M_NOT_FOUND before any UIA: not the answer to an
+    unknown endpoint, so the missing challenge stays a FAIL."""
+    if _path(ex) == "/_matrix/client/v3/account/3pid/add":
+        _answer(ex, 404, {"errcode": "M_NOT_FOUND", "error": "No such session"})
+
+
 def _serves_auth_metadata(ex: Exchange) -> None:
     if _path(ex) == "/_matrix/client/v1/auth_metadata":
         _answer(ex, 200, {"issuer": "https://example.org/"})
@@ -1119,6 +1133,8 @@ BREAKAGES = {
         Breakage("refresh-without-access-token", outbound=_refresh_without_access_token),
         Breakage("logout-all-does-nothing", inbound=_logout_all_does_nothing),
         Breakage("uia-skipped-without-auth", inbound=_uia_skipped_without_auth),
+        Breakage("3pid-add-unoffered", inbound=_3pid_add_unoffered),
+        Breakage("3pid-add-not-found", inbound=_3pid_add_not_found),
         Breakage("uia-completed-does-nothing", inbound=_uia_completed_does_nothing),
         Breakage("wrong-errcode-twice", outbound=_wrong_errcode_twice),
         Breakage(
