@@ -137,6 +137,19 @@ def test_an_optional_endpoint_the_server_does_not_offer_is_skip_not_fail(run_har
     assert run.verdicts()["uia.challenge.add-3pid[header]"] == "FAIL"
 
 
+@pytest.mark.integration
+def test_a_failed_stage_needs_an_errcode_not_synapse_s_errcode(run_harness, proxy):
+    """UIA-STAGE-FAILED: "the same 401 with the standard errcode and error"; M_FORBIDDEN is
+    the spec's example. Another errcode PASSes; none at all FAILs."""
+    selection = "uia.wrong-password.delete-devices and header"
+    proxy.use("uia-failed-stage-other-errcode")
+    run = run_harness(proxy.base_url, "-k", selection)
+    assert run.verdicts()["uia.wrong-password.delete-devices[header]"] == "PASS"
+    proxy.use("uia-failed-stage-without-errcode")
+    run = run_harness(proxy.base_url, "-k", selection)
+    assert run.verdicts()["uia.wrong-password.delete-devices[header]"] == "FAIL"
+
+
 def _check(verdict: str, *, known: bool = False, req: str = "TOKEN-MISSING") -> dict[str, Any]:
     return {
         "check_id": f"c.{verdict.lower()}",
