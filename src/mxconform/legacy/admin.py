@@ -28,8 +28,9 @@ def _unoffered(resp: httpx.Response, method: str, path: str, what: str) -> None:
     data = body(resp)
     errcode = data.get("errcode") if isinstance(data, dict) else None
     if resp.status_code in (404, 405) and errcode == "M_UNRECOGNIZED":
+        route = path.rsplit("/", 1)[0] + "/{user_id}"  # the same words on every run
         raise Unsupported(
-            f"needs admin capability: {what} an account ({method} {path} is not offered by "
+            f"needs admin capability: {what} an account ({method} {route} is not offered by "
             f"this server: HTTP {resp.status_code} M_UNRECOGNIZED)"
         )
 
