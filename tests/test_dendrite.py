@@ -59,8 +59,40 @@ def test_a_failed_build_leaves_nothing_and_offline_names_the_install_command(tmp
     with pytest.raises(HarnessError, match="C compiler"):
         dendrite_builds.ensure("0.13.8", cache=tmp_path, go="/go", installer=broken)
     assert not (tmp_path / "0.13.8-go1.26.8").exists()
+    with pytest.raises(HarnessError, match=r"its last build failed: .*C compiler"):
+        dendrite_builds.ensure("0.13.8", cache=tmp_path, offline=True)
+    dendrite_builds.ensure("0.13.8", cache=tmp_path, go="/go", installer=_fake_installer([]))
+    assert not list(tmp_path.glob(".*.failed"))  # a build that worked forgets the failure
+
+
+def test_offline_without_a_build_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(dendrite_builds, "go_binary", lambda env=None: "/go")
     with pytest.raises(HarnessError, match=r"mxconform dendrite install 0\.13\.8"):
         dendrite_builds.ensure("0.13.8", cache=tmp_path, offline=True)
+    monkeypatch.setattr(dendrite_builds, "go_binary", lambda env=None: None)
+    with pytest.raises(HarnessError, match="needs Go"):
+        dendrite_builds.ensure("0.13.8", cache=tmp_path, offline=True)
+
+
+def test_without_go_the_target_s_checks_are_error_with_the_reason(tmp_path, monkeypatch):
+    """Not a usage error that stops the whole run: the other targets would still run."""
+    monkeypatch.setattr(dendrite_builds, "go_binary", lambda env=None: None)
+    monkeypatch.setenv("MXCONFORM_DENDRITE_CACHE_DIR", str(tmp_path / "cache"))
+    servers = tmp_path / "servers.yaml"
+    servers.write_text(
+        "defaults: [dendrite]\n"
+        "targets:\n"
+        "  - name: dendrite\n"
+        "    embedded: dendrite\n"
+        "    auth: [legacy]\n"
+        "    provisioning: {method: synapse-shared-secret}\n"
+    )
+    args = ["run", "--servers", str(servers), "--report-dir", str(tmp_path / "r")]
+    outcome = run_suites(parser().parse_args([*args, "--jobs", "1", "-k", "legacy.login.password"]))
+    assert outcome.report_dir is not None
+    document = json.loads((outcome.report_dir / "results.json").read_text())
+    assert document["checks"] and {c["verdict"] for c in document["checks"]} == {"ERROR"}
+    assert all("needs Go" in c["message"] for c in document["checks"])
 
 
 def test_without_go_the_reason_is_said(tmp_path, monkeypatch):

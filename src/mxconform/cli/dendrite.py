@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mxconform.errors import HarnessError
 from mxconform.targets.config import ConfigError, Target
 from mxconform.targets.embedded import dendrite_builds
 
@@ -50,11 +51,17 @@ def dendrite_command(args: argparse.Namespace) -> int:
 
 
 def prepare_builds(targets: list[Target], offline: bool) -> None:
-    """Build (online) each dendrite target's release before the run, so that the run
-    itself only reads the cache and a failed build is one line with its reason."""
+    """Build (online) each dendrite target's release before the run, which then only reads
+    the cache. Without Go, or when the build fails, the reason is printed and the run goes
+    on: that target's checks are each ERROR with it (the cache keeps the build's failure),
+    the other targets' are run."""
     for t in targets:
         if t.embedded != "dendrite":
             continue
         version = t.dendrite_version or dendrite_builds.DEFAULT_VERSION
-        build = dendrite_builds.ensure(version, offline=offline, installer=_installer)
+        try:
+            build = dendrite_builds.ensure(version, offline=offline, installer=_installer)
+        except HarnessError as exc:
+            print(f"{t.name}: no Dendrite to run, its checks will be ERROR: {exc}")
+            continue
         print(f"{t.name}: Dendrite {build.version} ({build.go}, {build.bin})")

@@ -179,6 +179,23 @@ def _locked(cache: Path, key: str) -> Iterator[None]:
 
 Installer = Callable[[str, Path, str, Path], float]
 
+NO_GO = (
+    "Dendrite is built from source and needs Go (1.21 or later) with a C compiler: "
+    "no `go` on PATH nor in /usr/local/go/bin"
+)
+
+
+def _missing(version: str, cache: Path, go: str | None) -> str:
+    """Why there is no build to run: the last build's failure when one was tried (a run
+    reads the cache only), else no Go, else the command that builds it."""
+    why = f"no cached Dendrite {version} build in {cache}"
+    tried = sorted(cache.glob(f".{version}-*.failed")) if cache.is_dir() else []
+    if tried:
+        return f"{why}; its last build failed: {tried[-1].read_text(errors='replace')}"
+    if go is None:
+        return f"{why}. {NO_GO}"
+    return f"{why}; build it with: mxconform dendrite install {version}"
+
 
 def ensure(
     version: str = DEFAULT_VERSION,
@@ -198,16 +215,10 @@ def ensure(
         found = [b for b in cached(cache) if b.version == version]
         if found:
             return found[-1]
-        raise HarnessError(
-            f"no cached Dendrite {version} build in {cache}; "
-            f"build it with: mxconform dendrite install {version}"
-        )
+        raise HarnessError(_missing(version, cache, go or go_binary()))
     go = go or go_binary()
     if go is None:
-        raise HarnessError(
-            "Dendrite is built from source and needs Go (1.21 or later) with a C compiler: "
-            "no `go` on PATH nor in /usr/local/go/bin"
-        )
+        raise HarnessError(NO_GO)
     key = f"{version}-{go_version(go)}"
     path = cache / key
     with _locked(cache, key):
@@ -215,11 +226,15 @@ def ensure(
         if build is not None:
             return build
         shutil.rmtree(path, ignore_errors=True)  # half-built: start again
+        failed = cache / f".{key}.failed"
         try:
             seconds = installer(version, path, go, cache)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(path, ignore_errors=True)
+            if isinstance(exc, HarnessError):  # said again by a run that only reads the cache
+                failed.write_text(str(exc))
             raise
+        failed.unlink(missing_ok=True)
         build = Build(version, key.split("-", 1)[1], path, round(seconds, 1))
         (path / MARKER).write_text(
             json.dumps({"version": version, "go": build.go, "build_s": build.build_s})
