@@ -224,3 +224,28 @@ def test_a_short_selection_against_a_real_dendrite(dendrite_build, tmp_path):
     assert "third-party identifiers are optional" in checks["uia.challenge.add-3pid"]["message"]
     assert [k for k, c in checks.items() if k.startswith("legacy.login.password")]
     assert document["targets"][0]["housekeeping"]["users_created"]
+
+
+@pytest.mark.integration
+def test_accounts_on_dendrite_are_deactivated_without_the_admin_api(dendrite_build, tmp_path):
+    """`cleanup: deactivate`: the admin route answers as unknown, so each account is
+    deactivated with the token the run holds; nothing is left active, no problem noted."""
+    servers = tmp_path / "servers.yaml"
+    servers.write_text(
+        "defaults: [dendrite]\n"
+        "targets:\n"
+        "  - name: dendrite\n"
+        "    embedded: dendrite\n"
+        f'    dendrite_version: "{dendrite_build.version}"\n'
+        "    auth: [legacy]\n"
+        "    provisioning: {method: synapse-shared-secret}\n"
+        "    cleanup: deactivate\n"
+    )
+    args = ["run", "--servers", str(servers), "--report-dir", str(tmp_path / "r"), "--offline"]
+    selection = "legacy.login.password or deactivated-by-admin"
+    outcome = run_suites(parser().parse_args([*args, "--jobs", "1", "-k", selection]))
+    assert outcome.report_dir is not None
+    document = json.loads((outcome.report_dir / "results.json").read_text())
+    hk = document["targets"][0]["housekeeping"]
+    assert hk["users_created"] and set(hk["users_deactivated"]) == set(hk["users_created"])
+    assert hk["users_left_active"] == [] and hk["problems"] == []
