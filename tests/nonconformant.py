@@ -182,6 +182,24 @@ def _uia_wrong_password_accepted(ex: Exchange) -> None:
         ex.set_json({})
 
 
+def _failed_stage_errcode(replacement: str | None) -> Callable[[Exchange], None]:
+    """A failed UIA stage's 401 body with its errcode replaced (another code: still a
+    conformant answer, the spec's M_FORBIDDEN being an example) or dropped with its error
+    (not the standard error fields the spec asks for)."""
+
+    def change(ex: Exchange) -> None:
+        data = ex.json()
+        if ex.status == 401 and isinstance(data, dict) and "flows" in data and "errcode" in data:
+            if replacement is None:
+                data.pop("errcode")
+                data.pop("error", None)
+            else:
+                data["errcode"] = replacement
+            ex.set_json(data)
+
+    return change
+
+
 def _delete_devices_does_nothing(ex: Exchange) -> None:
     if urlsplit(ex.path).path == "/_matrix/client/v3/delete_devices" and b'"auth"' in ex.body:
         ex.status = 200
@@ -239,6 +257,20 @@ def _ignore_bearer_header(ex: Exchange) -> None:
 def _no_legacy_login(ex: Exchange) -> None:
     if _path(ex) == "/_matrix/client/v3/login" and ex.method == "GET":
         _answer(ex, 404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
+
+
+def _3pid_add_unoffered(ex: Exchange) -> None:
+    """POST /account/3pid/add answered as an endpoint the server does not implement (as
+    Dendrite does): third-party identifiers are optional, so its UIA checks SKIP."""
+    if _path(ex) == "/_matrix/client/v3/account/3pid/add":
+        _answer(ex, 404, {"errcode": "M_UNRECOGNIZED", "error": "Unrecognized request"})
+
+
+def _3pid_add_not_found(ex: Exchange) -> None:
+    """POST /account/3pid/add answered 404 M_NOT_FOUND before any UIA: not the answer to an
+    unknown endpoint, so the missing challenge stays a FAIL."""
+    if _path(ex) == "/_matrix/client/v3/account/3pid/add":
+        _answer(ex, 404, {"errcode": "M_NOT_FOUND", "error": "No such session"})
 
 
 def _serves_auth_metadata(ex: Exchange) -> None:
@@ -1105,6 +1137,8 @@ BREAKAGES = {
         Breakage("uia-before-username-check", outbound=_uia_before_username_check),
         Breakage("expired-is-hard-logout", outbound=_expired_is_hard_logout),
         Breakage("uia-wrong-password-accepted", outbound=_uia_wrong_password_accepted),
+        Breakage("uia-failed-stage-other-errcode", outbound=_failed_stage_errcode("M_UNKNOWN")),
+        Breakage("uia-failed-stage-without-errcode", outbound=_failed_stage_errcode(None)),
         Breakage("delete-devices-does-nothing", inbound=_delete_devices_does_nothing),
         Breakage("cross-signing-always-uia", inbound=_cross_signing_always_uia),
         Breakage("ignore-bearer-header", inbound=_ignore_bearer_header),
@@ -1119,6 +1153,8 @@ BREAKAGES = {
         Breakage("refresh-without-access-token", outbound=_refresh_without_access_token),
         Breakage("logout-all-does-nothing", inbound=_logout_all_does_nothing),
         Breakage("uia-skipped-without-auth", inbound=_uia_skipped_without_auth),
+        Breakage("3pid-add-unoffered", inbound=_3pid_add_unoffered),
+        Breakage("3pid-add-not-found", inbound=_3pid_add_not_found),
         Breakage("uia-completed-does-nothing", inbound=_uia_completed_does_nothing),
         Breakage("wrong-errcode-twice", outbound=_wrong_errcode_twice),
         Breakage(

@@ -119,6 +119,37 @@ def test_a_challenge_that_is_not_uia_is_error_for_the_checks_that_start_from_it(
         assert verdicts[f"{check}[-]"] == "ERROR", check
 
 
+@pytest.mark.integration
+def test_an_optional_endpoint_the_server_does_not_offer_is_skip_not_fail(run_harness, proxy):
+    """3PIDs are optional ("a homeserver may keep contact information"): /account/3pid/add
+    answered as unknown (404 M_UNRECOGNIZED) SKIPs its UIA checks with that reason; any other
+    answer without a challenge (404 M_NOT_FOUND, 200: uia-skipped-without-auth) still FAILs."""
+    proxy.use("3pid-add-unoffered")
+    run = run_harness(proxy.base_url, "-k", "add-3pid and header")
+    skipped = {c["check_id"]: c["message"] for c in run.checks if c["check_id"].startswith("uia.")}
+    assert set(skipped) == {
+        f"uia.{k}.add-3pid" for k in ("challenge", "wrong-password", "completed")
+    }, skipped
+    assert run.with_verdict("SKIP") >= {f"{k}[header]" for k in skipped}
+    assert all("does not offer POST" in m and "optional" in m for m in skipped.values())
+    proxy.use("3pid-add-not-found")
+    run = run_harness(proxy.base_url, "-k", "uia.challenge and add-3pid and header")
+    assert run.verdicts()["uia.challenge.add-3pid[header]"] == "FAIL"
+
+
+@pytest.mark.integration
+def test_a_failed_stage_needs_an_errcode_not_synapse_s_errcode(run_harness, proxy):
+    """UIA-STAGE-FAILED: "the same 401 with the standard errcode and error"; M_FORBIDDEN is
+    the spec's example. Another errcode PASSes; none at all FAILs."""
+    selection = "uia.wrong-password.delete-devices and header"
+    proxy.use("uia-failed-stage-other-errcode")
+    run = run_harness(proxy.base_url, "-k", selection)
+    assert run.verdicts()["uia.wrong-password.delete-devices[header]"] == "PASS"
+    proxy.use("uia-failed-stage-without-errcode")
+    run = run_harness(proxy.base_url, "-k", selection)
+    assert run.verdicts()["uia.wrong-password.delete-devices[header]"] == "FAIL"
+
+
 def _check(verdict: str, *, known: bool = False, req: str = "TOKEN-MISSING") -> dict[str, Any]:
     return {
         "check_id": f"c.{verdict.lower()}",

@@ -31,6 +31,8 @@ from .catalogue import add_selection, list_checks, list_requirements
 from .cleanup import add_parser as add_cleanup_parser
 from .cleanup import cleanup_command
 from .commands import _load, list_targets, prepare_releases, serve, synapse_command
+from .dendrite import add_parser as add_dendrite_parser
+from .dendrite import dendrite_command
 from .results_commands import add_parsers, diff, matrix, rerender
 from .summary import (
     EXIT_ERROR,
@@ -363,6 +365,7 @@ def parser() -> argparse.ArgumentParser:
     inst.add_argument("spec", metavar="VERSION_SPEC", help="an exact release or a line (1.130.*)")
     inst.add_argument("--offline", action="store_true", help="only look in the cache")
     syn_sub.add_parser("list", help="the cached releases, their venvs and pins")
+    add_dendrite_parser(sub)
     add_cleanup_parser(sub)
     return p
 
@@ -405,6 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return synapse_command(args)
         if args.command == "cleanup":
             return cleanup_command(args)
+        if args.command == "dendrite":
+            return dendrite_command(args)
         return rerender(args)
     except (ConfigError, HarnessError) as exc:
         print(f"mxconform: error: {exc}", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""The commands other than `run`: serve, targets, report, diff, synapse."""
+"""The commands other than `run`: serve, targets, report, diff, synapse (dendrite: its own
+module)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import signal
 import time
 from pathlib import Path
 
+from mxconform.cli.dendrite import prepare_builds
 from mxconform.paths import servers_file
 from mxconform.targets.config import ConfigError, ServersFile, Target
 from mxconform.targets.embedded import releases
@@ -127,6 +129,8 @@ def list_targets(args: argparse.Namespace) -> int:
             parts.append(f"spec {t.spec_version}")
         if t.synapse_version:
             parts.append(f"synapse {t.synapse_version}")
+        if t.dendrite_version:
+            parts.append(f"dendrite {t.dendrite_version}")
         print(f"  {t.name}{default}: " + "; ".join(parts))
     return EXIT_OK
 
@@ -134,6 +138,7 @@ def list_targets(args: argparse.Namespace) -> int:
 def prepare_releases(targets: list[Target], offline: bool) -> None:
     """Resolve (and, online, install) each `synapse_version` before the run: a missing
     release is then a one-line usage error, and the run itself only reads the cache."""
+    prepare_builds(targets, offline)
     for t in targets:
         if t.embedded is not None and t.synapse_version is not None:
             if not offline:

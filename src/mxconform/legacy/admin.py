@@ -1,6 +1,11 @@
 """Synapse's admin API, for the checks that need an administrator to act on an account:
 lock it, suspend it, deactivate it. The only accounts it is ever pointed at are the ones this
-run created; anything else is refused before a request is made."""
+run created; anything else is refused before a request is made.
+
+An administrator may exist where this API does not (Dendrite serves Synapse's shared-secret
+registration, so the run gets an admin account, but no `/_synapse/admin` user endpoints): an
+endpoint the server answers as unknown (404 or 405 `M_UNRECOGNIZED`, the spec's answer to an
+unknown endpoint) is a capability it lacks, `Unsupported` (SKIP), never a harness ERROR."""
 
 from __future__ import annotations
 
@@ -8,11 +13,26 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from mxconform.errors import HarnessError
+import httpx
+
+from mxconform.errors import HarnessError, Unsupported
 from mxconform.http.client import MatrixClient
 from mxconform.http.credentials import bearer_header
+from mxconform.spec.matchers import body
 
 ADMIN = "/_synapse/admin"
+
+
+def _unoffered(resp: httpx.Response, method: str, path: str, what: str) -> None:
+    """Unsupported when the server says it has no such endpoint (404/405 M_UNRECOGNIZED)."""
+    data = body(resp)
+    errcode = data.get("errcode") if isinstance(data, dict) else None
+    if resp.status_code in (404, 405) and errcode == "M_UNRECOGNIZED":
+        route = path.rsplit("/", 1)[0] + "/{user_id}"  # the same words on every run
+        raise Unsupported(
+            f"needs admin capability: {what} an account ({method} {route} is not offered by "
+            f"this server: HTTP {resp.status_code} M_UNRECOGNIZED)"
+        )
 
 
 class SynapseAdmin:
@@ -66,14 +86,16 @@ class SynapseAdmin:
     async def deactivate_if_made(self, client: MatrixClient, user_id: str) -> bool:
         """Deactivate and erase; False when the server has no such account (a ledger names
         accounts before they are asked for: a killed run may never have made it)."""
+        path = f"{ADMIN}/v1/deactivate/{self._user(user_id)}"
         resp = await client.request(
             "POST",
-            f"{self._at}{ADMIN}/v1/deactivate/{self._user(user_id)}",
+            f"{self._at}{path}",
             json={"erase": True},
             credentials=bearer_header(self._token),
             note="cleanup: deactivate and erase through the admin API",
             allow_origins=(self._at,) if self._at else (),
         )
+        _unoffered(resp, "POST", path, "deactivate")
         if resp.status_code == 404:
             return False
         if resp.status_code != 200:
@@ -83,8 +105,9 @@ class SynapseAdmin:
     async def _call(
         self, client: MatrixClient, method: str, path: str, payload: Any, what: str
     ) -> None:
-        """One admin request, in the check's evidence; anything but 200 is a harness error
-        (the admin step is a precondition, never the rule under test)."""
+        """One admin request, in the check's evidence; an endpoint the server does not offer
+        is a SKIP, anything else but 200 a harness error (the admin step is a precondition,
+        never the rule under test)."""
         resp = await client.request(
             method,
             self._at + path,
@@ -93,5 +116,6 @@ class SynapseAdmin:
             note=f"admin: {what} the account",
             allow_origins=(self._at,) if self._at else (),
         )
+        _unoffered(resp, method, path, what)
         if resp.status_code != 200:
             raise HarnessError(f"admin API: {what} failed with HTTP {resp.status_code}")

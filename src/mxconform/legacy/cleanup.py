@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from mxconform.errors import HarnessError
+from mxconform.errors import HarnessError, Unsupported
 from mxconform.http.client import MatrixClient
 from mxconform.http.credentials import bearer_header
 from mxconform.http.redact import SecretRegistry
@@ -185,9 +185,8 @@ class AccountCleanup:
         token it was registered with; only then log in with the password we know (or one a
         check was about to set when the run was stopped). Logins are rate-limited on every
         stock server: cleanup must not need one per account."""
-        admin = await self.cleanup_admin(client)
-        if admin is not None and user.user_id != self._admin_user:
-            await admin.deactivate_if_made(client, user.user_id)
+        mine = user.user_id == self._admin_user
+        if not mine and await self._admin_deactivate(client, user.user_id) is not None:
             return
         known = self._passwords.get(user.user_id, user.password)
         if user.access_token and await self._deactivate_held(client, user, known):
@@ -205,11 +204,22 @@ class AccountCleanup:
         """A name a check was registering when it stopped (or whose registration the server
         refused): the admin API says whether it exists; without one, the password logs in
         only if the registration went through. HarnessError when there is no such account."""
+        made = await self._admin_deactivate(client, user_id)
+        if made is None:
+            await self._login_and_deactivate(client, Session(user_id, "", "", password), password)
+        elif not made:
+            raise HarnessError(f"{user_id} was never registered")
+
+    async def _admin_deactivate(self, client: MatrixClient, user_id: str) -> bool | None:
+        """Through the admin API: whether the account existed (and is now deactivated), or
+        None when there is no admin or its server has no admin deactivation (Dendrite)."""
         admin = await self.cleanup_admin(client)
         if admin is None:
-            await self._login_and_deactivate(client, Session(user_id, "", "", password), password)
-        elif not await admin.deactivate_if_made(client, user_id):
-            raise HarnessError(f"{user_id} was never registered")
+            return None
+        try:
+            return await admin.deactivate_if_made(client, user_id)
+        except Unsupported:
+            return None
 
     async def _deactivate_held(self, client: MatrixClient, user: Session, password: str) -> bool:
         """Deactivate with the token the run already holds; False when that token no longer

@@ -38,6 +38,23 @@ class Prepared:
     took_effect: Callable[[], Awaitable[tuple[bool, str]]]
     effect_unobservable: str | None = None
     unsupported: str | None = None  # the server declares it does not offer this operation
+    # Why the spec lets a server go without this endpoint at all (None: it may not): then
+    # the server's "unknown endpoint" answer is a SKIP, not a failed challenge.
+    optional: str | None = None
+
+    def not_offered(self, resp: httpx.Response) -> str | None:
+        """The SKIP reason when an optional endpoint is answered as unknown (404 or 405
+        M_UNRECOGNIZED, as the spec has servers answer an endpoint they do not implement)."""
+        data = body(resp)
+        errcode = data.get("errcode") if isinstance(data, dict) else None
+        if self.optional is None or resp.status_code not in (404, 405):
+            return None
+        if errcode != "M_UNRECOGNIZED":
+            return None
+        return (
+            f"the server does not offer {self.method} {self.path} (HTTP {resp.status_code} "
+            f"M_UNRECOGNIZED); {self.optional}"
+        )
 
     async def send(self, client: MatrixClient, auth: dict[str, Any] | None) -> httpx.Response:
         payload = dict(self.body)
@@ -174,6 +191,8 @@ async def _add_3pid(client: MatrixClient, users: LegacyUsers, t: Transport) -> P
         read,
         effect_unobservable="adding an address needs an e-mail validation the "
         "harness cannot perform",
+        optional="third-party identifiers are optional: a homeserver 'may' keep contact "
+        "information (Adding Account Administrative Contact Information)",
     )
 
 

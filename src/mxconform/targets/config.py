@@ -20,10 +20,11 @@ from pydantic_core import core_schema
 
 from mxconform.http.client import MAX_RESPONSE_BYTES, RequestPolicy, tls_context
 from mxconform.http.limits import origin
+from mxconform.targets.embedded.dendrite_builds import version_problem
 from mxconform.targets.embedded.releases import oauth_problem, spec_problem
 
 AuthApi = Literal["legacy", "oauth"]
-EmbeddedKind = Literal["synapse-legacy", "synapse-oauth", "synapse-stock"]
+EmbeddedKind = Literal["synapse-legacy", "synapse-oauth", "synapse-stock", "dendrite"]
 LoginDriverName = Literal["form", "mas-admin", "browser", "static"]
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -243,6 +244,16 @@ class Target(_Strict):
     # synapse-stock only (tests): the shipped login and registration rates multiplied by this,
     # their bursts left as shipped.
     synapse_rate_scale: Annotated[float | None, Field(gt=0, le=10_000)] = None
+    # The dendrite kind only: the release built from the Go module proxy (default 0.13.8).
+    dendrite_version: str | None = None
+
+    @field_validator("dendrite_version")
+    @classmethod
+    def _dendrite_version(cls, value: str | None) -> str | None:
+        problem = version_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @field_validator("synapse_version")
     @classmethod
@@ -281,6 +292,12 @@ class Target(_Strict):
             raise ValueError("the synapse-oauth embedded target offers only the oauth API")
         if self.embedded in ("synapse-legacy", "synapse-stock") and "oauth" in self.auth:
             raise ValueError(f"the {self.embedded} embedded target offers only the legacy API")
+        if self.embedded == "dendrite" and "oauth" in self.auth:
+            raise ValueError("the dendrite embedded target offers only the legacy API")
+        if self.dendrite_version is not None and self.embedded != "dendrite":
+            raise ValueError("dendrite_version only applies to the dendrite target")
+        if self.embedded == "dendrite" and (self.synapse_version or self.synapse_python):
+            raise ValueError("synapse_version and synapse_python do not apply to dendrite")
         if self.synapse_rate_scale is not None and self.embedded != "synapse-stock":
             raise ValueError("synapse_rate_scale only applies to the synapse-stock target")
         if self.synapse_python is not None and self.embedded is None:

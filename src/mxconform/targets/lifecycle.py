@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from mxconform.errors import HarnessError
-from mxconform.targets.embedded import releases
+from mxconform.targets.embedded import dendrite_builds, releases
+from mxconform.targets.embedded.dendrite import EmbeddedDendrite
 from mxconform.targets.embedded.stock import StockSynapse, stock_overrides
 from mxconform.targets.embedded.synapse import EmbeddedSynapse, synapse_available
 
@@ -195,6 +196,8 @@ def start_target(
     `offline`: a `synapse_version` is looked up in the release cache only, never installed.
     """
     where = f"target {target.name}"
+    if target.embedded == "dendrite":
+        return start_dendrite(target, log_dir, offline)
     if target.embedded is not None:
         python, version = synapse_python(target, offline)
         if target.embedded == "synapse-oauth":
@@ -217,6 +220,20 @@ def start_target(
     return RunningTarget(
         target, target.base_url, target.server_name, secret, admin_url=target.admin_url
     )
+
+
+def start_dendrite(target: Target, log_dir: Path | None, offline: bool) -> RunningTarget:
+    """The `dendrite` target: its build from the cache (built first unless `offline`), then a
+    Dendrite on loopback with open registration and its own shared secret."""
+    version = target.dendrite_version or dendrite_builds.DEFAULT_VERSION
+    try:
+        build = dendrite_builds.ensure(version, offline=offline)
+    except HarnessError as exc:
+        raise HarnessError(f"target {target.name}: {exc}") from None
+    server = EmbeddedDendrite(
+        build, server_name=target.server_name or "localhost", log_dir=log_dir
+    ).start()
+    return RunningTarget(target, server.base_url, server.server_name, server.shared_secret, server)
 
 
 def start_stock(target: Target, log_dir: Path | None, python: str | None) -> RunningTarget:
