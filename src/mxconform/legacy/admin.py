@@ -73,28 +73,29 @@ class SynapseAdmin:
         """A device of the run's own account, made without a login (Synapse's admin API, from
         1.10x); False where the server has no such endpoint. It has no access token: it is
         there to be listed and deleted."""
-        resp = await client.request(
+        path = f"{ADMIN}/v2/users/{self._user(user_id)}/devices"
+        note = "setup: an extra device through the admin API (no login spent)"
+        resp = await self._post(client, path, {"device_id": device_id}, note)
+        return resp.status_code in (200, 201)
+
+    async def _post(
+        self, client: MatrixClient, path: str, payload: Any, note: str
+    ) -> httpx.Response:
+        return await client.request(
             "POST",
-            f"{self._at}{ADMIN}/v2/users/{self._user(user_id)}/devices",
-            json={"device_id": device_id},
+            f"{self._at}{path}",
+            json=payload,
             credentials=bearer_header(self._token),
-            note="setup: an extra device through the admin API (no login spent)",
+            note=note,
             allow_origins=(self._at,) if self._at else (),
         )
-        return resp.status_code in (200, 201)
 
     async def deactivate_if_made(self, client: MatrixClient, user_id: str) -> bool:
         """Deactivate and erase; False when the server has no such account (a ledger names
         accounts before they are asked for: a killed run may never have made it)."""
         path = f"{ADMIN}/v1/deactivate/{self._user(user_id)}"
-        resp = await client.request(
-            "POST",
-            f"{self._at}{path}",
-            json={"erase": True},
-            credentials=bearer_header(self._token),
-            note="cleanup: deactivate and erase through the admin API",
-            allow_origins=(self._at,) if self._at else (),
-        )
+        note = "cleanup: deactivate and erase through the admin API"
+        resp = await self._post(client, path, {"erase": True}, note)
         _unoffered(resp, "POST", path, "deactivate")
         if resp.status_code == 404:
             return False
