@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,12 +21,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from mxconform.errors import HarnessError
 from mxconform.targets.embedded.dendrite_builds import Build
-from mxconform.targets.embedded.synapse import _die_with_parent, free_port, memory_dir
+from mxconform.targets.embedded.synapse import (
+    _die_with_parent,
+    end_process,
+    free_port,
+    memory_dir,
+    wait_answering,
+)
 
 # Dendrite's limiter counts requests in flight per user or address ("slots"), each freed
 # `cooloff_ms` after its request: 9999 slots freed at once never refuse a test run.
@@ -170,21 +174,9 @@ class EmbeddedDendrite:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout_s
+        assert self.process is not None
         url = f"{self.base_url}/_matrix/client/versions"
-        with httpx.Client(timeout=1.0) as http:
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    raise HarnessError(
-                        f"Dendrite exited during start-up (code {self.process.returncode}):\n"
-                        + self._tail()
-                    )
-                with contextlib.suppress(httpx.TransportError):
-                    if http.get(url).status_code == 200:
-                        return
-                time.sleep(0.05)
-        raise HarnessError(f"Dendrite did not answer {url} within {self.startup_timeout_s:g}s")
+        wait_answering(self.process, url, self.startup_timeout_s, "Dendrite", self._tail)
 
     def _tail(self, lines: int = 25) -> str:
         with contextlib.suppress(OSError):
@@ -195,13 +187,7 @@ class EmbeddedDendrite:
 
     def stop(self, scrub: Any = None) -> None:
         """Stop the process, keep its log (scrubbed) in log_dir, remove the temp folder."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        end_process(self.process)
         self.process = None
         source = self.workdir / "console.log"
         if self.log_dir is not None and source.exists():

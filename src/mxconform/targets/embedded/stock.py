@@ -13,7 +13,6 @@ their bursts stay as shipped, so a test sees real 429s without waiting minutes f
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
@@ -23,11 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from mxconform.errors import HarnessError
 from mxconform.targets.embedded.authserver.certs import make_loopback_tls
-from mxconform.targets.embedded.synapse import EmbeddedSynapse, free_port
+from mxconform.targets.embedded.synapse import (
+    EmbeddedSynapse,
+    end_process,
+    free_port,
+    wait_answering,
+)
 
 # Synapse's shipped (per_second, burst_count) for the limiters authentication meets
 # (synapse/config/ratelimiting.py): what `rate_scale` speeds up.
@@ -134,13 +136,14 @@ class StockSynapse:
             self.port = free_port()
             conf = workdir / "nginx.conf"
             conf.write_text(nginx_config(workdir, self.port, self.synapse.port))
-            self.process = subprocess.Popen(
-                [self.nginx, "-c", str(conf), "-p", str(workdir), "-e", "stderr"],
-                stdout=subprocess.DEVNULL,
-                stderr=open(workdir / "nginx-console.log", "wb"),  # noqa: SIM115
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            with open(workdir / "nginx-console.log", "wb") as console:  # nginx keeps its own
+                self.process = subprocess.Popen(
+                    [self.nginx, "-c", str(conf), "-p", str(workdir), "-e", "stderr"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=console,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             self._wait_ready()
         except BaseException:
             self.stop()
@@ -149,27 +152,20 @@ class StockSynapse:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 15
-        with httpx.Client(timeout=1.0, verify=str(self.ca_file)) as http:
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                if self.process.poll() is not None:
-                    log = self.synapse.workdir / "nginx-console.log"
-                    raise HarnessError(f"nginx exited: {log.read_text(errors='replace')[-800:]}")
-                with contextlib.suppress(httpx.TransportError):
-                    if http.get(f"{self.base_url}/_matrix/client/versions").status_code == 200:
-                        return
-                time.sleep(0.05)
-        raise HarnessError("nginx did not answer within 15 s")
+        assert self.process is not None
+        log = self.synapse.workdir / "nginx-console.log"
+        url = f"{self.base_url}/_matrix/client/versions"
+        wait_answering(
+            self.process,
+            url,
+            15,
+            "nginx",
+            lambda: log.read_text(errors="replace")[-800:],
+            verify=str(self.ca_file),
+        )
 
     def stop(self, scrub: Any = None) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)  # nginx's graceful stop
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        end_process(self.process, signal.SIGQUIT)  # nginx's graceful stop
         self.process = None
         workdir, log_dir = self.synapse.workdir, self.synapse.log_dir
         if log_dir is not None and (workdir / "nginx-access.log").exists():

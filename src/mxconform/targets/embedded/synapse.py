@@ -168,6 +168,47 @@ def synapse_env(workdir: Path) -> dict[str, str]:
     return env
 
 
+def wait_answering(
+    process: subprocess.Popen[bytes],
+    url: str,
+    timeout_s: float,
+    what: str,
+    tail: Callable[[], str],
+    verify: Any = True,
+) -> None:
+    """Poll `url` until it answers 200: a server we started (Synapse, Dendrite, the nginx in
+    front) is ready. HarnessError when it exits first (with `tail()` of its log), does not
+    answer in time, or the run is being stopped meanwhile."""
+    deadline = time.monotonic() + timeout_s
+    # one client for the whole poll: a client per attempt builds an SSL context each time,
+    # about 20 ms of CPU taken from the server that is starting beside it
+    with httpx.Client(timeout=1.0, verify=verify) as http:
+        while time.monotonic() < deadline:
+            if stopping.requested():  # the run is stopping: no need to wait for it
+                raise HarnessError(f"the run was stopped while {what} was starting")
+            if process.poll() is not None:
+                raise HarnessError(
+                    f"{what} exited during start-up (code {process.returncode}):\n" + tail()
+                )
+            with contextlib.suppress(httpx.TransportError):
+                if http.get(url).status_code == 200:
+                    return
+            time.sleep(0.05)
+    raise HarnessError(f"{what} did not answer {url} within {timeout_s:g}s")
+
+
+def end_process(process: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM) -> None:
+    """Ask a server we started to stop (`sig`), and kill it if it has not within 10 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 class EmbeddedSynapse:
     """Owns one Synapse process and its temporary folder; `stop` is safe to call twice.
 
@@ -258,28 +299,9 @@ class EmbeddedSynapse:
         return self
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.startup_timeout_s
+        assert self.process is not None
         url = f"{self.base_url}/_matrix/client/versions"
-        # one client for the whole poll: a client per attempt builds an SSL context each time,
-        # about 20 ms of CPU taken from the Synapse that is starting beside it
-        with httpx.Client(timeout=1.0) as http:
-            while time.monotonic() < deadline:
-                assert self.process is not None
-                if stopping.requested():  # the run is stopping: no need to wait for it
-                    raise HarnessError("the run was stopped while Synapse was starting")
-                if self.process.poll() is not None:
-                    raise HarnessError(
-                        f"Synapse exited during start-up (code {self.process.returncode}):\n"
-                        + self._tail()
-                    )
-                try:
-                    response = http.get(url)
-                    if response.status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.05)
-        raise HarnessError(f"Synapse did not answer {url} within {self.startup_timeout_s:g}s")
+        wait_answering(self.process, url, self.startup_timeout_s, "Synapse", self._tail)
 
     def _tail(self, lines: int = 25) -> str:
         text = ""
@@ -299,13 +321,7 @@ class EmbeddedSynapse:
 
     def stop(self, scrub: Any = None) -> None:
         """Stop the process, keep its log (scrubbed) in log_dir, remove the temp folder."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        end_process(self.process)
         self.process = None
         if self.log_dir is not None and self.workdir.exists():
             self.log_dir.mkdir(parents=True, exist_ok=True)
