@@ -86,15 +86,23 @@ async def test_a_queued_response_is_an_error_and_the_next_request_gets_its_own_a
 
 async def test_a_response_queued_later_is_never_read_as_the_next_answer():
     """Bytes that arrive after the response was read stay in the socket: httpcore finds it
-    readable when it would reuse the connection, and drops it."""
+    readable when it would reuse the connection, and drops it. On a loaded machine the
+    client may read only after the late bytes have arrived: then they are in h11's buffer
+    and the exchange is the ERROR above. Either way no request is answered with them."""
+    answered = 0
     with serve(late_queueing) as stub:
         async with new_http_client() as http:
             c = _client(stub.url, http)
             for n in range(3):
-                resp = await c.request("GET", f"/queue/{n}")
+                try:
+                    resp = await c.request("GET", f"/queue/{n}")
+                except UnsolicitedData:
+                    continue  # read together with its answer: refused, never judged
+                answered += 1
                 assert resp.status_code == 404 and resp.json()["errcode"] == "M_UNRECOGNIZED"
                 time.sleep(0.2)  # the queued response is on the wire by now
-    assert len(stub.requests) == 3
+    assert len(stub.requests) == 3  # each on a connection of its own answering, not queued
+    assert all(e.status != 200 for e in c.recorder.exchanges), answered
 
 
 def test_a_queueing_server_gets_errors_never_a_verdict(tmp_path, monkeypatch):
