@@ -5,6 +5,8 @@ These need an administrator (`synapse_admin`: the target's `admin_token`, or an 
 the run registers through shared-secret registration); without one they SKIP. The admin API
 is only ever pointed at the check's own fresh account."""
 
+from contextlib import asynccontextmanager
+
 import pytest
 
 from mxconform.http.credentials import bearer_header
@@ -17,21 +19,36 @@ pytestmark = [pytest.mark.api("legacy"), pytest.mark.destructive]
 V3 = "/_matrix/client/v3"
 
 
+@asynccontextmanager
+async def locked(hs, user, synapse_admin):
+    """The account locked; unlocked again afterwards so cleanup finds it as it was."""
+    await synapse_admin.set_locked(hs, user.user_id, True)
+    try:
+        yield user
+    finally:
+        await synapse_admin.set_locked(hs, user.user_id, False)
+
+
 @pytest.fixture
 async def locked_user(hs, fresh_user, synapse_admin):
-    """The check's fresh user with a second device (logged in before the lock), then locked;
-    unlocked again afterwards so cleanup can log in."""
+    """The check's fresh user, locked (its registration token is from before the lock)."""
+    async with locked(hs, fresh_user, synapse_admin) as user:
+        yield user
+
+
+@pytest.fixture
+async def locked_user_with_second_device(hs, fresh_user, synapse_admin):
+    """The check's fresh user with a second device logged in before the lock, then locked."""
     second = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
     require(second, match.status(200), what="a second device, before the lock")
-    await synapse_admin.set_locked(hs, fresh_user.user_id, True)
-    yield fresh_user, body(second)["access_token"]
-    await synapse_admin.set_locked(hs, fresh_user.user_id, False)
+    async with locked(hs, fresh_user, synapse_admin) as user:
+        yield user, body(second)["access_token"]
 
 
 @pytest.mark.check("account.locked.refused", "LOCK-401")
 async def check_locked_account_gets_401_user_locked(hs, locked_user):
     """A locked account's token is answered 401 M_USER_LOCKED with soft_logout: true."""
-    user, _ = locked_user
+    user = locked_user
     resp = await legacy.whoami(hs, bearer_header(user.access_token))
     expect(
         resp,
@@ -44,7 +61,7 @@ async def check_locked_account_gets_401_user_locked(hs, locked_user):
 @pytest.mark.check("account.locked.no-login", "LOCK-NO-NEW-TOKEN")
 async def check_locked_account_gets_no_new_token(hs, locked_user):
     """While the lock is on, a password login issues no access token."""
-    user, _ = locked_user
+    user = locked_user
     resp = await legacy.login_password(hs, user.user_id, user.password)
     expect(
         resp,
@@ -54,9 +71,9 @@ async def check_locked_account_gets_no_new_token(hs, locked_user):
 
 
 @pytest.mark.check("account.locked.logout", "LOGOUT-LOCKED")
-async def check_locked_account_can_log_out(hs, locked_user):
+async def check_locked_account_can_log_out(hs, locked_user_with_second_device):
     """POST /logout keeps working on a locked account, and POST /logout/all after it."""
-    user, second = locked_user
+    user, second = locked_user_with_second_device
     resp = await legacy.logout(hs, bearer_header(second))
     expect(resp, match.status(200))
     everything = await legacy.logout_all(hs, bearer_header(user.access_token))

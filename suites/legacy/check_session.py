@@ -26,10 +26,11 @@ def granted_refreshable(resp):
 
 
 @pytest.mark.check("legacy.refresh.new-pair", "REFRESH-200", "DEVICE-BIND-REFRESH", "REFRESH-NO-AT")
-async def check_refresh_gives_a_working_token_on_the_same_device(hs, fresh_user, transport):
+async def check_refresh_gives_a_working_token_on_the_same_device(hs, refresh_session, transport):
     """POST /refresh answers a new access token, bound to the same device."""
-    first = await refreshable_login(hs, fresh_user)
+    first = await refresh_session.pair(hs)
     resp = await legacy.refresh(hs, first["refresh_token"])
+    refresh_session.went_on(resp)
     expect(
         resp,
         match.status(200),
@@ -46,27 +47,30 @@ async def check_refresh_gives_a_working_token_on_the_same_device(hs, fresh_user,
 
 
 @pytest.mark.check("legacy.refresh.old-access-token", "REFRESH-OLD-AT")
-async def check_old_access_token_after_refresh_is_recorded(hs, fresh_user):
+async def check_old_access_token_after_refresh_is_recorded(hs, refresh_session):
     """After a refresh the server may revoke the old access token at once: recorded."""
-    first = await refreshable_login(hs, fresh_user)
+    first = await refresh_session.pair(hs)
     resp = await legacy.refresh(hs, first["refresh_token"])
     require(resp, match.status(200), what="the refresh")
+    refresh_session.went_on(resp)
     old = await legacy.whoami(hs, bearer_header(first["access_token"]))
     observe(f"the pre-refresh access token answers HTTP {old.status_code}")
 
 
-async def use_two_refreshes(hs, user):
-    """Refresh twice with one refresh token, then use the second new pair."""
-    first = await refreshable_login(hs, user)
+async def use_two_refreshes(hs, refresh_session):
+    """Refresh twice with one refresh token (the second pair is the session's newest)."""
+    first = await refresh_session.pair(hs)
     once = await legacy.refresh(hs, first["refresh_token"])
+    refresh_session.went_on(once)
     twice = await legacy.refresh(hs, first["refresh_token"])
+    refresh_session.went_on(twice)
     return first, once, twice
 
 
 @pytest.mark.check("legacy.refresh.grace", "REFRESH-GRACE")
-async def check_old_refresh_token_lives_until_the_new_pair_is_used(hs, fresh_user):
+async def check_old_refresh_token_lives_until_the_new_pair_is_used(hs, refresh_session):
     """The old refresh token keeps working until the new pair is used; then it is refused."""
-    first, once, twice = await use_two_refreshes(hs, fresh_user)
+    first, once, twice = await use_two_refreshes(hs, refresh_session)
     require(once, match.status(200), what="the first refresh")
     expect(twice, match.status(200))
     used = await legacy.whoami(hs, bearer_header(body(twice)["access_token"]))
@@ -76,9 +80,9 @@ async def check_old_refresh_token_lives_until_the_new_pair_is_used(hs, fresh_use
 
 
 @pytest.mark.check("legacy.refresh.consumed", "REFRESH-401")
-async def check_consumed_refresh_token_gets_401(hs, fresh_user):
+async def check_consumed_refresh_token_gets_401(hs, refresh_session):
     """A refresh token that has been used up is refused with 401, as for an unknown one."""
-    first, _, twice = await use_two_refreshes(hs, fresh_user)
+    first, _, twice = await use_two_refreshes(hs, refresh_session)
     require(twice, match.status(200), what="the second refresh (its pair is then used)")
     used = await legacy.whoami(hs, bearer_header(body(twice)["access_token"]))
     require(used, match.status(200), what="using the new pair (whoami)")
@@ -161,21 +165,23 @@ async def check_logout_ends_a_session_with_a_refresh_token(hs, fresh_user, trans
 @pytest.mark.destructive  # logs out every device of the account, not only ours
 @pytest.mark.check("legacy.logout.all-refresh-token", "LOGOUT-ALL", "REFRESH-200")
 async def check_logout_all_ends_sessions_with_refresh_tokens(hs, fresh_user, transport):
-    """POST /logout/all: every session's access and refresh tokens stop working, the
-    refresh token of another session included."""
+    """POST /logout/all, sent with the token the account was registered with: every
+    session's tokens stop working, the access and refresh tokens of another session
+    included."""
     session = await refreshable_login(hs, fresh_user)
-    other = await refreshable_login(hs, fresh_user)
-    resp = await legacy.logout_all(hs, transport.credentials(other["access_token"]))
+    resp = await legacy.logout_all(hs, transport.credentials(fresh_user.access_token))
     expect(resp, match.status(200))
-    for tokens in (session, other):
-        await logged_out_tokens_are_dead(hs, tokens)
+    await logged_out_tokens_are_dead(hs, session)
+    after = await legacy.whoami(hs, bearer_header(fresh_user.access_token))
+    expect(after, match.status(401), match.errcode("M_UNKNOWN_TOKEN"))
 
 
 @pytest.mark.check("legacy.refresh.chain", "REFRESH-200")
-async def check_refresh_chain_works_to_the_end(hs, fresh_user):
+async def check_refresh_chain_works_to_the_end(hs, refresh_session):
     """Refresh, use the new token, refresh again with the *returned* refresh token, use again."""
-    first = await refreshable_login(hs, fresh_user)
+    first = await refresh_session.pair(hs)
     once = await legacy.refresh(hs, first["refresh_token"])
+    refresh_session.went_on(once)
     expect(once, match.status(200), match.json_key_type("access_token", str, absent_ok=False))
     used = await legacy.whoami(hs, bearer_header(body(once)["access_token"]))
     expect(used, match.status(200), match.json_key_equal("device_id", first["device_id"]))
@@ -183,16 +189,17 @@ async def check_refresh_chain_works_to_the_end(hs, fresh_user):
     if not isinstance(returned, str):
         pytest.skip("the refresh returned no new refresh token (the old one stays in use)")
     twice = await legacy.refresh(hs, returned)
+    refresh_session.went_on(twice)
     expect(twice, match.status(200), match.json_key_type("access_token", str, absent_ok=False))
     again = await legacy.whoami(hs, bearer_header(body(twice)["access_token"]))
     expect(again, match.status(200), match.json_key_equal("device_id", first["device_id"]))
 
 
 @pytest.mark.check("legacy.txn.device-scope", "TXN-DEVICE-SCOPE")
-async def check_transaction_id_survives_a_refresh(hs, fresh_user):
+async def check_transaction_id_survives_a_refresh(hs, refresh_session):
     """A txnId reused after /refresh (same device) replays the first event; on another
-    device the same txnId is a new request."""
-    first = await refreshable_login(hs, fresh_user)
+    device (the one the account was registered with) the same txnId is a new request."""
+    first = await refresh_session.pair(hs)
     creds = bearer_header(first["access_token"])
     room = await hs.request("POST", "/_matrix/client/v3/createRoom", json={}, credentials=creds)
     require(room, match.status(200), what="creating a private room of the check's own")
@@ -202,13 +209,13 @@ async def check_transaction_id_survives_a_refresh(hs, fresh_user):
     require(sent, match.status(200), what="sending an event with a txnId")
     refreshed = await legacy.refresh(hs, first["refresh_token"])
     require(refreshed, match.status(200), what="the refresh")
+    refresh_session.went_on(refreshed)
     resent = await hs.request(
         "PUT", path, json=event, credentials=bearer_header(body(refreshed)["access_token"])
     )
     expect(resent, match.status(200), match.json_key_equal("event_id", body(sent)["event_id"]))
-    other = await legacy.login_password(hs, fresh_user.user_id, fresh_user.password)
-    require(other, match.status(200), what="logging in another device")
-    joined = await hs.request("PUT", path, json=event, credentials=bearer_of_login(other))
+    other = bearer_header(refresh_session.user.access_token)
+    joined = await hs.request("PUT", path, json=event, credentials=other)
     require(joined, match.status(200), what="the same txnId from another device")
     expect_true(
         body(joined).get("event_id") != body(sent)["event_id"],
@@ -216,7 +223,3 @@ async def check_transaction_id_survives_a_refresh(hs, fresh_user):
         expected=f"an event_id other than {body(sent)['event_id']}",
         observed=body(joined).get("event_id"),
     )
-
-
-def bearer_of_login(resp):
-    return bearer_header(body(resp)["access_token"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -24,6 +24,18 @@ class Exchange:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# The note that marks an exchange shown again in a later check's evidence: it was sent once,
+# for an earlier check (plugin.fixtures.SharedSetup), so it is not counted twice.
+SHARED_NOTE = "shared setup, sent once for an earlier check"
+
+
+def shared_copies(exchanges: list[Exchange]) -> list[Exchange]:
+    """The exchanges as a later check shows them: the same, marked as sent once before."""
+    return [
+        replace(e, note=f"{SHARED_NOTE}: {e.note}" if e.note else SHARED_NOTE) for e in exchanges
+    ]
 
 
 class Recorder:

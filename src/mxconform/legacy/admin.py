@@ -78,6 +78,21 @@ class SynapseAdmin:
         resp = await self._post(client, path, {"device_id": device_id}, note)
         return resp.status_code in (200, 201)
 
+    async def deactivated(self, client: MatrixClient, user_id: str) -> bool | None:
+        """Whether the server's own record has the account deactivated (`deactivated` of
+        GET /_synapse/admin/v2/users/{user_id}); None where it does not say. A read-back
+        that spends no login."""
+        resp = await client.request(
+            "GET",
+            f"{self._at}{ADMIN}/v2/users/{self._user(user_id)}",
+            credentials=bearer_header(self._token),
+            note="read-back: the account as the admin API has it (no login spent)",
+            allow_origins=(self._at,) if self._at else (),
+        )
+        data = body(resp)
+        flag = data.get("deactivated") if isinstance(data, dict) else None
+        return flag if resp.status_code == 200 and isinstance(flag, bool) else None
+
     async def _post(
         self, client: MatrixClient, path: str, payload: Any, note: str
     ) -> httpx.Response:

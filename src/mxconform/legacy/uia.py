@@ -22,6 +22,7 @@ from mxconform.http.credentials import NO_CREDENTIALS, Credentials, Transport, b
 from mxconform.legacy import api as legacy
 from mxconform.legacy.api import CLIENT_V3, Session
 from mxconform.legacy.devices import extra_device
+from mxconform.legacy.readback import password_taken, uia_takes_password
 from mxconform.legacy.users import LegacyUsers
 from mxconform.spec.matchers import body
 
@@ -140,15 +141,15 @@ async def _change_password(client: MatrixClient, users: LegacyUsers, t: Transpor
     users.password_may_change(user.user_id, new_password)
 
     async def read() -> tuple[bool, str]:
-        new = await legacy.login_password(client, user.user_id, new_password)
-        old = await legacy.login_password(client, user.user_id, user.password)
-        if new.status_code == 200:
+        new, new_seen = await password_taken(client, user, new_password)
+        old, old_seen = await password_taken(client, user, user.password)
+        if new is None or old is None:
+            raise PreconditionFailed(
+                f"precondition failed: reading back the password: new {new_seen}; old {old_seen}"
+            )
+        if new:
             users.password_changed(user.user_id, new_password)
-        changed = new.status_code == 200 and old.status_code == 403
-        return changed, (
-            f"login with the new password: HTTP {new.status_code}; "
-            f"with the old one: HTTP {old.status_code}"
-        )
+        return new and not old, f"the new password: {new_seen}; the old one: {old_seen}"
 
     return Prepared(
         "POST",
@@ -165,11 +166,23 @@ async def _deactivate(client: MatrixClient, users: LegacyUsers, t: Transport) ->
     users.deactivation_may_happen(user.user_id)
 
     async def read() -> tuple[bool, str]:
+        """Still active when its token's UIA takes its password; else (the token refused,
+        as deactivation ends every token) the admin API's record says, where the run has
+        one, or a login: 403 for a deactivated account."""
+        active, seen = await uia_takes_password(client, user, user.password)
+        if active:
+            return False, f"the account's token and password still work ({seen})"
+        admin = await users.admin(client)
+        recorded = await admin.deactivated(client, user.user_id) if admin else None
+        if recorded is not None:
+            if recorded:
+                users.deactivated(user.user_id)
+            return recorded, f"{seen}; the admin API has it deactivated: {recorded}"
         login = await legacy.login_password(client, user.user_id, user.password)
         gone = login.status_code == 403
         if gone:
             users.deactivated(user.user_id)
-        return gone, f"login afterwards: HTTP {login.status_code}"
+        return gone, f"{seen}; a login afterwards: HTTP {login.status_code}"
 
     return Prepared(
         "POST", f"{CLIENT_V3}/account/deactivate", {}, t.credentials(user.access_token), user, read

@@ -46,6 +46,11 @@ def check_key(item: pytest.Item) -> str:
     return f"{check_id}[{transport or '-'}]"
 
 
+def check_id_of(item: pytest.Item) -> str:
+    """The check id without the transport: what both transports of one check share."""
+    return _check_identity(item)[0]
+
+
 def _check_identity(item: pytest.Item) -> tuple[str, list[str], str | None, str | None]:
     marker = item.get_closest_marker(CHECK_MARKER)
     assert marker is not None

@@ -18,7 +18,7 @@ import pytest
 
 from mxconform.errors import from_task
 from mxconform.http.client import MatrixClient
-from mxconform.http.evidence import Exchange, Recorder
+from mxconform.http.evidence import Exchange, Recorder, shared_copies
 from mxconform.legacy import api as legacy
 from mxconform.legacy.api import Session
 from mxconform.legacy.users import LegacyUsers
@@ -36,6 +36,12 @@ class EarlyLogin:
     response: httpx.Response
     answered_at: float  # time.monotonic() when the login was answered
     exchanges: list[Exchange] = field(default_factory=list)
+    taken: int = 0  # by how many checks: the second shows the exchanges as shared
+
+    def evidence(self) -> list[Exchange]:
+        """The login's exchanges for the check taking it now."""
+        self.taken += 1
+        return self.exchanges if self.taken == 1 else shared_copies(self.exchanges)
 
     def data(self) -> Any:
         return body(self.response)
@@ -48,7 +54,8 @@ class EarlyLogin:
 
 
 class EarlyLogins:
-    """The expiring logins of one target, by the node id of the check that will use each."""
+    """The expiring logins of one target, by the id of the check that will use each (both
+    transports of a check use the same one)."""
 
     def __init__(
         self,
@@ -67,8 +74,8 @@ class EarlyLogins:
         """Start the planned work (inside the run's event loop): the expiring logins first,
         each on an account registered ahead, then the accounts of `fresh_user` checks."""
         self._users.prefill(self._client, len(self._expiring) + self._fresh)
-        for nodeid in self._expiring:
-            self._tasks[nodeid] = asyncio.ensure_future(self._login())
+        for check_id in self._expiring:
+            self._tasks[check_id] = asyncio.ensure_future(self._login())
 
     async def _login(self) -> EarlyLogin:
         user = await self._users.fresh(self._client)
@@ -81,10 +88,13 @@ class EarlyLogins:
         )
         return EarlyLogin(user, resp, time.monotonic(), recorder.exchanges)
 
-    async def take(self, nodeid: str) -> EarlyLogin:
-        """The login started for this check, or one made now (a check nobody planned for)."""
-        task = self._tasks.pop(nodeid, None)
-        return await (from_task(task) if task is not None else self._login())
+    async def take(self, check_id: str) -> EarlyLogin:
+        """The login started for this check, or one made now (a check nobody planned for);
+        kept for the check's other transport."""
+        task = self._tasks.get(check_id)
+        if task is None:
+            task = self._tasks[check_id] = asyncio.ensure_future(self._login())
+        return await from_task(asyncio.shield(task))
 
     async def settle(self) -> None:
         tasks, self._tasks = list(self._tasks.values()), {}

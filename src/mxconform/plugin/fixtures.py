@@ -1,6 +1,6 @@
 """Fixtures every check can use: the target, its client, what it says about itself."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -8,6 +8,7 @@ import pytest
 
 from mxconform.errors import HarnessError
 from mxconform.http.client import MatrixClient, Pacer, new_http_client
+from mxconform.http.evidence import Exchange, Recorder, shared_copies
 from mxconform.oauth.drivers.base import DRIVER_GRANTS
 from mxconform.plugin.state import get_run, has_run
 from mxconform.plugin.targets import ensure_ready
@@ -106,3 +107,34 @@ def token_holder(request: pytest.FixtureRequest) -> TokenHolder:
         return TokenHolder(login.account.user_id, login.tokens.access_token, "oauth")
     user = request.getfixturevalue("user")
     return TokenHolder(user.user_id, user.access_token, "legacy")
+
+
+class SharedSetup:
+    """Setup made once per target and shared by the checks that only read it (both
+    transports of one check), so a token that costs a login is not issued twice. Its
+    exchanges join the evidence of every check that uses it. Only what was made is kept: a
+    setup that failed or skipped is tried again by the next check."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, tuple[Any, list[Exchange]]] = {}
+
+    async def get(
+        self, key: str, hs: MatrixClient, make: Callable[[MatrixClient], Awaitable[Any]]
+    ) -> Any:
+        if key not in self._made:
+            recorder = Recorder()
+            try:
+                value = await make(hs.with_recorder(recorder))
+            finally:
+                hs.recorder.exchanges.extend(recorder.exchanges)
+            self._made[key] = (value, recorder.exchanges)
+            return value
+        value, exchanges = self._made[key]
+        hs.recorder.exchanges.extend(shared_copies(exchanges))
+        return value
+
+
+@pytest.fixture(scope="session")
+def shared_setup(target: RunningTarget) -> SharedSetup:
+    """This target's setup shared between checks (SharedSetup)."""
+    return SharedSetup()

@@ -10,8 +10,9 @@ from mxconform.http.client import MatrixClient
 from mxconform.legacy.admin import SynapseAdmin
 from mxconform.legacy.api import Session
 from mxconform.legacy.ledger import Ledger
+from mxconform.legacy.refresh_session import RefreshSession
 from mxconform.legacy.users import LegacyUsers
-from mxconform.plugin.checks import check_key
+from mxconform.plugin.checks import check_id_of, check_key
 from mxconform.plugin.early import EarlyLogin, EarlyLogins, planned, uses
 from mxconform.plugin.plan import plan_line
 from mxconform.plugin.progress import get_progress
@@ -113,7 +114,8 @@ def _early_starts(request: pytest.FixtureRequest) -> None:
     server = request.getfixturevalue("server")
     items = planned(request.session, state.target, server["evaluated"])
     _announce_plan(request.config, state.target.name, items)
-    expiring = [item.nodeid for item in uses(items, "expiring_login")]
+    # One login per check, not per transport: both transports only read the expired token.
+    expiring = list(dict.fromkeys(check_id_of(item) for item in uses(items, "expiring_login")))
     fresh = len(uses(items, "fresh_user"))
     if not fresh and not expiring:
         state.early = False
@@ -163,15 +165,16 @@ async def expiring_login(
     request: pytest.FixtureRequest, legacy_users: LegacyUsers, target_client: MatrixClient
 ) -> EarlyLogin:
     """A fresh user's login with `refresh_token: true`, made when the target's first check
-    started: its token's lifetime has mostly run by the time this check waits it out. Its
-    exchange is part of the check's evidence."""
+    started: its token's lifetime has mostly run by the time this check waits it out. The
+    transports of one check share it (they only read the expired token). Its exchange is
+    part of each check's evidence."""
     run = get_run(request.config)
     assert run.active is not None
     early = run.state(run.active.target).early
     if not isinstance(early, EarlyLogins):  # not started: the check makes its own login now
         early = EarlyLogins(legacy_users, target_client)
-    login = await early.take(request.node.nodeid)
-    run.active.recorder.exchanges.extend(login.exchanges)
+    login = await early.take(check_id_of(request.node))
+    run.active.recorder.exchanges.extend(login.evidence())
     return login
 
 
@@ -189,10 +192,16 @@ async def synapse_admin(legacy_users: LegacyUsers, target_client: MatrixClient) 
 
 
 @pytest.fixture(scope="session")
-async def logged_out_token(
-    legacy_users: LegacyUsers, user: Session, target_client: MatrixClient
-) -> str:
-    """A token of the main user's second device, after that device logged out."""
-    second = await legacy_users.login(target_client, user, "setup: second device to log out")
-    await legacy_users.logout(target_client, second, "setup: log the second device out")
-    return second.access_token
+async def logged_out_token(legacy_users: LegacyUsers, target_client: MatrixClient) -> str:
+    """A token of an account made for it, after its device logged out (a registration's
+    token, not a login's: logins are what servers rate-limit hardest)."""
+    session = await legacy_users.create(target_client, "logged-out")
+    await legacy_users.logout(target_client, session, "setup: log the account's device out")
+    return session.access_token
+
+
+@pytest.fixture(scope="session")
+def refresh_session(legacy_users: LegacyUsers, target_client: MatrixClient) -> RefreshSession:
+    """One refreshable login that the refresh checks share, each from the pair the last
+    one left (legacy/refresh_session.py): one login, not one per check."""
+    return RefreshSession(legacy_users, target_client)
