@@ -65,17 +65,31 @@ async def issue_legacy(hs, kind: str, fresh_user, legacy_users) -> Issued:
     return Issued(issued.user_id, issued.device_id, renewed.access_token)
 
 
+async def refreshed(hs, refresh_session) -> Issued:
+    """An access token from POST /refresh, on the shared refresh session's device."""
+    first = await refresh_session.pair(hs)
+    again = await legacy.refresh(hs, first["refresh_token"])
+    refresh_session.went_on(again)
+    renewed = _issued(again, "POST /refresh")
+    return Issued(refresh_session.user.user_id, first.get("device_id"), renewed.access_token)
+
+
 @pytest.mark.api("legacy")
 @pytest.mark.parametrize("kind", LEGACY_KINDS)
 @pytest.mark.check("tokens.kind.whoami", "WHOAMI-200", "DEVICE-BIND")
 async def check_each_kind_of_token_names_its_owner(
-    hs, fresh_user, legacy_users, kind, transport, shared_setup
+    hs, fresh_user, legacy_users, kind, transport, shared_setup, refresh_session
 ):
     """whoami with a token of this kind answers its user and the device it was issued for.
-    Both transports ask with the same token (whoami changes nothing): one login, not two."""
-    issued = await shared_setup.get(
-        f"a token of kind {kind}", hs, lambda c: issue_legacy(c, kind, fresh_user, legacy_users)
-    )
+    Both transports ask with the same token (whoami changes nothing): one login, not two;
+    a refresh-issued token comes from the refresh checks' shared session (no login)."""
+
+    async def issue(client):
+        if kind == "refresh":
+            return await refreshed(client, refresh_session)
+        return await issue_legacy(client, kind, fresh_user, legacy_users)
+
+    issued = await shared_setup.get(f"a token of kind {kind}", hs, issue)
     resp = await legacy.whoami(hs, transport.credentials(issued.access_token))
     expect(resp, match.status(200), match.json_key_equal("user_id", issued.user_id))
     expect(resp, match.json_key_equal("device_id", issued.device_id), req="DEVICE-BIND")
