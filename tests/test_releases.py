@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,13 +44,16 @@ def fake_installer(calls: list[str]):
     def install(version: str, path: Path) -> None:
         calls.append(version)
         (path / "bin").mkdir(parents=True)
+        (path / "bin" / "python").symlink_to(sys.executable)
 
     return install
 
 
 def cached_venv(cache: Path, version: str, *, marker: bool = True) -> Path:
+    """A venv as `python -m venv` leaves it: bin/python links to the interpreter."""
     path = cache / version
     (path / "bin").mkdir(parents=True)
+    (path / "bin" / "python").symlink_to(sys.executable)
     if marker:
         (path / MARKER).write_text(json.dumps({"version": version, "pins": pins_for(version)}))
     return path
@@ -58,6 +62,7 @@ def cached_venv(cache: Path, version: str, *, marker: bool = True) -> Path:
 def fake_python(path: Path, version: str) -> None:
     """A `bin/python` that answers the version question and passes the import check."""
     script = path / "bin" / "python"
+    script.unlink(missing_ok=True)  # a link to the real interpreter: never write through it
     script.write_text(f'#!/bin/sh\ncase "$2" in *__version__*) echo {version};; esac\nexit 0\n')
     script.chmod(0o755)
 
@@ -133,6 +138,19 @@ def test_offline_with_nothing_cached_says_how_to_install(tmp_path):
     message = str(caught.value)
     assert "1.130.*" in message and str(tmp_path) in message
     assert "mxconform synapse install '1.130.*'" in message and "\n" not in message
+
+
+def test_a_venv_whose_interpreter_is_gone_is_built_again(tmp_path):
+    """A cache restored on a runner whose Python patch release changed: the marker is there,
+    the interpreter the venv links to is not."""
+    stale = cached_venv(tmp_path, "1.130.2")
+    (stale / "bin" / "python").unlink()
+    (stale / "bin" / "python").symlink_to(tmp_path / "python3.11.8-gone")
+    with pytest.raises(HarnessError, match="no cached Synapse release"):
+        ensure("1.130.*", offline=True, cache=tmp_path)
+    calls: list[str] = []
+    release = ensure("1.130.2", cache=tmp_path, installer=fake_installer(calls))
+    assert calls == ["1.130.2"] and release.python.resolve() == Path(sys.executable).resolve()
 
 
 def test_a_half_built_venv_is_never_used(tmp_path):

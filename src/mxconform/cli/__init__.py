@@ -28,6 +28,8 @@ from mxconform.targets.config import ConfigError, Target
 from mxconform.targets.lifecycle import keep_handover_stream
 
 from .catalogue import add_selection, list_checks, list_requirements
+from .ci import add_parser as add_ci_parser
+from .ci import ci_command
 from .cleanup import add_parser as add_cleanup_parser
 from .cleanup import cleanup_command
 from .commands import _load, list_targets, prepare_releases, serve, synapse_command
@@ -367,6 +369,7 @@ def parser() -> argparse.ArgumentParser:
     syn_sub.add_parser("list", help="the cached releases, their venvs and pins")
     add_dendrite_parser(sub)
     add_cleanup_parser(sub)
+    add_ci_parser(sub)
     return p
 
 
@@ -410,6 +413,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cleanup_command(args)
         if args.command == "dendrite":
             return dendrite_command(args)
+        if args.command == "ci":
+            return ci_command(args)
         return rerender(args)
     except (ConfigError, HarnessError) as exc:
         print(f"mxconform: error: {exc}", file=sys.stderr)

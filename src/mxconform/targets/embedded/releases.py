@@ -131,6 +131,8 @@ def _read_marker(path: Path) -> Release | None:
         return None
     if not isinstance(data, dict) or data.get("version") != path.name:
         return None
+    if not (path / "bin" / "python").resolve().is_file():
+        return None  # the interpreter the venv links to is gone (a CI runner's new patch)
     pins = data.get("pins")
     return Release(path.name, path, tuple(pins) if isinstance(pins, list) else None)
 
