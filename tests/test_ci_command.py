@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mxconform.cli import main
-from mxconform.cli.ci import annotations, summary_markdown
+from mxconform.cli.ci import fail_annotations, summary_markdown
 from mxconform.targets.loading import load_servers
 
 SERVERS = """\
@@ -105,7 +105,7 @@ def _document(verdict: str, known: bool) -> dict:
 
 def test_an_unknown_fail_is_one_escaped_annotation_and_a_row():
     document = _document("FAIL", known=False)
-    (line,) = annotations(document)
+    (line,) = fail_annotations(document)
     assert line.startswith("::error file=suites/legacy/check_login.py,title=mxconform t%3A ")
     assert "100%25 wrong%0Asecond line (rules: LOGIN-BAD-CREDS)" in line
     table = summary_markdown(document)
@@ -116,5 +116,5 @@ def test_an_unknown_fail_is_one_escaped_annotation_and_a_row():
 
 def test_a_known_fail_is_neither_annotated_nor_listed():
     document = _document("FAIL", known=True)
-    assert annotations(document) == []
+    assert fail_annotations(document) == []
     assert "No FAIL beyond the known issues." in summary_markdown(document)

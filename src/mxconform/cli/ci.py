@@ -66,7 +66,7 @@ def ci_command(args: argparse.Namespace) -> int:
         print(args.name)
     else:
         document = _results(Path(args.report))
-        for line in annotations(document):
+        for line in fail_annotations(document):
             print(line)
         if args.summary_file:
             with open(args.summary_file, "a", encoding="utf-8") as out:
@@ -140,7 +140,7 @@ def _escape(text: str, prop: bool = False) -> str:
     return text.replace(":", "%3A").replace(",", "%2C") if prop else text
 
 
-def annotations(document: dict[str, Any]) -> list[str]:
+def fail_annotations(document: dict[str, Any]) -> list[str]:
     """One `::error` per FAIL that is not a known issue, on the check's source file."""
     lines = []
     for check in gating_failures(document["checks"])[:MAX_ANNOTATIONS]:
