@@ -199,3 +199,25 @@ def test_the_nightly_is_a_caller_of_the_reusable_workflow_with_inputs_it_declare
     )
     legs = [leg["target"] for leg in json.loads(planned.stdout)["include"]]
     assert "dendrite" in legs and "staging" not in legs
+
+
+def test_the_action_builds_and_runs_a_dendrite_release(tmp_path, python):
+    """The Dendrite steps (Go, the build, its cache key): the build is the cached one when
+    the project's tests already made it, else made now (minutes, once)."""
+    from mxconform.targets.embedded import dendrite_builds
+
+    if dendrite_builds.go_binary() is None:
+        pytest.skip("Dendrite is built from source: no Go on this machine")
+    runner = _runner(tmp_path, python)
+    version = dendrite_builds.DEFAULT_VERSION
+    inputs = {"dendrite-version": version, "args": "-k 'tokens.whoami or legacy.login.password'"}
+    try:
+        outputs = runner.run_action(ROOT, inputs)
+    except StepFailed:
+        pytest.fail("\n---\n".join(runner.stderr + runner.stdout))
+    assert outputs["exit-code"] == "0"
+    document = json.loads((Path(outputs["report-dir"]) / "results.json").read_text())
+    assert document["targets"][0]["server_software"].startswith("Dendrite")
+    go = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, check=True)
+    go = go.stdout.strip()
+    assert [k for k in runner.cache_keys if f"-{go}--{version}-" in k], runner.cache_keys

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,42 @@ def test_installed_wheel_runs_outside_the_checkout(tmp_path):
     assert any(c["check_id"] == "tokens.valid.accepted.whoami" for c in document["checks"])
     listed = sh(venv / "bin" / "mxconform", "targets", cwd=empty)
     assert "synapse-legacy (default)" in listed.stdout
+
+
+def test_the_sdist_carries_the_suites_and_builds_a_wheel_that_lists_them(tmp_path):
+    """`python -m build` as a user runs it: an sdist with the suites, catalogue, templates and
+    known issues, its version from git (or the fallback without git), and the wheel built
+    from that sdist alone lists the checks and names its version outside any checkout."""
+    built = sh(sys.executable, "-m", "build", "--sdist", "--outdir", tmp_path / "dist", ROOT)
+    assert built.returncode == 0, built.stdout + built.stderr
+    sdist = next((tmp_path / "dist").glob("mxconform-*.tar.gz"))
+    with tarfile.open(sdist) as archive:
+        names = archive.getnames()
+    top = names[0].split("/")[0]
+    for needed in (
+        "suites/legacy/check_login.py",
+        "src/mxconform/data/requirements.yaml",
+        "src/mxconform/report/templates",
+        "known-issues/synapse.yaml",
+        "PKG-INFO",
+    ):
+        assert any(n.startswith(f"{top}/{needed}") for n in names), needed
+    wheel = sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "w", sdist)
+    assert wheel.returncode == 0, wheel.stderr
+    venv = tmp_path / "venv"
+    assert sh(sys.executable, "-m", "venv", "--without-pip", venv).returncode == 0
+    pip = (sys.executable, "-m", "pip", "--python", venv / "bin" / "python")
+    assert (
+        sh(*pip, "install", "-q", "--no-deps", next((tmp_path / "w").glob("*.whl"))).returncode == 0
+    )
+    ours = sh(
+        venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"
+    )
+    (Path(ours.stdout.strip()) / "zz-deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    listed = sh(venv / "bin" / "mxconform", "list", "--json", cwd=empty)
+    assert listed.returncode == 0, listed.stderr
+    assert len(json.loads(listed.stdout)) > 200
+    version = sh(venv / "bin" / "mxconform", "--version", cwd=empty).stdout
+    assert version.startswith("mxconform ") and top.removeprefix("mxconform-") in version

@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     plan.add_argument("--servers", metavar="FILE", help="targets file (default: ./servers.yaml)")
     plan.add_argument("--extra", default="", help="more targets by name (space or comma separated)")
     sv = ci_sub.add_parser("servers", help="write a servers file from the action's inputs")
-    sv.add_argument("-o", "--output", required=True, metavar="FILE")
+    sv.add_argument("-o", "--output", required=True, metavar="FILE", help="where to write it")
     sv.add_argument("--name", default="homeserver", help="the target's name (default homeserver)")
     sv.add_argument("--base-url", default="", help="a homeserver to test (legacy API)")
     sv.add_argument("--server-name", default="", help="its server name (default: the URL's host)")
