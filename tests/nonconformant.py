@@ -450,6 +450,19 @@ def _registration_accepts_http_client_uri(ex: Exchange) -> None:
         ex.body = json.dumps(data).encode()
 
 
+def _registration_accepts_client_bound_uris(ex: Exchange) -> None:
+    """Registers clients whose logo, terms or policy URIs break the rules that bind the
+    client (http, or off the client_uri host): rewritten to a valid URI before it arrives."""
+    data = _request_json(ex)
+    if _path(ex) != "/oauth2/registration" or not isinstance(data, dict):
+        return
+    base = str(data.get("client_uri") or "").rstrip("/")
+    for key in ("logo_uri", "tos_uri", "policy_uri"):
+        if isinstance(data.get(key), str) and not data[key].startswith(base + "/"):
+            data[key] = f"{base}/{key}"
+    ex.body = json.dumps(data).encode()
+
+
 def _revocation_does_nothing(ex: Exchange) -> None:
     if _path(ex) == "/oauth2/revoke":
         _answer(ex, 200, {})
@@ -1188,6 +1201,10 @@ BREAKAGES = {
         Breakage(
             "registration-accepts-http-client-uri",
             auth_inbound=_registration_accepts_http_client_uri,
+        ),
+        Breakage(
+            "registration-accepts-client-bound-uris",
+            auth_inbound=_registration_accepts_client_bound_uris,
         ),
         Breakage("revocation-does-nothing", auth_inbound=_revocation_does_nothing),
         Breakage("revocation-needs-client-id", auth_inbound=_revocation_needs_client_id),

@@ -287,6 +287,24 @@ def test_an_http_client_uri_is_allowed_so_accepting_it_is_info(
     assert verdicts["oauth.dcr.refused.web-redirect-http[-]"] == "PASS"
 
 
+def test_logo_terms_and_policy_uris_bind_the_client_so_accepting_them_is_info(
+    run_harness, oauth_proxy, oauth_servers
+):
+    """The schema's https and common-base rules for logo_uri, tos_uri and policy_uri bind
+    the client's metadata: a server that registers such a client is recorded, not failed
+    (an authorisation server written elsewhere did, and was FAILed three times); the
+    redirect-URI rules, which the server must validate, still hold."""
+    oauth_proxy.use("registration-accepts-client-bound-uris")
+    run = run_harness(
+        oauth_proxy.base_url, "-k", "dcr.refused", servers=oauth_servers(oauth_proxy.base_url)
+    )
+    verdicts = run.verdicts()
+    for case in ("logo-http", "logo-other-host", "tos-http"):
+        assert verdicts[f"oauth.dcr.refused.{case}[-]"] == "INFO", verdicts
+    assert verdicts["oauth.dcr.refused.web-redirect-other-host[-]"] == "PASS"
+    assert "FAIL" not in verdicts.values()
+
+
 def test_the_mas_admin_driver_runs_the_suite_without_pages(
     run_harness, synapse_oauth, oauth_servers
 ):

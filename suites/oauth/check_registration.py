@@ -76,7 +76,7 @@ INVALID = (
     ),
     Case(
         "logo-other-host",
-        "OAUTH-DCR-COMMON-BASE",
+        "OAUTH-DCR-COMMON-BASE-OTHER",
         web([SITE + "cb"], logo_uri="https://elsewhere.example.net/logo.png"),
     ),
     Case(
