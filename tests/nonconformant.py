@@ -182,6 +182,21 @@ def _uia_wrong_password_accepted(ex: Exchange) -> None:
         ex.set_json({})
 
 
+def _guest_refusal_errcode(replacement: str | None) -> Callable[[Exchange], None]:
+    """The 403 refusing `kind=guest` with its errcode replaced (another code is still a Matrix
+    error: M_FORBIDDEN is registration.yaml's example) or dropped (no Matrix error at all)."""
+
+    def change(ex: Exchange) -> None:
+        kind = dict(parse_qsl(urlsplit(ex.path).query)).get("kind")
+        if _path(ex).endswith("/register") and kind == "guest" and ex.status == 403:
+            if replacement is None:
+                ex.set_json({"message": "guests are not welcome"})
+            else:
+                ex.set_json({"errcode": replacement, "error": "Guest access is disabled"})
+
+    return change
+
+
 def _failed_stage_errcode(replacement: str | None) -> Callable[[Exchange], None]:
     """A failed UIA stage's 401 body with its errcode replaced (another code: still a
     conformant answer, the spec's M_FORBIDDEN being an example) or dropped with its error
@@ -1150,6 +1165,8 @@ BREAKAGES = {
         Breakage("uia-before-username-check", outbound=_uia_before_username_check),
         Breakage("expired-is-hard-logout", outbound=_expired_is_hard_logout),
         Breakage("uia-wrong-password-accepted", outbound=_uia_wrong_password_accepted),
+        Breakage("guest-refusal-forbidden", outbound=_guest_refusal_errcode("M_FORBIDDEN")),
+        Breakage("guest-refusal-not-a-matrix-error", outbound=_guest_refusal_errcode(None)),
         Breakage("uia-failed-stage-other-errcode", outbound=_failed_stage_errcode("M_UNKNOWN")),
         Breakage("uia-failed-stage-without-errcode", outbound=_failed_stage_errcode(None)),
         Breakage("delete-devices-does-nothing", inbound=_delete_devices_does_nothing),

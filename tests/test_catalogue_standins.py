@@ -17,7 +17,6 @@ def proxy(synapse):
 
 # Synapse's own deviations (known-issues/synapse.yaml) FAIL through the plain proxy too.
 KNOWN = {
-    "legacy.register.kind-guest[-]",
     "uia.password.unknown-3pid[-]",
     "legacy.login.device-is-xsign-key[-]",
 }

@@ -53,11 +53,10 @@ def test_default_run_passes_on_embedded_synapse(main_run):
         "badinput.delete-devices",
         "legacy.login.device-is-xsign-key",
         "legacy.refresh.consumed",
-        "legacy.register.kind-guest",
         "uia.fallback-page",
         "uia.password.unknown-3pid",
     ]
-    assert document["summary"]["synapse-legacy"]["known_fail"] == 6
+    assert document["summary"]["synapse-legacy"]["known_fail"] == 5
     assert document["summary"]["synapse-oauth"]["known_fail"] == 0  # https issuer: no FAIL
     assert sum(v in ("PASS", "INFO") for v in verdicts) >= 150
     by_api = {(c["target"], c["auth_api"]) for c in document["checks"] if c["verdict"] == "PASS"}

@@ -140,7 +140,6 @@ def test_unreachable_target_is_error_not_fail(run_harness):
 SYNAPSE_DEVIATIONS = {
     "legacy.refresh.consumed[-]",
     "uia.fallback-page[-]",
-    "legacy.register.kind-guest[-]",
     "uia.password.unknown-3pid[-]",
     "legacy.login.device-is-xsign-key[-]",
 }
@@ -229,6 +228,12 @@ def test_synapse_legacy_api_conforms_but_for_known_deviations(run_harness, synap
         ),
         ("uia-before-username-check", "legacy.register", {"legacy.register.in-use[-]"}, set()),
         (
+            "guest-refusal-not-a-matrix-error",
+            "legacy.register.kind-guest",
+            {"legacy.register.kind-guest[-]"},
+            set(),
+        ),
+        (
             "expired-is-hard-logout",
             "legacy.token.expired",
             set(),
@@ -272,6 +277,18 @@ def test_each_broken_legacy_rule_turns_its_checks_fail(
     for check in run.checks:
         if check["verdict"] in ("FAIL", "WARN") and check["check_id"] + "[-]" not in deviations:
             assert check["requirements"] and check["evidence"]
+
+
+def test_a_guest_refusal_is_judged_on_its_status_and_error_shape_not_the_example_code(
+    run_harness, proxy
+):
+    """Synapse's 403 M_UNKNOWN (plain, through the proxy) and the example's M_FORBIDDEN both
+    PASS; a 403 that is no Matrix error FAILs (test_each_broken_legacy_rule_...)."""
+    run = run_harness(proxy.base_url, "-k", "legacy.register.kind-guest")
+    assert run.verdicts() == {"legacy.register.kind-guest[-]": "PASS"}
+    proxy.use("guest-refusal-forbidden")
+    run = run_harness(proxy.base_url, "-k", "legacy.register.kind-guest")
+    assert run.verdicts() == {"legacy.register.kind-guest[-]": "PASS"}
 
 
 def test_static_users_are_never_changed_or_destroyed(tmp_path, monkeypatch, synapse, run_harness):

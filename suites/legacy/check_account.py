@@ -128,10 +128,13 @@ async def check_unknown_registration_token_is_not_valid(hs):
 
 @pytest.mark.check("legacy.register.kind-guest", "REG-KIND")
 async def check_guest_kind_is_served_or_forbidden(hs):
-    """`kind=guest` registers a guest (200 with a token) or is refused 403 M_FORBIDDEN."""
+    """`kind=guest` registers a guest (200 with a token) or is refused 403 with a Matrix
+    error. registration.yaml's M_FORBIDDEN is its example, not a rule: the 403 is what
+    tells a client the kind is not allowed (Synapse answers M_UNKNOWN, "Guest access is
+    disabled", and the standard error section has clients rely on the status then)."""
     resp = await legacy.register(hs, {}, kind="guest")
     if resp.status_code == 403:
-        expect(resp, match.errcode("M_FORBIDDEN"))
+        expect(resp, match.json_key_type("errcode", str, absent_ok=False))
         return
     expect(resp, match.status(200), match.json_key_type("access_token", str, absent_ok=False))
 
