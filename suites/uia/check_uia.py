@@ -49,7 +49,7 @@ async def expect_no_effect(prepared, operation, what):
     took, seen = await prepared.took_effect()
     expect_true(
         not took,
-        f"{operation}: {what} changed nothing ({seen})",
+        f"{operation}: {what} took effect all the same, read back: {seen}",
         expected="no effect",
         observed=seen,
     )
@@ -152,7 +152,7 @@ async def check_completed_password_stage_performs_the_operation(
     took, seen = await prepared.took_effect()
     expect_true(
         took,
-        f"{operation}: the completed request took effect ({seen})",
+        f"{operation}: the completed request shows no effect when read back: {seen}",
         req=operation.requirement,
         expected="effect visible",
         observed=seen,
