@@ -230,3 +230,32 @@ def _self_signed_der() -> bytes:
     from tls_certs import make_ca
 
     return make_ca().cert_der
+
+
+def test_an_oauth_account_s_name_may_come_from_the_environment(tmp_path, monkeypatch):
+    """Every oauth.accounts[] field takes ${ENV}: a CI job keeps the whole account in its
+    secrets. A variable that is not set is the same one-line usage error as for a secret."""
+    from mxconform.cli import start_check
+
+    servers = tmp_path / "servers.yaml"
+    servers.write_text(
+        "defaults: [mas]\n"
+        "targets:\n"
+        "  - name: mas\n"
+        "    base_url: https://matrix.example.org\n"
+        "    server_name: example.org\n"
+        "    auth: [oauth]\n"
+        "    oauth:\n"
+        "      issuer: https://auth.example.org/\n"
+        "      driver: form\n"
+        "      accounts: [{username: '${MXC_TEST_OAUTH_USER}', password: '${MXC_TEST_OAUTH_PW}'}]\n"
+    )
+    (target,) = load_servers(servers).targets
+    monkeypatch.setenv("MXC_TEST_OAUTH_PW", "pw")
+    monkeypatch.delenv("MXC_TEST_OAUTH_USER", raising=False)
+    with pytest.raises(ConfigError, match=r"accounts\[0\]\.username: environment variable"):
+        start_check(target)
+    monkeypatch.setenv("MXC_TEST_OAUTH_USER", "alice")
+    assert start_check(target) == ["pw"]
+    assert target.oauth is not None
+    assert target.oauth.accounts[0].resolved_username("here") == "alice"

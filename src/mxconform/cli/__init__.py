@@ -241,8 +241,10 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
 
 
 def start_check(target: Target) -> list[str]:
-    """Fail early, as a usage error, on a target whose secret variables are not set; the
-    values, for scrubbing."""
+    """Fail early, as a usage error, on a target whose secret (or account name) variables
+    are not set; the secrets' values, for scrubbing."""
+    for i, account in enumerate(target.oauth.accounts if target.oauth else []):
+        account.resolved_username(f"target {target.name}: oauth.accounts[{i}].username")
     return [ref.resolve(where) for where, ref in target.secret_refs()]
 
 

@@ -176,10 +176,11 @@ class OAuthUsers:
         if self.config.accounts:
             given = self.config.accounts[self._given_turn % len(self.config.accounts)]
             self._given_turn += 1
-            password = given.password.resolve(f"target {self.target.name}: oauth.accounts")
+            where = f"target {self.target.name}: oauth.accounts"
+            password = given.password.resolve(where)
             self._secrets.add(password, "password")
-            user_id = f"@{given.username}:{self.server_name}"
-            return Account(given.username, password, user_id, given=True)
+            username = given.resolved_username(where)
+            return Account(username, password, f"@{username}:{self.server_name}", given=True)
         raise Unsupported(
             "no way to get an account on this target: give oauth.admin (MAS admin API) "
             "or oauth.accounts in servers.yaml"

@@ -119,8 +119,15 @@ class MasAdmin(_Strict):
 class OAuthAccount(_Strict):
     """An account on the authorisation server, given by the operator (never changed)."""
 
-    username: Annotated[str, Field(min_length=1)]
+    username: Annotated[str, Field(min_length=1)]  # a name, or ${ENV_VAR} read when used
     password: SecretRef
+
+    def resolved_username(self, where: str) -> str:
+        """The account's name: `${ENV_VAR}` is read from the environment, as for the secrets
+        (a CI job keeps the whole account in its secrets), anything else is the name."""
+        if _ENV_REF.match(self.username):
+            return SecretRef(self.username).resolve(where)
+        return self.username
 
 
 class StaticToken(_Strict):
