@@ -182,6 +182,13 @@ def _uia_wrong_password_accepted(ex: Exchange) -> None:
         ex.set_json({})
 
 
+def _authenticated_versions_without_versions(ex: Exchange) -> None:
+    """/versions asked with a token answers without its required `versions` (only then:
+    preflight asks without one)."""
+    if _path(ex) == "/_matrix/client/versions" and ex.has_credentials() and ex.status == 200:
+        ex.set_json({"unstable_features": {"org.example.tailored": True}})
+
+
 def _guest_refusal_errcode(replacement: str | None) -> Callable[[Exchange], None]:
     """The 403 refusing `kind=guest` with its errcode replaced (another code is still a Matrix
     error: M_FORBIDDEN is registration.yaml's example) or dropped (no Matrix error at all)."""
@@ -1165,6 +1172,10 @@ BREAKAGES = {
         Breakage("uia-before-username-check", outbound=_uia_before_username_check),
         Breakage("expired-is-hard-logout", outbound=_expired_is_hard_logout),
         Breakage("uia-wrong-password-accepted", outbound=_uia_wrong_password_accepted),
+        Breakage(
+            "authenticated-versions-without-versions",
+            outbound=_authenticated_versions_without_versions,
+        ),
         Breakage("guest-refusal-forbidden", outbound=_guest_refusal_errcode("M_FORBIDDEN")),
         Breakage("guest-refusal-not-a-matrix-error", outbound=_guest_refusal_errcode(None)),
         Breakage("uia-failed-stage-other-errcode", outbound=_failed_stage_errcode("M_UNKNOWN")),

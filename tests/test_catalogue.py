@@ -41,6 +41,7 @@ def test_catalogue_covers_every_reference_requirement():
 
 
 SPLIT_ROWS = {
+    "VERSIONS-AUTH-SHAPE": "VERSIONS-OPTIONAL-AUTH",  # the answer's shape (MUST) / the MAY
     # the client's rule (MUST, on the metadata) / what the server may do about it (MAY)
     "OAUTH-DCR-COMMON-BASE-OTHER": "OAUTH-DCR-COMMON-BASE",
     "OAUTH-REFRESH-RETRY": "OAUTH-REFRESH-ROTATE",  # "SHOULD rotate / MUST allow retry"

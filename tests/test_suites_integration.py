@@ -228,6 +228,12 @@ def test_synapse_legacy_api_conforms_but_for_known_deviations(run_harness, synap
         ),
         ("uia-before-username-check", "legacy.register", {"legacy.register.in-use[-]"}, set()),
         (
+            "authenticated-versions-without-versions",
+            "legacy.versions",
+            {"legacy.versions.with-token[-]"},
+            set(),
+        ),
+        (
             "guest-refusal-not-a-matrix-error",
             "legacy.register.kind-guest",
             {"legacy.register.kind-guest[-]"},

@@ -102,13 +102,27 @@ async def check_own_device_can_be_renamed(hs, fresh_user, legacy_users):
     expect(unknown, match.status(404))
 
 
-@pytest.mark.check("legacy.versions.with-token", "VERSIONS-OPTIONAL-AUTH")
+@pytest.mark.check("legacy.versions.with-token", "VERSIONS-OPTIONAL-AUTH", "VERSIONS-AUTH-SHAPE")
 async def check_versions_accepts_a_token(hs, user):
-    """GET /versions answers 200 with an access token as without one."""
+    """GET /versions answers 200 with an access token as without one, with the required
+    `versions`, an array of strings (the token may change `unstable_features`, not that)."""
     resp = await hs.request(
         "GET", "/_matrix/client/versions", credentials=bearer_header(user.access_token)
     )
-    expect(resp, match.status(200), match.json_keys_present("versions"))
+    expect(
+        resp,
+        match.status(200),
+        match.json_key_type("versions", list, absent_ok=False),
+        req="VERSIONS-AUTH-SHAPE",
+    )
+    versions = body(resp)["versions"]
+    expect_true(
+        all(isinstance(v, str) for v in versions),
+        "the authenticated answer's versions are not all strings",
+        req="VERSIONS-AUTH-SHAPE",
+        expected="an array of strings",
+        observed=versions,
+    )
 
 
 @pytest.mark.check("legacy.register.token-validity", "REG-TOKEN-VALIDITY")
