@@ -102,8 +102,9 @@ KNOWN = {
         (
             "register-token-wrong-device",
             "tokens.kind.whoami.register",
-            set(),  # DEVICE-BIND is a SHOULD
+            # the same observation as whoami-wrong-device: one rule (WHOAMI-200), one level
             {"tokens.kind.whoami.register[header]", "tokens.kind.whoami.register[query]"},
+            set(),
         ),
         (
             "logout-keeps-refreshed-token",
