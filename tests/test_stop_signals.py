@@ -88,3 +88,17 @@ def test_a_run_started_with_sigint_ignored_keeps_it_so_and_still_stops_on_sigter
         stopping.restore(config.stash.get(options._SAVED_HANDLERS, {}))
         signal.signal(signal.SIGINT, previous)
     assert signal.getsignal(signal.SIGTERM) == term  # given back
+
+
+def test_a_reporter_that_cannot_render_the_stop_does_not_turn_it_into_a_crash():
+    """pytest's terminal reporter raised TypeError rendering a KeyboardInterrupt whose
+    traceback had a frame without a line number (CPython 3.11): the wrapper keeps the stop
+    a stop (exit 143), not pytest's internal error (exit 1)."""
+    wrapper = options.pytest_keyboard_interrupt(SimpleNamespace())
+    next(wrapper)
+    with pytest.raises(StopIteration):
+        wrapper.throw(TypeError("unsupported operand type(s) for -: 'NoneType' and 'int'"))
+    wrapper = options.pytest_keyboard_interrupt(SimpleNamespace())
+    next(wrapper)
+    with pytest.raises(StopIteration):
+        next(wrapper)  # a reporter that rendered it: nothing changes

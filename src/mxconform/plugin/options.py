@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import signal
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -213,6 +214,19 @@ def forget_stale_stops(loop: asyncio.AbstractEventLoop) -> int:
     for handle in stale:
         handle.cancel()
     return len(stale)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> Generator[None]:
+    """A stop signal's traceback that pytest's reporter cannot render does not cost the run
+    its clean stop: CPython 3.11 can leave a frame without a line number where the signal
+    landed (`tb_lineno` None), and the reporter's `getrepr` raised TypeError: pytest then
+    ended with an internal error, exit 1 instead of 143 (seen once, in a full test run)."""
+    try:
+        yield
+    except Exception:  # the reporter's own failure; the stop itself is recorded elsewhere
+        return None
+    return None
 
 
 @pytest.hookimpl(tryfirst=True)
