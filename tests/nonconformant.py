@@ -1218,6 +1218,10 @@ BREAKAGES = {
             outbound=_metadata_edit("revocation_endpoint", "/oauth2/revoke"),
         ),
         Breakage(
+            "metadata-prompt-values-not-strings",
+            outbound=_metadata_edit("prompt_values_supported", ["create", 1]),
+        ),
+        Breakage(
             "metadata-device-endpoint-only",
             outbound=_metadata_edit(
                 "grant_types_supported", ["authorization_code", "refresh_token"]

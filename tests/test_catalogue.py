@@ -41,6 +41,7 @@ def test_catalogue_covers_every_reference_requirement():
 
 
 SPLIT_ROWS = {
+    "OAUTH-META-TYPES": "OAUTH-META-REQUIRED",  # the fields' types / their presence
     "VERSIONS-AUTH-SHAPE": "VERSIONS-OPTIONAL-AUTH",  # the answer's shape (MUST) / the MAY
     # the client's rule (MUST, on the metadata) / what the server may do about it (MAY)
     "OAUTH-DCR-COMMON-BASE-OTHER": "OAUTH-DCR-COMMON-BASE",
@@ -146,3 +147,23 @@ def test_coverage_counts_add_up(cited):
     assert sum(doc["total"].values()) == len(requirements.catalogue())
     for kind in ("checked", "untestable", "needs", "uncovered"):
         assert doc["total"][kind] == sum(a[kind] for a in doc["areas"].values())
+
+
+@pytest.mark.skipif(not SPEC_API.exists(), reason="matrix-spec data not present")
+def test_the_metadata_arrays_checked_are_the_ones_the_spec_defines():
+    """oauth.metadata.field-types judges exactly the arrays of strings that
+    oauth_server_metadata.yaml defines."""
+    import importlib.util
+
+    schema = yaml.safe_load((SPEC_API / "oauth_server_metadata.yaml").read_text())
+    response = schema["paths"]["/auth_metadata"]["get"]["responses"]["200"]
+    props = response["content"]["application/json"]["schema"]["properties"]
+    defined = {
+        k for k, v in props.items() if v.get("type") == "array" and v["items"]["type"] == "string"
+    }
+    path = Path(__file__).resolve().parents[1] / "suites" / "oauth" / "check_metadata.py"
+    spec = importlib.util.spec_from_file_location("check_metadata_for_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert set(module.ARRAYS_OF_STRINGS) == defined

@@ -92,6 +92,7 @@ STAND_INS = {
     "metadata-without-code": ("metadata", fails("oauth.metadata.response-types")),
     "metadata-relative-endpoint": ("metadata", fails("oauth.metadata.endpoint-uris")),
     "metadata-device-endpoint-only": ("metadata", fails("oauth.metadata.device-grant")),
+    "metadata-prompt-values-not-strings": ("metadata", fails("oauth.metadata.field-types")),
     "registration-accepts-http-redirect": ("dcr", fails("oauth.dcr.refused.web-redirect-http")),
     "revocation-needs-client-id": ("any-client", {"oauth.revoke.any-client[-]": "WARN"}),
     "revocation-does-nothing": (

@@ -22,6 +22,16 @@ REQUIRED = (
     "response_modes_supported",
     "code_challenge_methods_supported",
 )
+# The arrays of strings oauth_server_metadata.yaml defines (tests/test_catalogue.py reads them
+# from the spec's data and compares).
+ARRAYS_OF_STRINGS = (
+    "response_types_supported",
+    "grant_types_supported",
+    "response_modes_supported",
+    "code_challenge_methods_supported",
+    "prompt_values_supported",
+    "account_management_actions_supported",
+)
 ACTIONS = (
     "org.matrix.profile",
     "org.matrix.devices_list",
@@ -45,6 +55,26 @@ async def served(hs, oauth_metadata):
 async def check_metadata_has_every_required_field(served):
     """The metadata carries every field the spec requires."""
     expect(served, match.status(200), match.json_keys_present(*REQUIRED))
+
+
+@pytest.mark.check("oauth.metadata.field-types", "OAUTH-META-TYPES")
+async def check_array_fields_are_arrays_of_strings(served):
+    """Every array the metadata schema defines is, when present, an array of strings (a
+    client iterates them as such; `prompt_values_supported: ["create", 1]` broke none of
+    the value checks)."""
+    data = body(served) or {}
+    wrong = {
+        k: data[k]
+        for k in ARRAYS_OF_STRINGS
+        if k in data
+        and not (isinstance(data[k], list) and all(isinstance(v, str) for v in data[k]))
+    }
+    expect_true(
+        not wrong,
+        f"metadata arrays that are not arrays of strings: {wrong}",
+        expected="arrays of strings",
+        observed=wrong,
+    )
 
 
 @pytest.mark.check("oauth.metadata.issuer", "OAUTH-META-ISSUER")
