@@ -91,8 +91,9 @@ def test_synapse_conforms_on_both_transports(run_harness, synapse):
             },
         ),
         (
-            "whoami-wrong-device",
-            {"tokens.whoami.identity[header]", "tokens.whoami.identity[query]"},
+            "whoami-wrong-device",  # every token's whoami: the kinds' checks too (WHOAMI-200)
+            {"tokens.whoami.identity[header]", "tokens.whoami.identity[query]"}
+            | {f"tokens.kind.whoami.{k}[{t}]" for k in TOKEN_KINDS for t in ("header", "query")},
         ),
     ],
 )
