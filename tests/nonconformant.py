@@ -485,6 +485,16 @@ def _registration_accepts_client_bound_uris(ex: Exchange) -> None:
     ex.body = json.dumps(data).encode()
 
 
+def _oauth_without_cors(ex: Exchange) -> None:
+    """The authorisation server's answers without their CORS headers (preflights included)."""
+    if ex.response_headers is not None:
+        ex.response_headers = {
+            k: v
+            for k, v in ex.response_headers.items()
+            if not k.lower().startswith("access-control-")
+        }
+
+
 def _revocation_does_nothing(ex: Exchange) -> None:
     if _path(ex) == "/oauth2/revoke":
         _answer(ex, 200, {})
@@ -1238,6 +1248,7 @@ BREAKAGES = {
             "registration-accepts-client-bound-uris",
             auth_inbound=_registration_accepts_client_bound_uris,
         ),
+        Breakage("oauth-without-cors", auth_outbound=_oauth_without_cors),
         Breakage("revocation-does-nothing", auth_inbound=_revocation_does_nothing),
         Breakage("revocation-needs-client-id", auth_inbound=_revocation_needs_client_id),
         Breakage("unknown-revocation-refused", auth_inbound=_unknown_revocation_refused),

@@ -93,6 +93,13 @@ STAND_INS = {
     "metadata-relative-endpoint": ("metadata", fails("oauth.metadata.endpoint-uris")),
     "metadata-device-endpoint-only": ("metadata", fails("oauth.metadata.device-grant")),
     "metadata-prompt-values-not-strings": ("metadata", fails("oauth.metadata.field-types")),
+    "oauth-without-cors": (
+        "oauth.cors",
+        {
+            f"oauth.cors.preflight.{e}[-]": "WARN"
+            for e in ("registration", "token", "revocation", "device-authorization")
+        },
+    ),
     "registration-accepts-http-redirect": ("dcr", fails("oauth.dcr.refused.web-redirect-http")),
     "revocation-needs-client-id": ("any-client", {"oauth.revoke.any-client[-]": "WARN"}),
     "revocation-does-nothing": (

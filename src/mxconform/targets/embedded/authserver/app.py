@@ -35,7 +35,7 @@ from .grants import (
 )
 from .homeserver import HomeserverError
 from .introspection import register_introspection
-from .responses import client_redirect, oauth_error
+from .responses import CORS_HEADERS, CORS_PATHS, client_redirect, oauth_error
 from .store import User, digest, new_id
 
 log = logging.getLogger("mxconform.authserver")
@@ -154,6 +154,8 @@ def build_app(settings: Settings, core: Core) -> Flask:
         if token:
             response.set_cookie("csrf", token, httponly=True, samesite="Lax", max_age=3600)
         response.headers.setdefault("Cache-Control", "no-store")
+        if request.path in CORS_PATHS:  # what a web client calls from its own origin, as MAS
+            response.headers.update(CORS_HEADERS)
         return response
 
     def page(template: str, status: int = 200, **context: Any) -> Response:

@@ -23,3 +23,24 @@ def client_redirect(uri: str, params: list[tuple[str, str]], mode: str) -> Respo
     """A 303 to the client with the result in the query or the fragment."""
     location = add_params_to_uri(uri, params, fragment=(mode == "fragment"))
     return redirect(location, 303)
+
+
+# The endpoints a browser client on another origin calls (discovery, registration, token,
+# revocation, device authorisation), with the CORS headers MAS sends them: no cookies, so any
+# origin. The pages (authorize, login, consent, account) are navigations and get none.
+CORS_PATHS = frozenset(
+    {
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+        "/oauth2/token",
+        "/oauth2/revoke",
+        "/oauth2/device",
+        "/oauth2/registration",
+    }
+)
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, Accept",
+    "Access-Control-Max-Age": "600",
+}
