@@ -1157,3 +1157,31 @@ def test_the_public_face_is_https_signed_by_the_runs_own_ca(tmp_path):
     finally:
         server.stop()
     assert not server.state_dir.exists()  # the CA's private key went with the state
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ('<input name="login" autocomplete="username">', "login"),
+        ('<label for="who">E-mail address</label><input id="who" name="f1" type="email">', "f1"),
+        ('<label>Your user name <input name="u"></label>', "u"),
+        ('<input name="identifier">', "identifier"),
+    ],
+)
+def test_the_form_driver_finds_the_name_field_by_its_role(field, expected):
+    """An authorisation server written elsewhere calls the field `login` (a real one did):
+    the driver fills the field whose autocomplete, name or label asks for the account."""
+    from mxconform.oauth.drivers.form import choose_form
+
+    html = (
+        f'<form method="post" action="/login">{field}'
+        '<input name="nickname" type="text"><input name="pw" type="password">'
+        "<button>Sign in</button></form>"
+    )
+    page = choose_form(
+        html, "https://auth.example.org/login", {"username": "alice", "password": "s"}
+    )
+    assert page is not None
+    values = dict(page.fields)
+    assert values[expected] == "alice" and values["pw"] == "s"
+    assert values["nickname"] == ""  # only the field that asks for the name

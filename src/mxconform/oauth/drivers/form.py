@@ -20,6 +20,7 @@ from mxconform.oauth.drivers.base import (
     LoginDriver,
     NoRegistrationPage,
 )
+from mxconform.oauth.drivers.form_fields import asks_for_the_name
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _REFUSING = ("deny", "reject", "cancel", "decline")
@@ -52,6 +53,16 @@ def choose_form(html: str, url: str, fill: dict[str, str]) -> FormPage | None:
     form = with_password[0] if with_password and "password" in fill else forms[0]
     fields: list[tuple[str, str]] = []
     names: list[str] = []
+    # the account's name goes in the field that asks for it, whatever its name: the one
+    # called `username` if there is one, else the first text input whose role says so
+    named = any(e.get("name") == "username" for e in form.inputs)
+    name_field = (
+        None
+        if named or "username" not in fill
+        else next(
+            (e.get("name") for e in form.inputs if e.get("name") and asks_for_the_name(e)), None
+        )
+    )
     for element in form.inputs:
         name = element.get("name")
         if not name:
@@ -70,6 +81,8 @@ def choose_form(html: str, url: str, fill: dict[str, str]) -> FormPage | None:
             continue
         if name in fill:
             fields.append((name, fill[name]))
+        elif name == name_field:
+            fields.append((name, fill["username"]))
         elif kind == "password" and "password" in fill:
             fields.append((name, fill["password"]))  # e.g. a confirmation field
         else:
