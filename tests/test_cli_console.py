@@ -121,3 +121,17 @@ def test_requirement_selects_the_checks_citing_it(run_harness, synapse, capfd):
     capfd.readouterr()
     assert run.checks
     assert all("REFRESH-401" in c["requirements"] for c in run.checks)
+
+
+def test_a_selection_that_grades_no_must_does_not_say_every_must_is_met(
+    run_harness, synapse, capfd
+):
+    """An observation alone (INFO) exits 0, but the last line does not claim conformance."""
+    run = run_harness(synapse.base_url, "-k", "tokens.www-authenticate")
+    out, err = capfd.readouterr()
+    last = (out + err).rstrip().splitlines()[-1]
+    assert run.outcome.exit_code == EXIT_OK and set(run.verdicts().values()) == {"INFO"}
+    assert last == (
+        "  exit 0: no FAIL, but no MUST was graded: this selection does not say the server "
+        "conforms"
+    )

@@ -89,8 +89,16 @@ def summary_lines(
         for ledger in housekeeping.get("ledgers", []):
             lines.append(f"    finish with: mxconform cleanup {ledger}")
     lines.append(f"  report: {report_dir / 'index.html'}")
-    lines.append(f"  exit {exit_code}: {reason or 'every MUST met (known deviations excepted)'}")
+    lines.append(f"  exit {exit_code}: {reason or _all_met(document)}")
     return lines
+
+
+def _all_met(document: dict[str, Any]) -> str:
+    """What an exit 0 says: every MUST met, or, when the selection graded none, only that
+    nothing failed (a run of SHOULDs or observations says nothing of the MUSTs)."""
+    if any(s.get("must_applicable") for s in document["summary"].values()):
+        return "every MUST met (known deviations excepted)"
+    return "no FAIL, but no MUST was graded: this selection does not say the server conforms"
 
 
 def print_summary(lines: list[str], out: TextIO) -> None:
