@@ -105,8 +105,11 @@ class LegacyUsers(AccountCleanup):
         """Whether checks may change or destroy accounts: never for given (static) users."""
         return not isinstance(self._target.provisioning, StaticUsers)
 
-    async def create(self, client: MatrixClient, purpose: str) -> Session:
-        """A user for a check: newly registered, or a new device of a given static user."""
+    async def create(
+        self, client: MatrixClient, purpose: str, password: str | None = None
+    ) -> Session:
+        """A user for a check: newly registered (with `password` when the check needs a
+        given one), or a new device of a given static user."""
         method = self._target.provisioning
         where = f"target {self._target.name}: provisioning"
         if isinstance(method, StaticUsers):
@@ -127,7 +130,7 @@ class LegacyUsers(AccountCleanup):
                 found = {d.get("device_id") for d in (body(listed) or {}).get("devices", [])}
                 self._found_devices[given.user_id] = found - {session.device_id}
             return session
-        return await self._tracked(self._register(client, purpose))
+        return await self._tracked(self._register(client, purpose, password))
 
     async def _tracked(self, registering: Coroutine[Any, Any, Session]) -> Session:
         """A registration as a task of its own, which `settle` waits for: a run stopped
@@ -138,11 +141,16 @@ class LegacyUsers(AccountCleanup):
         task.add_done_callback(self._in_flight.discard)
         return await from_task(asyncio.shield(task))
 
-    async def _register(self, client: MatrixClient, purpose: str) -> Session:
+    async def _register(
+        self, client: MatrixClient, purpose: str, password: str | None = None
+    ) -> Session:
         method = self._target.provisioning
         where = f"target {self._target.name}: provisioning"
         username = self._names.next(purpose)
-        password = self.new_password()
+        if password is None:
+            password = self.new_password()
+        else:
+            self._secrets.add(password, "password")
         self._write_down(username, password)
         if isinstance(method, OpenRegistration):
             session = await register_uia(client, username, password, None)
