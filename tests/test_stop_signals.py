@@ -92,13 +92,31 @@ def test_a_run_started_with_sigint_ignored_keeps_it_so_and_still_stops_on_sigter
 
 def test_a_reporter_that_cannot_render_the_stop_does_not_turn_it_into_a_crash():
     """pytest's terminal reporter raised TypeError rendering a KeyboardInterrupt whose
-    traceback had a frame without a line number (CPython 3.11): the wrapper keeps the stop
-    a stop (exit 143), not pytest's internal error (exit 1)."""
-    wrapper = options.pytest_keyboard_interrupt(SimpleNamespace())
+    traceback had a frame without a line number (CPython 3.11), and then, at the session's
+    end, asserted it had a rendering: the reporter is given the interrupt's one line, which
+    its own end-of-session report prints, so the stop stays a stop (exit 143)."""
+    from _pytest.terminal import TerminalReporter
+
+    lines: list[str] = []
+    tw = SimpleNamespace(line=lambda text, **_: lines.append(text))
+    reporter = SimpleNamespace(
+        _keyboardinterrupt_memo=None,
+        _tw=tw,
+        config=SimpleNamespace(option=SimpleNamespace(fulltrace=False)),
+        write_sep=lambda sep, text, **_: lines.append(text),
+    )
+    config = SimpleNamespace(pluginmanager=SimpleNamespace(get_plugin=lambda name: reporter))
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as stop:
+        excinfo = pytest.ExceptionInfo.from_exception(stop)
+    wrapper = options.InterruptReport(config).pytest_keyboard_interrupt(excinfo)
     next(wrapper)
     with pytest.raises(StopIteration):
         wrapper.throw(TypeError("unsupported operand type(s) for -: 'NoneType' and 'int'"))
-    wrapper = options.pytest_keyboard_interrupt(SimpleNamespace())
+    TerminalReporter._report_keyboardinterrupt(reporter)  # what pytest does at the end
+    assert lines[:2] == ["KeyboardInterrupt", "KeyboardInterrupt"]
+    wrapper = options.InterruptReport(config).pytest_keyboard_interrupt(excinfo)
     next(wrapper)
     with pytest.raises(StopIteration):
         next(wrapper)  # a reporter that rendered it: nothing changes

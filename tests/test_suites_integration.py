@@ -199,6 +199,7 @@ def test_synapse_legacy_api_conforms_but_for_known_deviations(run_harness, synap
                 "legacy.login.wrong-password[-]",
                 "legacy.login.unknown-user[-]",
                 "legacy.login.token-invalid[-]",  # the stand-in turns every 403 into 200
+                "legacy.login.long-password[-]",
                 "legacy.login.unknown-3pid[-]",
                 "legacy.login.deactivated.token[-]",
                 "legacy.login.deactivated[-]",

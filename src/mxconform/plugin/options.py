@@ -110,6 +110,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(InterruptReport(config), "mxconform-interrupt-report")
     config.addinivalue_line(
         "markers",
         "check(id, *requirement_ids, transport=None): a conformance check with a "
@@ -216,17 +217,40 @@ def forget_stale_stops(loop: asyncio.AbstractEventLoop) -> int:
     return len(stale)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_keyboard_interrupt(excinfo: pytest.ExceptionInfo[BaseException]) -> Generator[None]:
+class PlainInterrupt:
+    """What pytest's reporter is given for a stop it could not render: the one line it
+    prints for an interrupt (its `reprcrash`), no traceback."""
+
+    def __init__(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self.reprcrash = self
+        value = str(excinfo.value)
+        self.message = f"{excinfo.typename}: {value}" if value else excinfo.typename
+
+    def toterminal(self, tw: Any) -> None:
+        tw.line(self.message)
+
+
+class InterruptReport:
     """A stop signal's traceback that pytest's reporter cannot render does not cost the run
-    its clean stop: CPython 3.11 can leave a frame without a line number where the signal
-    landed (`tb_lineno` None), and the reporter's `getrepr` raised TypeError: pytest then
-    ended with an internal error, exit 1 instead of 143 (seen once, in a full test run)."""
-    try:
-        yield
-    except Exception:  # the reporter's own failure; the stop itself is recorded elsewhere
+    its clean stop. CPython 3.11 can leave a frame without a line number where the signal
+    landed (`tb_lineno` None): the reporter's `getrepr` raised TypeError, and pytest ended
+    with an internal error, exit 1 instead of 143 (seen once, in a full test run). The
+    reporter gets the interrupt's one line instead; it prints that at the session's end."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._config = config
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_keyboard_interrupt(
+        self, excinfo: pytest.ExceptionInfo[BaseException]
+    ) -> Generator[None]:
+        try:
+            yield
+        except Exception:  # the reporter's own failure; the stop itself is recorded elsewhere
+            reporter = self._config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                reporter._keyboardinterrupt_memo = PlainInterrupt(excinfo)
         return None
-    return None
 
 
 @pytest.hookimpl(tryfirst=True)
