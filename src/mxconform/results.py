@@ -51,6 +51,11 @@ class CheckRecord:
         return data
 
 
+def record_key(check: dict[str, Any]) -> str:
+    """`check_id[transport]` of a stored check, as plugin.checks.check_key names a live one."""
+    return f"{check['check_id']}[{check.get('transport') or '-'}]"
+
+
 def gating_failures(checks: list[dict[str, Any]], fail_on: str = "fail") -> list[dict[str, Any]]:
     """The verdicts that fail a run: FAILs (and WARNs with `fail_on="warn"`) not listed as
     known issues of their target."""

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from mxconform.paths import servers_file
-from mxconform.results import gating_failures
+from mxconform.results import gating_failures, record_key
 from mxconform.targets.config import ConfigError
 from mxconform.targets.loading import load_servers
 
@@ -130,10 +130,6 @@ def _results(path: Path) -> dict[str, Any]:
     return document
 
 
-def _key(check: dict[str, Any]) -> str:
-    return f"{check['check_id']}[{check.get('transport') or '-'}]"
-
-
 def _escape(text: str, prop: bool = False) -> str:
     """GitHub's workflow-command escapes (data; a property also escapes : and ,)."""
     text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
@@ -145,12 +141,11 @@ def fail_annotations(document: dict[str, Any]) -> list[str]:
     lines = []
     for check in gating_failures(document["checks"])[:MAX_ANNOTATIONS]:
         source = "suites/" + str(check.get("nodeid") or "").split("::", 1)[0]
-        title = f"mxconform {check['target']}: {_key(check)} FAIL"
+        title = f"mxconform {check['target']}: {record_key(check)} FAIL"
         rules = ", ".join(check.get("basis") or check.get("requirements") or [])
         message = f"{check.get('message') or ''} (rules: {rules})"
         lines.append(
-            f"::error file={_escape(source, True)},title={_escape(title, True)}::"
-            f"{_escape(message)}"
+            f"::error file={_escape(source, True)},title={_escape(title, True)}::{_escape(message)}"
         )
     return lines
 
@@ -174,5 +169,5 @@ def summary_markdown(document: dict[str, Any]) -> str:
         for c in failing:
             rules = ", ".join(c.get("basis") or c.get("requirements") or [])
             observed = c.get("observed") or c.get("message")
-            out.append(f"| {c['target']} | `{_key(c)}` | {rules} | {_cell(observed)} |")
+            out.append(f"| {c['target']} | `{record_key(c)}` | {rules} | {_cell(observed)} |")
     return "\n".join(out) + "\n\n"

@@ -17,6 +17,7 @@ from typing import Any
 
 from mxconform.http.evidence import SHARED_NOTE
 from mxconform.paths import data_file
+from mxconform.results import record_key
 
 # Synapse's shipped rc_login per address: 5 at once, then one every 1/0.003 s.
 STOCK_LOGIN_BURST, STOCK_LOGIN_INTERVAL_S = 5, 1 / 0.003
@@ -39,7 +40,7 @@ def planned(check_keys: list[str]) -> Counter[str]:
 
 
 def plan_line(check_keys: list[str]) -> str:
-    """ "plan: 113 logins, 23 registrations for 281 checks; at Synapse's shipped login limit
+    """"plan: 113 logins, 23 registrations for 281 checks; at Synapse's shipped login limit
     (5 at once, then one per 333 s) about 10 h 24 min of waiting"."""
     spent = planned(check_keys)
     logins, registrations = spent.get("login", 0), spent.get("register", 0)
@@ -74,5 +75,5 @@ def measured(document: dict[str, Any], target: str) -> dict[str, dict[str, int]]
             elif path.endswith("/register"):
                 spent["register"] += 1
         if spent:
-            out[f"{check['check_id']}[{check['transport'] or '-'}]"] = dict(sorted(spent.items()))
+            out[record_key(check)] = dict(sorted(spent.items()))
     return dict(sorted(out.items()))
