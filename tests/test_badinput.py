@@ -8,6 +8,7 @@ import json
 import pytest
 from nonconformant import BreakingProxy
 
+from mxconform.results import rule_verdicts
 from mxconform.spec import badinput
 from mxconform.spec.badinput import BadBody, Shape
 
@@ -88,6 +89,25 @@ def test_synapse_passes_but_for_its_known_500_and_the_seed_is_recorded(run_harne
     assert "HTTP 500" in failed["message"] and "smallest failing body" in failed["message"]
     login = next(c for c in run.checks if c["check_id"] == "badinput.login")
     assert "20 bodies (seed 20261130)" in login["message"]
+    # The 500 fails the rule it breaks only: its body has the error shape, and the other
+    # rules the check cites are not counted as failed (page, matrix and results.json alike).
+    assert failed["basis"] == ["API-BAD-JSON"]
+    rules = rule_verdicts(run.checks, failed["target"])
+    assert rules["API-BAD-JSON"]["verdict"] == "FAIL"
+    assert rules["API-ERR-SHAPE"]["verdict"] == "PASS"
+    assert rules["UIA-NOAUTH-401"]["verdict"] == "PASS"
+    cited = run.document["requirements"]
+    assert cited["API-ERR-SHAPE"]["verdict_by_target"][failed["target"]] == "PASS"
+
+
+@pytest.mark.integration
+def test_a_fail_alone_leaves_the_rules_it_did_not_break_observed(run_harness, proxy):
+    proxy.use("conformant")
+    run = run_harness(proxy.base_url, "-k", "badinput.delete-devices", *SEEDED)
+    (failed,) = run.checks
+    rules = rule_verdicts(run.checks, failed["target"])
+    assert rules["API-BAD-JSON"]["verdict"] == "FAIL"
+    assert rules["API-ERR-SHAPE"]["verdict"] == rules["UIA-NOAUTH-401"]["verdict"] == "OBSERVED"
 
 
 @pytest.mark.integration

@@ -53,6 +53,8 @@ def test_filters_follow_the_fragment_and_the_checkboxes(browser, page_path):  # 
     page, problems = open_page(browser, page_path, "#verdict=WARN")
     assert rows(page) == ["TOKEN-SHAPE"]
     page.check('input[data-group="verdict"][value="FAIL"]')
+    assert rows(page) == ["TOKEN-MISSING", "TOKEN-SHAPE"]  # a known FAIL is KNOWN
+    page.check('input[data-group="verdict"][value="KNOWN"]')
     assert rows(page) == ["LOGIN-GET", "TOKEN-MISSING", "TOKEN-SHAPE"]
     page.evaluate("location.hash = '#target=synapse-old&verdict=FAIL'")
     page.wait_for_function("document.getElementById('shown-count').textContent === '1'")

@@ -81,7 +81,9 @@ def test_parallel_run_has_the_sequential_verdicts(tmp_path, synapse, monkeypatch
     assert (parallel.report_dir / "junit-side-b.xml").exists()
     assert (tmp_path / "jobs2" / "latest").resolve() == parallel.report_dir.resolve()
     assert not list((tmp_path / "jobs2").glob(".jobs-*"))  # the children's folders are gone
-    assert "[side-a] exit" in out and "[side-b]" in out
+    for name in ("side-a", "side-b"):
+        assert [line for line in out.splitlines() if line.startswith(f"{name}: exit ")], out
+    assert not [line for line in out.splitlines() if line.startswith("[")]  # one prefix
     assert_no_secret(out + err, [synapse.shared_secret])
 
 
@@ -94,7 +96,7 @@ def test_json_stdout_stays_json_with_children(tmp_path, synapse, monkeypatch, ca
     outcome = run_suites(parser().parse_args([*argv, "--jobs", "2", "-k", "tokens.missing"]))
     out, err = capfd.readouterr()
     assert json.loads(out)["exit_code"] == outcome.exit_code
-    assert "[side-a]" in err and "[side-b]" in err
+    assert "side-a: exit" in err and "side-b: exit" in err
 
 
 def test_the_exit_code_is_the_worst_childs():
@@ -183,7 +185,8 @@ def test_a_shared_embedded_target_has_the_single_process_verdicts(tmp_path, capf
     assert [t["name"] for t in two["targets"]] == ["solo"] and two["run"]["shards"] == 2
     assert two["targets"][0]["startup_s"] > 0
     assert (shared.report_dir / "logs" / "solo" / "synapse-homeserver.log").exists()
-    assert "[solo 1/2]" in out and "[solo 2/2]" in out
+    assert "\nsolo 1/2: " in out and "\nsolo 2/2: " in out  # each line names its share once
+    assert "solo 1/2: starting" not in out  # the parent starts it, and says so
     assert_no_secret(out + err, [*shared.secrets])
     # the children's passwords and tokens came back to the parent (a pipe, memory only),
     # which scrubbed the shared target's logs of them when it stopped it
@@ -216,7 +219,7 @@ def test_sigterm_reaches_every_child_and_the_merged_report_is_partial(tmp_path, 
         line = process.stdout.readline()
         assert line, "".join(seen)
         seen.append(line)
-        found = re.match(r"^\[(side-[ab])\]\s+(PASS|FAIL|INFO|SKIP|ERROR)\s", line)
+        found = re.match(r"^(side-[ab]): (PASS|FAIL|INFO|SKIP|ERROR)\s", line)
         if found:
             started.add(found.group(1))
     process.send_signal(signal.SIGTERM)

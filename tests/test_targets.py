@@ -51,7 +51,15 @@ def test_the_checkout_servers_yaml_is_valid():
     [
         (
             GOOD.replace("auth: [legacy]\n", "auth: [legacy]\n    colour: blue\n", 1),
-            "targets[0].colour: unknown key",
+            "targets[0]: unknown key 'colour'",
+        ),
+        (
+            GOOD.replace("auth: [legacy]\n", "auth: [legacy]\n    admin_ulr: http://x\n", 1),
+            "targets[0]: unknown key 'admin_ulr' (did you mean 'admin_url'?)",
+        ),
+        (
+            GOOD.replace("defaults: [local]", "defualts: [local]"),
+            "servers.yaml: unknown key 'defualts' (did you mean 'defaults'?)",
         ),
         (GOOD.replace("    auth: [legacy]\n", "", 1), "targets[0].auth: required key is missing"),
         (GOOD.replace("auth: [legacy]", "auth: [saml]", 1), "targets[0].auth[0]: expected"),

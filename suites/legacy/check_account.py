@@ -7,6 +7,7 @@ Every request goes to the harness's own test accounts or to run-unique names."""
 
 import pytest
 
+from mxconform.errors import NotApplicable, Unsupported
 from mxconform.http.credentials import NO_CREDENTIALS, bearer_header
 from mxconform.legacy import api as legacy
 from mxconform.spec.matchers import body, expect, expect_true, match, require
@@ -41,7 +42,7 @@ async def check_unknown_login_token_is_forbidden(hs):
     require(flows, match.status(200), what="GET /login")
     types = [f.get("type") for f in (body(flows) or {}).get("flows", [])]
     if "m.login.token" not in types:
-        pytest.skip(f"the server does not offer m.login.token ({types})")
+        raise NotApplicable(f"the server does not offer m.login.token ({types})")
     resp = await legacy.login_token(hs, UNKNOWN_TOKEN)
     expect(resp, match.status(403), match.errcode("M_FORBIDDEN"))
 
@@ -170,7 +171,7 @@ async def check_soft_logged_out_device_logs_in_again(hs, expiring_login):
     data = expiring_login.data()
     lifetime_s = (data.get("expires_in_ms") or 0) / 1000
     if not isinstance(data.get("refresh_token"), str) or not 0 < lifetime_s <= MAX_EXPIRY_WAIT_S:
-        pytest.skip("no access token that expires within the wait budget")
+        raise Unsupported("no access token that expires within the wait budget", "budget")
     await expiring_login.wait(lifetime_s + 0.5)  # its clock started with the target's first check
     expired = await legacy.whoami(hs, bearer_header(data["access_token"]))
     require(expired, match.status(401), what="the expired token (soft logout)")
@@ -245,7 +246,9 @@ async def login_token_for(hs, user):
     require(caps, match.status(200), what="GET /capabilities")
     enabled = (body(caps).get("capabilities") or {}).get("m.get_login_token") or {}
     if not (isinstance(enabled, dict) and enabled.get("enabled") is True):
-        pytest.skip("the server does not advertise m.get_login_token (absent means not allowed)")
+        raise NotApplicable(
+            "the server does not advertise m.get_login_token (absent means not allowed)"
+        )
     path = "/_matrix/client/v1/login/get_token"
     creds = bearer_header(user.access_token)
     first = await hs.request("POST", path, json={}, credentials=creds)
@@ -277,10 +280,10 @@ async def check_registration_generates_a_device(hs, legacy_users):
     request = {"username": name, "password": password}
     challenge = await legacy.register(hs, request)
     if challenge.status_code == 403:
-        pytest.skip("the server has registration turned off (403)")
+        raise NotApplicable("the server has registration turned off (403)")
     flows = [f.get("stages") for f in (body(challenge) or {}).get("flows", [])]
     if ["m.login.dummy"] not in flows:
-        pytest.skip(f"registration needs stages the harness cannot complete here: {flows}")
+        raise Unsupported(f"registration needs stages the harness cannot complete here: {flows}")
     request["auth"] = legacy.stage_auth("m.login.dummy", body(challenge).get("session"))
     resp = await legacy.register(hs, request)
     require(resp, match.status(200), what="the completed registration")

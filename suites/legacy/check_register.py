@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from mxconform.errors import NotApplicable, Unsupported
 from mxconform.legacy import api as legacy
 from mxconform.spec.matchers import body, expect, expect_uia_challenge, match, require
 from mxconform.spec.verdicts import observe, unmet
@@ -20,7 +21,9 @@ def skip_if_closed(resp):
     """Registration turned off is the server's configuration, not a rule it breaks: every
     check that needs it SKIPs (`/register/available` answers so too on Synapse)."""
     if resp.status_code == 403 and (body(resp) or {}).get("errcode") == "M_FORBIDDEN":
-        pytest.skip("the server has registration turned off (403 M_FORBIDDEN): configuration")
+        raise NotApplicable(
+            "the server has registration turned off (403 M_FORBIDDEN): configuration"
+        )
 
 
 @pytest.mark.check("legacy.register.challenge", "REG-UIA", "UIA-401-SHAPE")
@@ -95,7 +98,7 @@ async def check_inhibit_login_returns_no_token(hs, legacy_users):
     auth = legacy.dummy_stage(challenge)
     if auth is None:
         flows = [f.get("stages") for f in (body(challenge) or {}).get("flows", [])]
-        pytest.skip(f"registration needs stages the harness cannot complete here: {flows}")
+        raise Unsupported(f"registration needs stages the harness cannot complete here: {flows}")
     request["auth"] = auth
     resp = await legacy.register(hs, request)
     expect(resp, match.status(200), match.json_key_type("user_id", str, absent_ok=False))

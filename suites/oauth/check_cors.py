@@ -5,6 +5,7 @@ A preflight carries no credential, so it may go to any endpoint the metadata nam
 
 import pytest
 
+from mxconform.errors import NotApplicable
 from mxconform.http.credentials import NO_CREDENTIALS
 from mxconform.spec.matchers import expect_true
 
@@ -27,7 +28,7 @@ async def check_oauth_endpoint_answers_a_cors_preflight(hs, oauth_metadata, endp
     key = endpoint.replace("-", "_") + "_endpoint"
     url = oauth_metadata.get(key)
     if not isinstance(url, str):
-        pytest.skip(f"the server metadata names no {key}")
+        raise NotApplicable(f"the server metadata names no {key}")
     resp = await hs.request(
         "OPTIONS",
         url,

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from mxconform.errors import NotApplicable
 from mxconform.http.credentials import bearer_header
 from mxconform.legacy import api as legacy
 from mxconform.oauth.client import DEVICE_CODE_GRANT, new_device_id, scope_for
@@ -21,7 +22,7 @@ async def check_device_grant_completes(hs, oauth, oauth_users, account):
     """The device grant: a user code, `authorization_pending` while waiting, and once the
     user approves, tokens with a refresh token and the scope."""
     if not oauth.metadata.supports("grant_types_supported", DEVICE_CODE_GRANT):
-        pytest.skip("the server does not advertise the device authorisation grant")
+        raise NotApplicable("the server does not advertise the device authorisation grant")
     client_id = await oauth_users.client_id(hs)
     device = new_device_id()
     start = await oauth.device_authorization(client_id, scope_for(device))
@@ -74,7 +75,7 @@ async def check_device_grant_completes(hs, oauth, oauth_users, account):
 async def check_prompt_create_shows_registration(hs, oauth, oauth_users, target):
     """With prompt=create the server shows its registration UI; the new account works."""
     if not oauth.metadata.supports("prompt_values_supported", "create"):
-        pytest.skip("the server does not advertise prompt=create")
+        raise NotApplicable("the server does not advertise prompt=create")
     username = oauth_users.unused_name("create")
     account = Account(username, oauth_users.new_password(), f"@{username}:{target.server_name}")
     try:

@@ -9,6 +9,7 @@ changed the answer is a false success (each endpoint's 2xx says the operation wa
 
 import pytest
 
+from mxconform.errors import Unsupported
 from mxconform.legacy import api as legacy
 from mxconform.legacy.uia import (
     cross_signing_keys,
@@ -35,7 +36,7 @@ every = pytest.mark.parametrize("operation", OAUTH_UIA_OPERATIONS, ids=str)
 
 async def attempt(hs, oauth_users, oauth_account, operation, with_password):
     if operation.destructive and not oauth_users.may_destroy:
-        pytest.skip(OAUTH_DESTRUCTIVE_REASON)
+        raise Unsupported(OAUTH_DESTRUCTIVE_REASON, "policy")
     with precondition(f"an OAuth login and {operation}'s subject"):
         login = await oauth_users.login(hs, oauth_account, f"uia refusal: {operation}")
         prepared = await operation.prepare(hs, oauth_users, login)
@@ -81,7 +82,7 @@ async def check_password_stage_does_not_unlock_uia(hs, oauth_users, oauth_accoun
 
 async def replace_keys(hs, oauth_users, oauth_account):
     if not oauth_users.may_destroy:
-        pytest.skip(OAUTH_DESTRUCTIVE_REASON)
+        raise Unsupported(OAUTH_DESTRUCTIVE_REASON, "policy")
     login = await oauth_users.login(hs, oauth_account, "m.oauth: replace cross-signing keys")
     first = await upload_cross_signing(hs, login.session, cross_signing_keys(login.account.user_id))
     require(first, match.status(200), what="the first cross-signing upload (no UIA, v1.11 on)")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from mxconform.errors import NotApplicable, Unsupported
 from mxconform.http.credentials import bearer_header
 from mxconform.legacy import api as legacy
 from mxconform.oauth.client import token_set
@@ -40,7 +41,7 @@ async def _register(hs, legacy_users) -> Issued:
     first = await legacy.register(hs, request)
     auth = legacy.dummy_stage(first)
     if auth is None:
-        pytest.skip(f"/register offers no dummy-only flow (HTTP {first.status_code})")
+        raise Unsupported(f"/register offers no dummy-only flow (HTTP {first.status_code})")
     done = await legacy.register(hs, {**request, "auth": auth})
     issued = _issued(done, "a registration through /register")
     legacy_users.adopt(issued.user_id, password)
@@ -59,7 +60,7 @@ async def issue_legacy(hs, kind: str, fresh_user, legacy_users) -> Issued:
         return issued
     refresh_token = body(resp).get("refresh_token")
     if not isinstance(refresh_token, str):
-        pytest.skip("the server issues no refresh tokens (opting in is server policy)")
+        raise NotApplicable("the server issues no refresh tokens (opting in is server policy)")
     again = await legacy.refresh(hs, refresh_token)
     renewed = _issued(again, "POST /refresh")
     return Issued(issued.user_id, issued.device_id, renewed.access_token)
@@ -115,7 +116,7 @@ async def issue_oauth(hs, kind: str, oauth_users, oauth, account) -> Issued:
     if kind != "refresh":
         return issued
     if not login.tokens.refresh_token or login.client_id is None:
-        pytest.skip(f"the {login.grant} login issued no refresh token to use")
+        raise NotApplicable(f"the {login.grant} login issued no refresh token to use")
     resp = await oauth.refresh(login.client_id, login.tokens.refresh_token)
     tokens = token_set(resp)
     require(resp, match.status(200), what="the refresh grant")
@@ -149,7 +150,7 @@ async def check_each_kind_of_oauth_token_ends_with_revocation(
     within the configured grace."""
     issued = await issue_oauth(hs, kind, oauth_users, oauth, account)
     if issued.client_id is None:
-        pytest.skip("the driver's tokens belong to no client the harness registered")
+        raise Unsupported("the driver's tokens belong to no client the harness registered")
     resp = await oauth.revoke(issued.client_id, issued.access_token, "access_token")
     expect(resp, match.status(200), req="OAUTH-REVOKE-REQ")
     delay, status = await refusal_delay(hs, issued.access_token, grace)

@@ -6,6 +6,7 @@ through. Effects are proved by reading state back, never by the status code alon
 
 import pytest
 
+from mxconform.errors import NotApplicable, Unsupported
 from mxconform.legacy import api as legacy
 from mxconform.legacy.uia import AUTHENTICATED, OPERATIONS
 from mxconform.plugin.checks import DESTRUCTIVE_REASON
@@ -27,11 +28,11 @@ every = pytest.mark.parametrize("operation", OPERATIONS, ids=str)
 
 async def prepare(hs, legacy_users, operation, transport):
     if operation.destructive and not legacy_users.may_destroy:
-        pytest.skip(DESTRUCTIVE_REASON)
+        raise Unsupported(DESTRUCTIVE_REASON, "policy")
     with precondition(f"preparing {operation}"):
         prepared = await operation.prepare(hs, legacy_users, transport)
     if prepared.unsupported:
-        pytest.skip(prepared.unsupported)
+        raise NotApplicable(prepared.unsupported)
     return prepared
 
 
@@ -39,7 +40,7 @@ async def challenge(hs, prepared):
     """The 401 UIA challenge a check starts from (its own rule is tested elsewhere)."""
     first = await prepared.send(hs, None)
     if why := prepared.not_offered(first):
-        pytest.skip(why)
+        raise NotApplicable(why)
     require(first, match.status(401), match.flows_of_stages(), what="the UIA challenge")
     return first
 
@@ -62,7 +63,7 @@ async def check_request_without_auth_is_challenged(hs, legacy_users, operation, 
     prepared = await prepare(hs, legacy_users, operation, transport)
     resp = await prepared.send(hs, None)
     if why := prepared.not_offered(resp):
-        pytest.skip(why)
+        raise NotApplicable(why)
     expect_uia_challenge(resp)
     if operation.id in ("delete-device", "delete-devices"):  # more proof than the token
         expect(resp, match.status(401), req="UIA-DEVICE-DELETE-SHOULD")
@@ -75,7 +76,7 @@ async def check_registration_without_auth_is_challenged(hs, legacy_users):
     prepared = await prepare(hs, legacy_users, OPERATIONS[0], None)
     resp = await prepared.send(hs, None)
     if resp.status_code == 403:
-        pytest.skip("the server has registration turned off (403)")
+        raise NotApplicable("the server has registration turned off (403)")
     expect_uia_challenge(resp)
     await expect_no_effect(prepared, OPERATIONS[0], "a registration without auth")
 
@@ -90,7 +91,7 @@ async def check_wrong_password_stage_is_refused(hs, legacy_users, operation, tra
     first = await challenge(hs, prepared)
     flows = [f.get("stages") for f in (body(first) or {}).get("flows", [])]
     if ["m.login.password"] not in flows:
-        pytest.skip(f"no password stage is offered here (flows: {flows})")
+        raise Unsupported(f"no password stage is offered here (flows: {flows})")
     session = body(first).get("session")
     user = prepared.user
     resp = await prepared.send(hs, legacy.password_auth(user.user_id, "wrong-Passw0rd", session))
@@ -134,7 +135,7 @@ async def check_completed_password_stage_performs_the_operation(
             expected="past UIA (not 401)",
             observed=f"HTTP {resp.status_code}",
         )
-        pytest.skip(f"UIA passed; the effect is not checked: {prepared.effect_unobservable}")
+        raise Unsupported(f"UIA passed; the effect is not checked: {prepared.effect_unobservable}")
     expect(resp, match.status(200))
     if operation.id == "get-login-token":
         expect(

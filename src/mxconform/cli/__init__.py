@@ -27,7 +27,13 @@ from mxconform.results import read_document
 from mxconform.targets.config import ConfigError, Target
 from mxconform.targets.lifecycle import keep_handover_stream
 
-from .catalogue import add_selection, list_checks, list_requirements
+from .catalogue import (
+    add_selection,
+    check_requirements,
+    check_run_selection,
+    list_checks,
+    list_requirements,
+)
 from .ci import add_parser as add_ci_parser
 from .ci import ci_command
 from .cleanup import add_parser as add_cleanup_parser
@@ -35,6 +41,7 @@ from .cleanup import cleanup_command
 from .commands import _load, list_targets, prepare_releases, serve, synapse_command
 from .dendrite import add_parser as add_dendrite_parser
 from .dendrite import dendrite_command
+from .options import OFFLINE_HELP, add_run_parser, check_run
 from .results_commands import add_parsers, diff, matrix, rerender
 from .summary import (
     EXIT_ERROR,
@@ -158,14 +165,15 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, list[Target], list[str]]:
 def _baseline_regressions(
     args: argparse.Namespace, folder: Path, document: dict[str, Any], human: Any
 ) -> bool:
-    """With --baseline: the diff, kept in results.json (and the page), printed; regressions?"""
+    """With --baseline: the diff, kept in results.json (and the page), printed; does it fail
+    the run (regressions; lost coverage too with `--fail-on lost-coverage`)?"""
     if not args.baseline:
         return False
     from .baseline import attach_baseline
 
     result = attach_baseline(folder, Path(args.baseline), document)
     print(f"\ncompared with {args.baseline}:\n{result.text}", file=human)
-    return bool(result.regressions)
+    return result.gates(getattr(args, "fail_on", "fail"))
 
 
 def _run_jobs(args: argparse.Namespace, jobs: int) -> RunOutcome:
@@ -193,8 +201,15 @@ def _run_jobs(args: argparse.Namespace, jobs: int) -> RunOutcome:
     regressions = _baseline_regressions(args, outcome.folder, outcome.document, human)
     if regressions and not outcome.interrupted:
         code = EXIT_FAIL
-    worst = {c.target: c.exit_code for c in outcome.children}
-    reason = f"the worst of the targets' exit codes {worst}" if code else ""
+    reason = ""
+    if not outcome.interrupted:  # the merged document's own reason, said once
+        code, reason = max(
+            (code, ""),
+            exit_status(outcome.document, 0, regressions, getattr(args, "fail_on", "fail")),
+        )
+    if code and not reason:
+        worst = ", ".join(f"{c.target} exit {c.exit_code}" for c in outcome.children)
+        reason = f"the worst of the targets' exit codes ({worst})"
     fail_on = getattr(args, "fail_on", "fail")
     lines = summary_lines(outcome.document, outcome.folder, wall, code, reason, fail_on)
     print_summary(lines, human)
@@ -228,6 +243,10 @@ def _run_once(args: argparse.Namespace) -> RunOutcome:
     document = read_document(capture.report_dir / "results.json")
     regressions = _baseline_regressions(args, capture.report_dir, document, human)
     exit_code, reason = exit_status(document, code, regressions, getattr(args, "fail_on", "fail"))
+    if getattr(args, "results_only", False) and all(
+        t.get("not_selected") for t in document["targets"]
+    ):  # a --jobs child whose target the selection left out: the parent judges the whole
+        exit_code, reason = EXIT_OK, "not selected"
     if capture.interrupted or code == pytest.ExitCode.INTERRUPTED:
         signame = capture.interrupted or "SIGINT"
         exit_code = EXIT_SIGTERM if signame == "SIGTERM" else EXIT_SIGINT
@@ -253,100 +272,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=_version_text())
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     servers_help = "targets file (default: ./servers.yaml, else the one shipped in the package)"
-    r = sub.add_parser("run", help="run the conformance suites and write a report")
-    r.add_argument("--servers", metavar="FILE", help=servers_help)
-    r.add_argument(
+    add_run_parser(sub, servers_help)
+    offline = OFFLINE_HELP
+    ls = sub.add_parser("list", help="list the checks (without running them or any target)")
+    ls.add_argument("--servers", metavar="FILE", help=servers_help)
+    ls.add_argument(
         "--server",
         metavar="NAME",
         action="append",
-        help="run against this target (repeatable; default: the file's defaults)",
+        help="the checks as `run --server NAME` records them on that target (repeatable)",
     )
-    r.add_argument(
-        "--report-dir",
-        metavar="DIR",
-        default="reports",
-        help="where the run's folder <UTC timestamp>/ is written (default: reports)",
-    )
-    r.add_argument(
-        "--spec-version",
-        metavar="V",
-        help="hold every target to this spec version (e.g. v1.15) instead of the newest "
-        "it advertises",
-    )
-    r.add_argument(
-        "--oauth-driver",
-        choices=["browser", "form", "mas-admin", "static"],
-        help="log in to OAuth targets with this driver instead of servers.yaml's",
-    )
-    add_selection(r)
-    r.add_argument(
-        "-v", "--verbose", action="store_true", help="a line for every check, not only problems"
-    )
-    r.add_argument("-q", "--quiet", action="store_true", help="no progress: the summary only")
-    r.add_argument(
-        "--json",
-        action="store_true",
-        help="print the summary as JSON on stdout (the progress and human summary go to stderr)",
-    )
-    r.add_argument(
-        "--tb",
-        choices=["short", "long", "line", "native", "no"],
-        help="show tracebacks for debugging (secrets still redacted); default: one line each",
-    )
-    r.add_argument(
-        "--fail-on",
-        choices=["fail", "warn", "regression"],
-        default="fail",
-        help="exit 1 on FAIL (default), on FAIL and WARN (SHOULDs gate too), or only on "
-        "regressions against --baseline (nightly jobs)",
-    )
-    r.add_argument(
-        "--repeat",
-        metavar="N",
-        type=int,
-        default=1,
-        help="run N times; checks whose verdict changes between runs are marked flaky",
-    )
-    r.add_argument(
-        "--baseline",
-        metavar="OLD_RESULTS_JSON",
-        help="compare with an earlier run (shown in the report too); regressions exit 1",
-    )
-    r.add_argument(
-        "--jobs",
-        metavar="N",
-        default="auto",
-        help="run the targets concurrently, a process per target, at most N at once; a "
-        "single embedded target is started once and its checks shared by N processes; one "
-        "merged report (default auto: as many as there are targets and CPUs, up to 4 for a "
-        "single embedded target; 1: in this process, one after another, with live progress)",
-    )
-    r.add_argument(
-        "--hypothesis-examples",
-        metavar="N",
-        type=int,
-        help="bad-input checks: malformed bodies drawn per endpoint (default: 8)",
-    )
-    r.add_argument(
-        "--hypothesis-seed",
-        metavar="SEED",
-        type=int,
-        help="bad-input checks: replay a run's bodies (its results.json run.hypothesis_seed)",
-    )
-    r.add_argument(
-        "--target-timeout",
-        metavar="SECONDS",
-        type=float,
-        help="each target's wall-clock budget from its first check: past it, its remaining "
-        "checks ERROR (its clean-up still runs); default: servers.yaml's time_budget_s, none",
-    )
-    offline = "embedded targets' synapse_version: use only releases already in the cache"
-    r.add_argument("--offline", action="store_true", help=offline)
-    r.add_argument("--max-wait", metavar="SECONDS", type=float, help=MAX_WAIT_HELP)
-    r.add_argument("--shard", metavar="K/N", help=argparse.SUPPRESS)  # --jobs hands it out
-    r.add_argument("--results-only", action="store_true", help=argparse.SUPPRESS)  # and this
-    ls = sub.add_parser("list", help="list the checks (without running them or any target)")
-    ls.add_argument("--servers", metavar="FILE", help=servers_help)
     add_selection(ls)
     ls.add_argument("--json", action="store_true", help="print the checks as JSON")
     rq = sub.add_parser("requirements", help="the requirement catalogue and the checks citing each")
@@ -362,6 +297,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--log-dir", metavar="DIR", help="keep each server's log under DIR/<name>/")
     t = sub.add_parser("targets", help="list the targets of servers.yaml and what each declares")
     t.add_argument("--servers", metavar="FILE", help=servers_help)
+    t.add_argument("--json", action="store_true", help="print the targets as JSON on stdout")
     add_parsers(sub)
     syn = sub.add_parser("synapse", help="Synapse releases for synapse_version (the cache)")
     syn_sub = syn.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -375,10 +311,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-MAX_WAIT_HELP = (
-    "wall-clock seconds the run may wait out each target's rate limiting (429) before it "
-    "gives the target up; cleanup has a budget of its own (default: rate_limit_budget_s, 120)"
-)
+def _checked(args: argparse.Namespace) -> int:
+    """The run, once its `-k` is known to select some check (a collection, no target
+    started: a typo is one line naming the closest check ids, not two targets started)."""
+    check_run_selection(args)
+    return run_suites(args).exit_code
 
 
 def _version_text() -> str:
@@ -392,9 +329,12 @@ def _version_text() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
+        if args.command in ("run", "list"):
+            check_requirements(args)  # an unknown -r id: the closest ones, before anything
         if args.command == "run":
+            check_run(args)
             gc.set_threshold(*GC_THRESHOLDS)
-            return run_stoppable(lambda: run_suites(args).exit_code)
+            return run_stoppable(lambda: _checked(args))
         if (stopped := plain_signals()) is not None:  # it came while the program imported
             return stopped
         if args.command == "serve":

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mxconform.report import render_all
-from mxconform.report.diff import Diff, diff_results, render_diff
+from mxconform.report.diff import Diff, diff_results, lost_coverage, render_diff
 from mxconform.results import read_document, write_document
 
 
@@ -16,13 +16,23 @@ from mxconform.results import read_document, write_document
 class BaselineResult:
     text: str
     regressions: bool
+    lost_coverage: bool = False
+
+    def gates(self, fail_on: str) -> bool:
+        """Whether the diff fails the run: a regression always; lost coverage with
+        `--fail-on lost-coverage`."""
+        return self.regressions or (fail_on == "lost-coverage" and self.lost_coverage)
 
 
 def _entry(item: Any) -> dict[str, Any]:
-    """A diff item: a key (check id, target, transport), or (key, was, now)."""
+    """A diff item: a key (check id, target, transport), (key, was, now), or a whole target
+    (name, its checks): `*` for its check id, since the page and the schema want one."""
     if len(item) == 3 and isinstance(item[0], tuple):
         key, was, now = item
         return {**_entry(key), "was": was, "now": now}
+    if len(item) == 2:
+        target, checks = item
+        return {"check_id": "*", "target": target, "transport": None, "checks": checks}
     check_id, target, transport = item
     return {"check_id": check_id, "target": target, "transport": transport}
 
@@ -41,4 +51,4 @@ def attach_baseline(report_dir: Path, baseline: Path, document: dict[str, Any]) 
     results = report_dir / "results.json"
     write_document(document, results)
     render_all(results)
-    return BaselineResult(render_diff(result), bool(result.regressions))
+    return BaselineResult(render_diff(result), bool(result.regressions), lost_coverage(result))

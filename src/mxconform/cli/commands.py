@@ -4,9 +4,11 @@ module)."""
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from mxconform.cli.dendrite import prepare_builds
 from mxconform.paths import servers_file
@@ -115,7 +117,13 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def list_targets(args: argparse.Namespace) -> int:
+    """`mxconform targets [--json]`: each target and what it declares (never a secret: a
+    secret is named by its variable only, and not shown here at all)."""
     path, servers = _load(args.servers)
+    if getattr(args, "json", False):
+        rows = [_target_row(t, t.name in servers.defaults) for t in servers.targets]
+        print(json.dumps({"servers": str(path), "targets": rows}, indent=2))
+        return EXIT_OK
     print(f"targets in {path}:")
     for t in servers.targets:
         where = f"embedded {t.embedded}" if t.embedded else t.base_url
@@ -133,6 +141,24 @@ def list_targets(args: argparse.Namespace) -> int:
             parts.append(f"dendrite {t.dendrite_version}")
         print(f"  {t.name}{default}: " + "; ".join(parts))
     return EXIT_OK
+
+
+def _target_row(t: Target, default: bool) -> dict[str, Any]:
+    """What `targets` says of a target, for scripts (the words' facts, by name)."""
+    return {
+        "name": t.name,
+        "default": default,
+        "embedded": t.embedded,
+        "base_url": t.base_url,
+        "server_name": t.server_name,
+        "auth": list(t.auth),
+        "provisioning": t.provisioning.method if t.provisioning else None,
+        "oauth_driver": t.oauth.driver if t.oauth else None,
+        "spec_version": t.spec_version,
+        "synapse_version": t.synapse_version,
+        "dendrite_version": t.dendrite_version,
+        "known_issues": t.known_issues,
+    }
 
 
 def prepare_releases(targets: list[Target], offline: bool) -> None:

@@ -9,7 +9,8 @@ from typing import Any, TextIO
 
 import pytest
 
-from mxconform.results import gating_failures
+from mxconform.results import gating_failures, is_complete
+from mxconform.spec.verdicts import DISPLAY_ORDER
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -20,32 +21,60 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def headline(name: str, s: dict[str, Any], target: dict[str, Any] | None) -> str:
-    """ "synapse-legacy: MUST met 105/107; SHOULD met 2/2; 2 known deviations (not failing)"."""
+def headline(
+    name: str, s: dict[str, Any], target: dict[str, Any] | None, selection: str = ""
+) -> str:
+    """ "synapse-legacy: MUST met 105/107; SHOULD met 2/2; 2 known deviations (not failing)";
+    of a partial run, "synapse-legacy: selection -k 'login': MUST met 5/5 of the selected"."""
     if target and target.get("start_error"):
         return (
             f"{name}: UNAVAILABLE: {target['start_error']} ({_plural(s['total'], 'check')} ERROR)"
         )
+    if s.get("not_selected"):
+        return f"{name}: not selected ({selection or 'the selection'} holds no check for it)"
+    of = " of the selected" if selection else ""
     parts = [
-        f"{lvl.upper()} met {s[f'{lvl}_passed']}/{s[f'{lvl}_applicable']}"
+        f"{lvl.upper()} met {s[f'{lvl}_passed']}/{s[f'{lvl}_applicable']}{of}"
         for lvl in ("must", "should")
         if s[f"{lvl}_applicable"]
     ] or ["nothing graded"]
     if s["known_fail"]:
         parts.append(f"{_plural(s['known_fail'], 'known deviation')} (not failing)")
-    shown = dict(s["counts"])
-    shown["FAIL"] = shown.get("FAIL", 0) - s["known_fail"]  # a known FAIL is not a failure
-    shown["KNOWN"] = s["known_fail"]
-    counts = " ".join(f"{v} {n}" for v, n in shown.items() if n)
-    tail = f"; {_plural(s['total'], 'check')}: {counts}"
+    tail = f"; {_plural(s['total'], 'check')}: {verdict_counts(s)}"
     if target and target.get("startup_s") is not None:
         tail += f"; started in {target['startup_s']} s"
-    return f"{name}: " + "; ".join(parts) + tail
+    lead = f"{name}: selection {selection}: " if selection else f"{name}: "
+    return lead + "; ".join(parts) + tail
+
+
+def verdict_counts(s: dict[str, Any]) -> str:
+    """ "FAIL 2 KNOWN 1 PASS 150 SKIP 108 (not applicable 103, not tested 5)", in the one
+    order every output uses (`DISPLAY_ORDER`); a known FAIL is not a failure."""
+    shown = dict(s["counts"])
+    shown["FAIL"] = shown.get("FAIL", 0) - s["known_fail"]
+    shown["KNOWN"] = s["known_fail"]
+    words = []
+    for verdict in DISPLAY_ORDER:
+        if not shown.get(verdict):
+            continue
+        words.append(f"{verdict} {shown[verdict]}")
+        skipped = s.get("skipped") or {}
+        if verdict == "SKIP" and any(skipped.values()):
+            kinds = [f"{k.replace('_', ' ')} {n}" for k, n in skipped.items() if n]
+            words[-1] += f" ({', '.join(kinds)})"
+    return " ".join(words)
 
 
 def _must_met(s: dict[str, Any]) -> bool:
     """Every applicable MUST met, known deviations excepted."""
     return bool(s["must_applicable"]) and s["must_passed"] + s["known_fail"] >= s["must_applicable"]
+
+
+def _selection(document: dict[str, Any]) -> str:
+    """The selection's words when the run was partial, else ""."""
+    if is_complete(document):
+        return ""
+    return str(document["run"]["selection"].get("text") or "a selection")
 
 
 def summary_lines(
@@ -63,8 +92,9 @@ def summary_lines(
         f"mxconform: {_plural(total, 'check')} on {_plural(len(targets), 'target')}"
         f" in {wall_s:.1f} s",
     ]
+    selection = _selection(document)
     for name, s in document["summary"].items():
-        lines.append("  " + headline(name, s, targets.get(name)))
+        lines.append("  " + headline(name, s, targets.get(name), selection))
         spent = (targets.get(name) or {}).get("operations")
         if spent:
             shown = ", ".join(f"{kind} {n}" for kind, n in spent.items())
@@ -95,7 +125,11 @@ def summary_lines(
 
 def _all_met(document: dict[str, Any]) -> str:
     """What an exit 0 says: every MUST met, or, when the selection graded none, only that
-    nothing failed (a run of SHOULDs or observations says nothing of the MUSTs)."""
+    nothing failed (a run of SHOULDs or observations says nothing of the MUSTs); of a
+    partial run, only of the selected checks."""
+    selection = _selection(document)
+    if selection and any(s.get("must_applicable") for s in document["summary"].values()):
+        return f"every selected MUST met ({selection}: a selection, not a conformance verdict)"
     if any(s.get("must_applicable") for s in document["summary"].values()):
         return "every MUST met (known deviations excepted)"
     return "no FAIL, but no MUST was graded: this selection does not say the server conforms"
@@ -115,16 +149,23 @@ def summary_json(
 ) -> str:
     """`run --json`: what the terminal summary says, for scripts."""
     targets = {t["name"]: t for t in document["targets"]}
+    selection = _selection(document)
     data = {
         "exit_code": exit_code,
-        "exit_reason": reason,
+        "exit_reason": reason or _all_met(document),
+        # a partial run (-k, -m, --requirement) says nothing of conformance
+        "complete": not selection,
+        "selection": selection or None,
         "report": str(report_dir / "index.html") if report_dir else None,
         "results": str(report_dir / "results.json") if report_dir else None,
         "wall_s": round(wall_s, 2),
         "targets": {
             name: {
-                "headline": headline(name, s, targets.get(name)),
-                "conformant_on_must": _must_met(s) and not targets.get(name, {}).get("start_error"),
+                "headline": headline(name, s, targets.get(name), selection),
+                "conformant_on_must": _must_met(s)
+                and not selection
+                and not targets.get(name, {}).get("start_error"),
+                "must_met_in_selection": _must_met(s) if selection else None,
                 "start_error": targets.get(name, {}).get("start_error"),
                 **s,
             }
@@ -158,13 +199,24 @@ def exit_status(
     if gating or regressions:
         kinds = sorted({c["verdict"] for c in gating})
         what = f"{len(gating)} {'/'.join(kinds)} not listed as known issues" if gating else ""
-        return EXIT_FAIL, "; ".join(p for p in (what, "regressions" if regressions else "") if p)
+        against = (
+            "regressions or lost coverage against the baseline"
+            if fail_on == "lost-coverage"
+            else "regressions"
+        )
+        return EXIT_FAIL, "; ".join(p for p in (what, against if regressions else "") if p)
     left = left_behind(document)
     if left:
         count = sum(len(h["users_left_active"]) for h in left.values())
         return EXIT_ERROR, (
             f"{_plural(count, 'test account')} left active on {', '.join(left)}: "
             "run `mxconform cleanup` with the ledger named above"
+        )
+    targets = document.get("targets") or []
+    if targets and all(t.get("not_selected") for t in targets):
+        return EXIT_ERROR, (
+            f"the selection ({_selection(document)}) holds no check that applies to "
+            f"{', '.join(t['name'] for t in targets)}"
         )
     graded = [c for c in checks if c["verdict"] not in ("SKIP", "ERROR")]
     # An ERROR listed as a known issue (a setup step a release is known to break) is flagged

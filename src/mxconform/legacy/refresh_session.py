@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from mxconform.errors import PreconditionFailed, Unsupported
+from mxconform.errors import NotApplicable, PreconditionFailed
 from mxconform.http.client import MatrixClient
 from mxconform.http.credentials import bearer_header
 from mxconform.http.evidence import Exchange, Recorder, shared_copies
@@ -43,7 +43,7 @@ class RefreshSession:
         """The newest pair (`access_token`, `refresh_token`, `device_id`), accepted by
         whoami just now; a new refreshable login when there is none that works."""
         if self._unsupported is not None:
-            raise Unsupported(self._unsupported)
+            raise NotApplicable(self._unsupported)
         if self._pair is not None:
             hs.recorder.exchanges.extend(shared_copies(self._login))
             note = "setup: the shared refresh session still works"
@@ -65,7 +65,7 @@ class RefreshSession:
             )
         if not isinstance(data.get("refresh_token"), str):
             self._unsupported = NO_REFRESH
-            raise Unsupported(NO_REFRESH)
+            raise NotApplicable(NO_REFRESH)
         self._pair, self._login = dict(data), recorder.exchanges
         return dict(data)
 

@@ -62,7 +62,9 @@ def _device_gone(
 async def _second_device(client: MatrixClient, users: OAuthUsers, user: OAuthLogin) -> OAuthLogin:
     other = await users.login(client, user.account, "setup: a second device to delete")
     if other.given:
-        raise Unsupported("the second device would be one given in servers.yaml: never risked")
+        raise Unsupported(
+            "the second device would be one given in servers.yaml: never risked", "policy"
+        )
     if other.device_id is None:
         raise Unsupported("the second login has no device to delete")
     return other

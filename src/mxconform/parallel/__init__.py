@@ -175,7 +175,7 @@ def run_shards(
     work = Path(tempfile.mkdtemp(prefix=".jobs-", dir=base))
     forget = stopping.on_hard_stop(lambda: shutil.rmtree(work, ignore_errors=True))
     name = target.name
-    print(f"[{name}] starting embedded {target.embedded}, shared by {shards} processes")
+    print(f"{name}: starting embedded {target.embedded}, shared by {shards} processes")
     starter = Starter([lambda: start_target(target, work / "logs" / name, offline=True)])
     starter.start()
     handed: list[str] = []
@@ -219,7 +219,7 @@ def _handover(future: Future[RunningTarget], name: str, secrets: SecretRegistry)
     if running.oauth_admin is not None:
         secrets.add_pair(running.oauth_admin.client_id, running.oauth_admin.client_secret)
     startup = running.embedded.startup_s if running.embedded else None
-    print(f"[{name}] started in {startup or 0:.1f} s at {running.base_url}", flush=True)
+    print(f"{name}: started in {startup or 0:.1f} s at {running.base_url}", flush=True)
     return attachment(running)
 
 

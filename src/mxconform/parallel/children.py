@@ -24,9 +24,11 @@ from mxconform import stopping
 from mxconform.http.redact import SecretRegistry
 
 # The child's console lines passed on while it runs (the rest stays in memory).
-_TARGET_LINE = r"\S+: (starting|started|done|stopped|https?://)"  # its start, ready and end
+# its start, ready (or not) and end
+_TARGET_LINE = r"\S+: (starting|started|done|stopped|UNAVAILABLE|https?://)"
 PROGRESS = re.compile(rf"^({_TARGET_LINE}|\s+(FAIL|WARN|ERROR|UNAVAILABLE)\s)")
 PROGRESS_VERBOSE = re.compile(rf"^({_TARGET_LINE}|\s+[A-Z]+\s)")
+STARTING = re.compile(r"^\S+: starting ")
 SUMMARY_START = re.compile(r"^mxconform: \d[\d,]* checks? on \d+ targets? in ")
 # A child sharing its target writes every secret value it saw to this descriptor at its end,
 # so that the parent, which stops the target, scrubs the target's kept logs of them too.
@@ -116,6 +118,17 @@ def _summary_block(stdout: str, stderr: str) -> list[str]:
     return [f"  no report: {line}" for line in last] or ["  no report"]
 
 
+def prefixed(label: str, line: str) -> str:
+    """A child's line with its target's name once: "synapse-legacy: started ...". The child's
+    own lines about its target already begin with the name (a share's label, "synapse-legacy
+    1/2", takes its place); any other line (a problem as it happens, its end) gets it."""
+    name = label.split(" ", 1)[0]  # a target's name has no space (servers.yaml's pattern)
+    text = line.rstrip()
+    if text.startswith(f"{name}: "):
+        return label + text[len(name) :]
+    return f"{label}: {text.strip()}"
+
+
 def run_all(
     args: Any,
     children: list[Child],
@@ -170,9 +183,12 @@ def run_all(
         for line in proc.stdout or []:  # its progress as it comes: start, problems, done
             lines.append(line)
             summary = summary or bool(SUMMARY_START.match(line))  # said once, merged, later
-            if not summary and shown.match(line):
-                with lock:
-                    print(f"[{child.target}] {secrets.scrub(line.rstrip())}", flush=True)
+            if summary or not shown.match(line):
+                continue
+            if hand_over is not None and STARTING.match(line):  # a share: the parent starts it
+                continue
+            with lock:
+                print(prefixed(child.target, secrets.scrub(line)), flush=True)
         proc.wait()
         drain.join()
         if reader is not None:
@@ -187,10 +203,10 @@ def run_all(
             running.procs.pop(child.target, None)
             child.exit_code = proc.returncode
             child.summary = [secrets.scrub(line) for line in _summary_block(out, err)]
-            print(f"[{child.target}] exit {proc.returncode}", flush=True)
+            print(f"{child.target}: exit {proc.returncode}", flush=True)
             if not any(SUMMARY_START.match(line) for line in lines):  # else the merged summary
                 for line in child.summary:  # says it: here only what went wrong
-                    print(f"[{child.target}] {line}", flush=True)
+                    print(prefixed(child.target, line), flush=True)
 
     forget = stopping.on_hard_stop(running.kill_all)
     # passed on, never raised here; the children end first, each within its own budget

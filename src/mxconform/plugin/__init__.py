@@ -15,4 +15,5 @@ pytest_plugins = [
     "mxconform.plugin.record",
     "mxconform.plugin.targets",
     "mxconform.plugin.shard",
+    "mxconform.plugin.selection",
 ]

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from mxconform.errors import TargetUnavailable
+from mxconform.errors import NotApplicable, TargetUnavailable, Unsupported
 from mxconform.http.credentials import Transport
 from mxconform.http.evidence import Recorder
 from mxconform.oauth.drivers.base import DRIVER_GRANTS
@@ -79,6 +79,13 @@ def _check_identity(item: pytest.Item) -> tuple[str, list[str], str | None, str 
     return check_id, list(dict.fromkeys(req_ids)), transport, api
 
 
+def title_of(docstring: str | None) -> str:
+    """A check's title: the first paragraph of its docstring, whole (a sentence wrapped over
+    two lines was cut at the first line end)."""
+    paragraph = (docstring or "").strip().split("\n\n")[0]
+    return " ".join(paragraph.split())
+
+
 def gating_requirements(item: pytest.Item) -> list[str]:
     """The rules whose version gate decides whether the check runs at all: its primary rule
     and the rules its parameters bring (a transport, a UIA operation). Its other rules are
@@ -106,7 +113,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     cited |= literal_citations(suite_files(paths))
     if has_run(config):
         get_run(config).cited |= cited
-    wanted = set(config.getoption("requirement", None) or [])
+    wanted = {rid.upper() for rid in config.getoption("requirement", None) or []}
     if not wanted:
         return
     unknown = sorted(wanted - set(requirements.catalogue()))
@@ -135,7 +142,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     params = getattr(getattr(item, "callspec", None), "params", {})
     target_name = params.get("target", "-")
     function = getattr(item, "function", None)
-    doc = ((function.__doc__ if function else None) or "").strip().splitlines()
+    doc = [title_of(function.__doc__ if function else None)]
     state = CheckState(check_id, req_ids, gating=gating_requirements(item))
     run.active = ActiveCheck(
         state,
@@ -143,7 +150,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         transport,
         target_name,
         api,
-        doc[0] if doc else check_id,
+        doc[0] or check_id,
     )
     begin(state)
     if target_name in run.states:  # a target that cannot be run: ERROR, one reason
@@ -158,7 +165,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         offered = [a for a in apis if a in run.state(target_name).target.auth]
         if not offered:
             names = " or ".join(apis)
-            pytest.skip(f"the {names} API is not offered by this target (servers.yaml auth)")
+            raise NotApplicable(
+                f"the {names} API is not offered by this target (servers.yaml auth)", "api"
+            )
         run.active.auth_api = offered[0]
     if target_name in run.states and any(
         f in getattr(item, "fixturenames", ()) for f in OAUTH_FIXTURES
@@ -168,9 +177,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         t = run.state(target_name).target
         if api == "oauth" and t.oauth and (t.oauth.accounts or t.oauth.driver == "static"):
             if t.oauth.admin is None:
-                pytest.skip(OAUTH_DESTRUCTIVE_REASON)
+                raise Unsupported(OAUTH_DESTRUCTIVE_REASON, "policy")
         elif api != "oauth" and isinstance(t.provisioning, StaticUsers):
-            pytest.skip(DESTRUCTIVE_REASON)
+            raise Unsupported(DESTRUCTIVE_REASON, "policy")
 
 
 @pytest.hookimpl(trylast=True)

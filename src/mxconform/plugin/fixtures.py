@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mxconform.errors import HarnessError
+from mxconform.errors import HarnessError, NotApplicable
 from mxconform.http.client import MatrixClient, Pacer, new_http_client
 from mxconform.http.evidence import Exchange, Recorder, shared_copies
 from mxconform.oauth.drivers.base import DRIVER_GRANTS
@@ -69,6 +69,10 @@ def hs(target_client: MatrixClient, request: pytest.FixtureRequest) -> MatrixCli
     return target_client.with_recorder(run.active.recorder)
 
 
+# The spec version that introduced an auth API: a target declaring it is held to it at least.
+API_SINCE = {"oauth": (1, 15)}
+
+
 @pytest.fixture(autouse=True)
 def _requirement_gate(request: pytest.FixtureRequest) -> None:
     """SKIP a check whose requirements do not apply at the target's spec version."""
@@ -79,11 +83,20 @@ def _requirement_gate(request: pytest.FixtureRequest) -> None:
     version = info["evaluated"]
     if version is None:
         return
+    declared = API_SINCE.get(run.active.auth_api or "")
+    if declared is not None and version < declared:
+        # A target declaring the OAuth API is judged on its rules from the version that
+        # introduced them, whatever older version it advertises (else it grades none).
+        run.active.state.notes.append(
+            f"held to {requirements.format_version(declared)} for the {run.active.auth_api} "
+            f"API it declares (it advertises {requirements.format_version(version)})"
+        )
+        version = declared
     run.active.state.version = version
     for rid in run.active.state.gating or run.active.state.requirement_ids:
         req = requirements.get(rid)
         if not req.applies_to(version):
-            pytest.skip(req.why_not(version))
+            raise NotApplicable(req.why_not(version), "version")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from mxconform.errors import PreconditionFailed
+from mxconform.errors import PreconditionFailed, Unsupported
 from mxconform.http.client import MatrixClient
 from mxconform.legacy.admin import SynapseAdmin
 from mxconform.legacy.api import Session
@@ -184,7 +184,7 @@ async def synapse_admin(legacy_users: LegacyUsers, target_client: MatrixClient) 
     gives no `admin_token` and does not provision through synapse-shared-secret."""
     admin = await legacy_users.admin(target_client)
     if admin is None:
-        pytest.skip(
+        raise Unsupported(
             "needs admin access: give the target an admin_token, or provision its users "
             "with synapse-shared-secret"
         )

@@ -6,7 +6,13 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from mxconform.errors import HarnessError, PreconditionFailed, TargetUnavailable, Unsupported
+from mxconform.errors import (
+    NOT_TESTED,
+    HarnessError,
+    PreconditionFailed,
+    TargetUnavailable,
+    Unsupported,
+)
 from mxconform.plugin.checks import CHECK_MARKER
 from mxconform.plugin.options import brief
 from mxconform.plugin.record import record_check
@@ -47,7 +53,10 @@ def pytest_runtest_makereport(
         report.outcome = outcomes.get(verdict, "passed")
         if verdict in (Verdict.PASS, Verdict.WARN, Verdict.INFO):
             report.longrepr = None
-        elif verdict is not Verdict.SKIP and brief(item.config):
+        elif verdict is Verdict.SKIP:  # as pytest's own skips are: (path, line, reason)
+            path, line, _ = item.location
+            report.longrepr = (path, (line or 0) + 1, f"Skipped: {run.secrets.scrub(message)}")
+        elif brief(item.config):
             # One line, our words: pytest's tracebacks show argument values (tokens,
             # passwords); `--tb=short|long` brings them back for debugging.
             shown = run.secrets.scrub(message)
@@ -61,16 +70,16 @@ def _judge(
     report: pytest.TestReport,
 ) -> tuple[Verdict, str, dict[str, Any] | None]:
     excinfo = call.excinfo
-    if report.skipped:
+    if report.skipped:  # pytest's own skip (a mark, a plugin): not tested, by the harness
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        return Verdict.SKIP, str(reason).removeprefix("Skipped: "), None
+        return Verdict.SKIP, str(reason).removeprefix("Skipped: "), _skip(NOT_TESTED, "capability")
     if excinfo is None:
         verdict = state.verdict()
         messages = [f.message for f in state.findings] + state.observations + state.notes
         return verdict, "; ".join(messages) or "as required", None
     exc = excinfo.value
-    if isinstance(exc, Unsupported):
-        return Verdict.SKIP, str(exc), None
+    if isinstance(exc, Unsupported):  # NotApplicable included: its kind says which
+        return Verdict.SKIP, str(exc), _skip(exc.kind, exc.why)
     if isinstance(exc, PreconditionFailed | TargetUnavailable):
         return Verdict.ERROR, str(exc), None
     if isinstance(exc, Unmet):  # only the request under test is judged by expectations
@@ -84,6 +93,10 @@ def _judge(
     where = "setting up" if call.when == "setup" else "running"
     kind = "harness or network" if isinstance(exc, HarnessError | httpx.HTTPError) else "harness"
     return Verdict.ERROR, f"{kind} error while {where} the check: {type(exc).__name__}: {exc}", None
+
+
+def _skip(kind: str, why: str) -> dict[str, Any]:
+    return {"skip": {"kind": kind, "why": why}}
 
 
 def pytest_report_teststatus(

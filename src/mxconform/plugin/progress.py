@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from mxconform.plugin.options import brief
+from mxconform.spec.verdicts import DISPLAY_ORDER
 
 PLUGIN_NAME = "mxconform-progress"
 REPORT_EVERY_S = 5.0  # not a terminal: a progress line at most this often
@@ -152,9 +153,10 @@ class Progress:
         self._maybe_progress(name, state)
 
     def _progress_text(self, name: str, state: _TargetProgress, colour: bool = True) -> str:
-        order = ("PASS", "FAIL", "KNOWN", "WARN", "INFO", "SKIP", "ERROR")
         paint = self._colour if colour else (lambda text, _: text)
-        counts = " ".join(paint(f"{v} {state.counts[v]}", v) for v in order if state.counts[v])
+        counts = " ".join(
+            paint(f"{v} {state.counts[v]}", v) for v in DISPLAY_ORDER if state.counts[v]
+        )
         elapsed = time.monotonic() - (state.started or self.started)
         return f"{state.done}/{state.total} checks, {counts or 'none yet'}, {elapsed:.1f} s"
 

@@ -65,6 +65,7 @@ def record_check(
         evidence=[e.to_json() for e in active.recorder.exchanges],
         nodeid=item.nodeid,
         grant=active.grant,
+        skip=(finding or {}).get("skip") if verdict is Verdict.SKIP else None,
     )
     if active.target in run.states:
         for known in run.state(active.target).known_issues:
@@ -80,7 +81,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     run = get_run(session.config)
     stop_all(run)  # after the session fixtures' cleanup, before the report reads the logs
-    if not run.records:
+    if not run.records and not run.not_selected:
         return
     from mxconform.report import render_all
 
@@ -104,8 +105,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             "hypothesis_seed": run.hypothesis_seed,  # replay: --hypothesis-seed
             "spec_version_override": run.spec_override,
             "interrupted": interrupted,
+            "selection": run.selection,
         },
-        targets=[_target_json(s) for s in run.states.values()],
+        targets=[_target_json(s, s.target.name in run.not_selected) for s in run.states.values()],
         records=run.records,
         secrets=run.secrets,
         cited=run.cited,
@@ -129,11 +131,12 @@ def point_latest_at(out: Path) -> None:
         pass
 
 
-def _target_json(state: TargetState) -> dict[str, Any]:
+def _target_json(state: TargetState, not_selected: bool = False) -> dict[str, Any]:
     t = state.target
     running = state.running
     return {
         "name": t.name,
+        "not_selected": not_selected,
         "embedded": t.embedded,
         "base_url": running.base_url if running else t.base_url,
         "server_name": running.server_name if running else t.server_name,

@@ -129,6 +129,9 @@ class Run:
         self.started_at = datetime.now(UTC)
         self.report_path: Path | None = None
         self.starter: Any = None  # plugin.targets._Starter when the targets start early
+        # plugin.selection: the run's selection, and the targets it leaves nothing to run
+        self.selection: dict[str, Any] = {"complete": True, "text": ""}
+        self.not_selected: set[str] = set()
 
     def state(self, name: str) -> TargetState:
         return self.states[name]

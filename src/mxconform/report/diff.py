@@ -74,6 +74,13 @@ def diff_results(old: dict[str, Any], new: dict[str, Any]) -> Diff:
     return out
 
 
+def lost_coverage(d: Diff) -> bool:
+    """Whether a check graded before is not graded now: SKIP, ERROR or absent, its target's
+    whole run included (`--fail-on lost-coverage` gates on it: a suite or a target quietly
+    going ungraded is otherwise an exit 0)."""
+    return bool(d.lost_coverage) or any(checks for _, checks in d.missing_targets)
+
+
 def combine(documents: list[dict[str, Any]]) -> dict[str, Any]:
     """One document's checks and targets from several runs; where two runs have the same
     target, the later run's (by `started_at`) stands for it."""

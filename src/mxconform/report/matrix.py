@@ -1,34 +1,45 @@
 """The nightly matrix: several runs' results.json side by side, one column per target, one row
-per requirement, each cell the worst verdict of that requirement's checks on that target and a
-link into that run's own report; with a history folder, each target's MUST compliance over the
-last nights and the rules whose verdict changed since the previous night."""
+per requirement, each cell the verdict of the checks that judged that requirement on that
+target (`results.rule_verdicts`) and a link into that run's own report; with a history folder,
+each target's MUST compliance over the last nights and the rules whose verdict changed since
+the previous night."""
 
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from mxconform.results import read_document
-from mxconform.spec.verdicts import VERDICT_ORDER
+from mxconform.results import gating_failures, read_document
 
-from .html import _ENV, _asset, _csp_hash
+from . import html as page
 
-_RANK = {v.value: i for i, v in enumerate(VERDICT_ORDER)}  # FAIL first: lower is worse
 LEVELS = ("MUST", "SHOULD", "MAY")
-SHORT = {"PASS": "pass", "FAIL": "FAIL", "WARN": "warn", "INFO": "info", "SKIP": "skip"}
+# A cell's text, by token (html.TOKENS, and OBSERVED: cited, judged by none of its checks).
+SHORT = {t.upper(): t for t in ("pass", "known", "warn", "info", "error")}
+SHORT |= {"FAIL": "FAIL", "NOT_APPLICABLE": "n/a", "NOT_TESTED": "untested", "OBSERVED": "obs."}
+# shields.io's colours, by what the target's own exit status would be
+BADGE_COLOURS = {
+    "pass": "#4c1",  # exit 0
+    "known": "#dfb317",  # exit 0, with FAILs its known-issues file lists
+    "fail": "#e05d44",  # exit 1: a FAIL not listed as known
+    "error": "#fe7d37",  # exit 2: part of it not graded (ERROR, not started, accounts left)
+    "none": "#9f9f9f",  # not selected, or no MUST applies
+}
 
 
 @dataclass
 class Cell:
-    verdict: str
+    verdict: str  # rule_verdicts' verdict: FAIL ... SKIP, or OBSERVED
     checks: int
-    known: bool  # the worst verdict is FAIL and every FAIL behind it is a known issue
+    known: bool  # the verdict is FAIL and every FAIL behind it is a known issue
     href: str
-    was: str | None = None  # the previous night's verdict, when it differs
+    was: str | None = None  # the previous night's token, when it differs
+    token: str = ""  # what the cell shows: the verdict, KNOWN, or a SKIP's kind
 
 
 @dataclass
@@ -36,6 +47,7 @@ class Night:
     started_at: str
     must_passed: int
     must_applicable: int
+    known: int = 0
 
 
 @dataclass
@@ -47,6 +59,9 @@ class Column:
     href: str
     started_at: str
     summary: dict[str, Any]
+    state: str = "pass"  # the target's exit status, as BADGE_COLOURS names it
+    selection: str | None = None  # how a partial run selected its checks
+    not_selected: bool = False
     cells: dict[str, Cell] = field(default_factory=dict)
     trend: list[Night] = field(default_factory=list)
     changes: list[tuple[str, str, str]] = field(default_factory=list)  # rid, before, after
@@ -109,20 +124,42 @@ def _summary(document: dict[str, Any], target: str) -> dict[str, Any]:
     return out
 
 
-def _worst(checks: list[dict[str, Any]]) -> tuple[str, bool]:
-    verdict = min((c["verdict"] for c in checks), key=lambda v: _RANK.get(v, 99))
-    fails = [c for c in checks if c["verdict"] == "FAIL"]
-    return verdict, bool(fails) and all(c.get("known_issue") for c in fails)
+def requirement_verdicts(document: dict[str, Any], target: str) -> dict[str, Cell]:
+    """Per requirement `target`'s checks cite: its cell (no link yet), from the checks whose
+    verdict rests on it (`html.rule_tokens`: a FAIL another rule of the check broke is not
+    counted against this one)."""
+    return {
+        rid: Cell(e["verdict"], e["checks"], e["known"], "", token=e["token"])
+        for rid, e in page.rule_tokens(document["checks"], target).items()
+    }
 
 
-def requirement_verdicts(document: dict[str, Any], target: str) -> dict[str, tuple[str, bool, int]]:
-    """Per requirement cited by `target`'s checks: (worst verdict, known FAIL, checks)."""
-    by_rid: dict[str, list[dict[str, Any]]] = {}
-    for c in document["checks"]:
-        if c["target"] == target:
-            for rid in c["requirements"]:
-                by_rid.setdefault(rid, []).append(c)
-    return {rid: (*_worst(cs), len(cs)) for rid, cs in by_rid.items()}
+def target_state(document: dict[str, Any], target: dict[str, Any]) -> str:
+    """What the target's own exit status would be (cli.summary.exit_status, per target)."""
+    if target.get("not_selected"):
+        return "none"
+    mine = [c for c in document["checks"] if c["target"] == target["name"]]
+    if gating_failures(mine):
+        return "fail"
+    graded = [c for c in mine if c["verdict"] not in ("SKIP", "ERROR")]
+    errors = [c for c in mine if c["verdict"] == "ERROR" and not c.get("known_issue")]
+    left = (target.get("housekeeping") or {}).get("users_left_active")
+    if target.get("start_error") or not graded or errors or left:
+        return "error"
+    if document["run"].get("interrupted"):
+        return "error"
+    if any(c["verdict"] == "FAIL" for c in mine):
+        return "known"
+    return "pass"
+
+
+def run_time(started_at: str) -> tuple[str, str]:
+    """A run's start as (date, time of day) in UTC: two runs of one day told apart."""
+    try:
+        when = datetime.fromisoformat(started_at).astimezone(UTC)
+    except ValueError:
+        return started_at[:10], started_at[11:19]
+    return when.strftime("%Y-%m-%d"), when.strftime("%H:%M:%S UTC")
 
 
 def _area(requirement: dict[str, Any]) -> str:
@@ -135,6 +172,7 @@ def _night(document: dict[str, Any], target: str) -> Night:
         str(document["run"]["started_at"]),
         int(s.get("must_passed", 0)),
         int(s.get("must_applicable", 0)),
+        int(s.get("known_fail", 0)),
     )
 
 
@@ -155,6 +193,15 @@ def _history(
     return [_night(d, column.target) for d in keep], (ordered[-1] if ordered else None)
 
 
+def _report_link(path: Path, out_dir: Path) -> str | None:
+    """The run's own report, relative to the matrix page: the index.html beside its
+    results.json (a file named or one found in a folder alike); None when there is none."""
+    report = path.parent / "index.html"
+    if not report.is_file():
+        return None
+    return Path(os.path.relpath(report.resolve(), out_dir.resolve())).as_posix()
+
+
 def _href(report: str, target: str, area: str | None = None, verdict: str | None = None) -> str:
     params = [("target", target), ("area", area), ("verdict", verdict)]
     return report + "#" + "&".join(f"{k}={quote(v, safe='')}" for k, v in params if v)
@@ -171,11 +218,14 @@ def build_matrix(
     requirements: dict[str, dict[str, Any]] = {}
     columns: list[Column] = []
     seen: dict[str, int] = {}
+    reports: list[tuple[Path, dict[str, Any]]] = []  # reports the matrix renders itself
     for path, document in documents:
         requirements.update({k: v for k, v in document.get("requirements", {}).items()})
-        report = Path(os.path.relpath(path.parent / "index.html", out_dir.resolve())).as_posix()
-        if not (path.parent / "index.html").exists():
-            report = Path(os.path.relpath(path, out_dir.resolve())).as_posix()
+        report = _report_link(path, out_dir)
+        if report is None:  # no index.html beside it: the matrix renders one of its own
+            report = f"reports/{len(reports) + 1}/index.html"
+            reports.append((out_dir / report, document))
+        selection = page.selection_text(document)
         for target in document["targets"]:
             name = target["name"]
             seen[name] = seen.get(name, 0) + 1
@@ -188,18 +238,23 @@ def build_matrix(
                 href=_href(report, name),
                 started_at=str(document["run"]["started_at"]),
                 summary=_summary(document, name),
+                state=target_state(document, target),
+                selection=selection,
+                not_selected=bool(target.get("not_selected")),
             )
-            for rid, (verdict, known, n) in requirement_verdicts(document, name).items():
+            for rid, cell in requirement_verdicts(document, name).items():
                 area = _area(requirements.get(rid, {}))
-                column.cells[rid] = Cell(verdict, n, known, _href(report, name, area, verdict))
+                verdict = None if cell.token == "OBSERVED" else cell.token
+                cell.href = _href(report, name, area, verdict)
+                column.cells[rid] = cell
             trend, previous = _history(past, column, nights)
             column.trend = [*trend, _night(document, name)]
             if previous is not None:
                 column.previous = str(previous["run"]["started_at"])
                 before = requirement_verdicts(previous, name)
                 for rid in sorted(set(before) | set(column.cells)):
-                    was = before[rid][0] if rid in before else "absent"
-                    now = column.cells[rid].verdict if rid in column.cells else "absent"
+                    was = before[rid].token if rid in before else "absent"
+                    now = column.cells[rid].token if rid in column.cells else "absent"
                     if was != now:
                         column.changes.append((rid, was, now))
                         if rid in column.cells:
@@ -228,19 +283,26 @@ def build_matrix(
         ),
         "history_nights": len(past),
         "runs": [(p, d["run"]) for p, d in documents],
+        "reports": reports,
     }
 
 
 def trend_svg(trend: list[Night], width: int = 6, height: int = 18) -> str:
-    """MUST met per night as bars (full and green when every applicable MUST was met)."""
+    """MUST met per night as bars (full and green when every applicable MUST was met, purple
+    as KNOWN when the FAILs are all known issues)."""
     parts = []
     for i, night in enumerate(trend):
-        ratio = night.must_passed / night.must_applicable if night.must_applicable else 0.0
+        passed, applicable = night.must_passed, night.must_applicable
+        ratio = passed / applicable if applicable else 0.0
         h = max(1, round(ratio * height))
-        colour = "#1a7f37" if night.must_passed == night.must_applicable > 0 else "#cf222e"
-        if not night.must_applicable:
+        colour = "#1a7f37" if passed == applicable > 0 else "#cf222e"
+        if passed < applicable <= passed + night.known:
+            colour = "#8250df"
+        if not applicable:
             colour = "#6e7781"
-        title = f"{night.started_at}: MUST {night.must_passed}/{night.must_applicable}"
+        title = f"{night.started_at}: MUST {passed}/{applicable}"
+        if night.known:
+            title += f", {night.known} known"
         parts.append(
             f'<rect x="{i * width}" y="{height - h}" width="{width - 1}" height="{h}" '
             f'fill="{colour}"><title>{_xml(title)}</title></rect>'
@@ -285,26 +347,42 @@ def badge_name(key: str) -> str:
 
 
 def column_badge(column: Column) -> str:
+    """The target's MUST count, coloured by the exit status its run would have: green 0,
+    yellow 0 with known deviations, red 1, orange 2 (part not graded), grey nothing graded."""
     s = column.summary
     passed, applicable = int(s.get("must_passed", 0)), int(s.get("must_applicable", 0))
-    if not applicable:
-        return badge_svg("matrix auth", "MUST n/a", "#9f9f9f")
-    colour = "#4c1" if passed == applicable else "#e05d44"
-    return badge_svg("matrix auth", f"MUST {passed}/{applicable}", colour)
+    state = column.state
+    if column.not_selected:
+        value, state = "not selected", "none"
+    elif not applicable:
+        value, state = "MUST n/a", state if state in ("error", "fail") else "none"
+    else:
+        value = f"MUST {passed}/{applicable}"
+        known = int(s.get("known_fail", 0))
+        if state == "known" and known:
+            value += f", {known} known"
+        errors = int(s.get("counts", {}).get("ERROR", 0))
+        if state == "error" and errors:
+            value += f", {errors} ERROR"
+    if column.selection and not column.not_selected:
+        value = f"selection: {value}"
+    return badge_svg("matrix auth", value, BADGE_COLOURS[state])
 
 
 def render_matrix(model: dict[str, Any]) -> str:
-    style, script = _asset("matrix.css"), _asset("matrix.js")
-    return _ENV.get_template("matrix.html.j2").render(
+    style, script = page._asset("matrix.css"), page._asset("matrix.js")
+    return page._ENV.get_template("matrix.html.j2").render(
         **model,
-        verdicts=[v.value for v in VERDICT_ORDER],
+        tokens=(*page.TOKENS, "OBSERVED"),
+        labels=page.LABELS,
         short=SHORT,
+        run_time=run_time,
         trend_svg=trend_svg,
         badge_name=badge_name,
         style=style,
         script=script,
-        csp=f"default-src 'none'; style-src '{_csp_hash(style)}'; "
-        f"script-src '{_csp_hash(script)}'; img-src data:",
+        csp=f"default-src 'none'; style-src '{page._csp_hash(style)}'; "
+        f"script-src '{page._csp_hash(script)}'; img-src data:",
     )
 
 
@@ -314,9 +392,12 @@ def write_matrix(
     """index.html and one badge-<target>.svg per column, in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model = build_matrix(results, out_dir, history, nights)
-    page = out_dir / "index.html"
-    page.write_text(render_matrix(model))
-    written = [page]
+    index = out_dir / "index.html"
+    index.write_text(render_matrix(model))
+    written = [index]
+    for path, document in model["reports"]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page.render_html(document), encoding="utf-8")
     for column in model["columns"]:
         badge = out_dir / badge_name(column.key)
         badge.write_text(column_badge(column))

@@ -6,9 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from mxconform.results import SCHEMA_VERSION, cited_requirements, summarise
+from mxconform.results import SCHEMA_VERSION, cited_requirements, coverage_parts, summarise
 from mxconform.spec import requirements
-from mxconform.spec.coverage import coverage
 
 
 def merge_targets(
@@ -43,7 +42,7 @@ def merge_targets(
             for d in documents
         ],
     )
-    summary = summarise(checks)
+    summary = summarise(checks, targets)
     for d in documents:  # what only a part knew (flaky counts of --repeat) is kept
         for name, entry in d.get("summary", {}).items():
             summary.setdefault(name, {}).update(
@@ -55,11 +54,8 @@ def merge_targets(
         "run": run,
         "targets": targets,
         "summary": summary,
-        "requirements": cited_requirements(checks, targets),
-        "uncovered_requirements": sorted(
-            set(requirements.catalogue()) - {rid for c in checks for rid in c["requirements"]}
-        ),
-        "coverage": coverage(_cited(documents)),
+        "requirements": cited_requirements(checks, targets, _cited(documents)),
+        **coverage_parts(checks, _cited(documents)),
         "checks": checks,
     }
 

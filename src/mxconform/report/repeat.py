@@ -35,7 +35,7 @@ def merge_repeats(documents: list[dict[str, Any]]) -> dict[str, Any]:
                     for c in seen
                 ],
             }
-    merged["summary"] = summarise(merged["checks"])
+    merged["summary"] = summarise(merged["checks"], merged.get("targets"))
     for name, entry in merged["summary"].items():
         entry["flaky"] = sum(1 for c in merged["checks"] if c["target"] == name and c.get("flaky"))
     merged["run"]["repeats"] = len(documents)

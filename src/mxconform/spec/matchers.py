@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from mxconform.errors import HarnessError, NotFromHomeserver, PreconditionFailed
-from mxconform.spec.verdicts import unmet
+from mxconform.spec.verdicts import cite, unmet
 
 _ABSENT = object()
 
@@ -192,6 +192,7 @@ def _from_homeserver(resp: httpx.Response) -> None:
 def expect(resp: httpx.Response, *matchers: Matcher, req: str | None = None) -> None:
     """All matchers must hold; a mismatch is scored at the cited requirement's level."""
     _from_homeserver(resp)
+    cite(req)
     failed = [(m, observed) for m in matchers for ok, observed in [m.probe(resp)] if not ok]
     if failed:
         expected = "; ".join(m.expected for m, _ in failed)
@@ -228,6 +229,7 @@ def expect_true(
     observed: Any = None,
 ) -> None:
     """A non-response expectation (a follow-up read, a comparison between responses)."""
+    cite(req)
     if not condition:
         unmet(message, req=req, expected=expected, observed=observed)
 

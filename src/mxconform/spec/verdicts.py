@@ -36,6 +36,10 @@ VERDICT_ORDER = [
     Verdict.SKIP,
 ]
 
+# The one order every output lists verdicts in (console, summary, page, matrix): what needs
+# attention first. KNOWN is a FAIL the target's known-issues file lists.
+DISPLAY_ORDER = ("FAIL", "KNOWN", "ERROR", "WARN", "INFO", "PASS", "SKIP")
+
 
 def verdict_for_level(level: str) -> Verdict:
     """What breaking a rule of this level means."""
@@ -102,6 +106,17 @@ def current() -> CheckState:
     if _current is None:
         raise RuntimeError("expectations can only be made inside a running check")
     return _current
+
+
+def cite(req: str | None) -> None:
+    """A rule an expectation judges, met or not, is the check's: its PASS rests on it too
+    (results.json lists it with the check, and coverage counts it as run)."""
+    if req is None or _current is None:
+        return
+    if _current.version is not None and not requirements.get(req).applies_to(_current.version):
+        return
+    if req not in _current.requirement_ids:
+        _current.requirement_ids.append(req)
 
 
 def unmet(message: str, *, req: str | None, expected: Any = None, observed: Any = None) -> None:

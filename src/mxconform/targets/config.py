@@ -22,6 +22,7 @@ from mxconform.http.client import MAX_RESPONSE_BYTES, RequestPolicy, tls_context
 from mxconform.http.limits import origin
 from mxconform.targets.embedded.dendrite_builds import version_problem
 from mxconform.targets.embedded.releases import oauth_problem, spec_problem
+from mxconform.targets.keys import known_keys
 
 AuthApi = Literal["legacy", "oauth"]
 EmbeddedKind = Literal["synapse-legacy", "synapse-oauth", "synapse-stock", "dendrite"]
@@ -66,6 +67,11 @@ def _secret_ref(value: Any) -> SecretRef:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        return known_keys(data, cls.model_fields)  # a typo named with the key it may mean
 
 
 class OpenRegistration(_Strict):

@@ -1,14 +1,20 @@
 // Filters by level, verdict, area and target (columns), and "changed only", kept in the URL
-// fragment (#level=MUST&target=a,b&verdict=FAIL&changed=1) so a link reproduces a view.
+// fragment (#level=MUST&target=a,b&verdict=FAIL&changed=1) so a link reproduces a view;
+// "SKIP" names both kinds of SKIP.
 (function () {
   "use strict";
   var groups = ["level", "verdict", "area", "target"];
+  var aliases = {SKIP: ["NOT_APPLICABLE", "NOT_TESTED"]};
   function read() {
     var params = new URLSearchParams(location.hash.slice(1));
     var state = {changed: params.get("changed") === "1"};
     groups.forEach(function (g) {
       var v = params.get(g);
-      state[g] = v ? new Set(v.split(",")) : null;
+      state[g] = null;
+      if (v) {
+        state[g] = new Set();
+        v.split(",").forEach(function (x) { (aliases[x] || [x]).forEach(function (a) { state[g].add(a); }); });
+      }
     });
     return state;
   }
