@@ -101,6 +101,11 @@ def _advertise_v1_20(ex: Exchange) -> None:
         ex.set_json({"versions": ["v1.20"]})
 
 
+def _advertise_v1_12(ex: Exchange) -> None:
+    if urlsplit(ex.path).path == "/_matrix/client/versions":
+        ex.set_json({"versions": ["v1.11", "v1.12"]})
+
+
 def _whoami_wrong_device(ex: Exchange) -> None:
     data = ex.json()
     if (
@@ -255,6 +260,29 @@ def _identical_reupload_needs_uia(ex: Exchange) -> None:
 _uploaded_masters: set[str] = set()
 
 
+def _first_upload_needs_uia(ex: Exchange) -> None:
+    """As a server before v1.11: an account's first cross-signing upload without `auth` gets
+    a UIA challenge; with a password stage it is taken (the stage dropped before Synapse,
+    which takes a first upload without); anything later is Synapse's to answer."""
+    if _path(ex) != "/_matrix/client/v3/keys/device_signing/upload":
+        return
+    sent = _request_json(ex) or {}
+    user = str((sent.get("master_key") or {}).get("user_id"))
+    if user in _first_uploads:
+        return
+    if "auth" in sent:
+        sent.pop("auth")
+        ex.body = json.dumps(sent).encode()
+        _first_uploads.add(user)
+    else:
+        _answer(
+            ex, 401, {"flows": [{"stages": ["m.login.password"]}], "params": {}, "session": "x"}
+        )
+
+
+_first_uploads: set[str] = set()
+
+
 def _path(ex: Exchange) -> str:
     return urlsplit(ex.path).path
 
@@ -357,6 +385,27 @@ def _refresh_without_access_token(ex: Exchange) -> None:
     if _path(ex) == "/_matrix/client/v3/refresh" and ex.status == 200 and isinstance(data, dict):
         data.pop("access_token", None)
         ex.set_json(data)
+
+
+def _long_password_change(ex: Exchange) -> dict[str, Any] | None:
+    """The body of a completed-UIA password change to a password over bcrypt's 72 bytes."""
+    sent = _request_json(ex)
+    if _path(ex) != "/_matrix/client/v3/account/password" or not isinstance(sent, dict):
+        return None
+    long = len(str(sent.get("new_password") or "").encode()) > 72
+    return sent if long and isinstance(sent.get("auth"), dict) else None
+
+
+def _long_password_change_500(ex: Exchange) -> None:
+    """As a server handing the whole password to bcrypt: 500 past its 72 bytes."""
+    if _long_password_change(ex) is not None:
+        _answer(ex, 500, {"errcode": "M_UNKNOWN", "error": "Internal server error"})
+
+
+def _long_password_change_ignored(ex: Exchange) -> None:
+    """200 for the change, which never happens."""
+    if _long_password_change(ex) is not None:
+        _answer(ex, 200, {})
 
 
 def _logout_all_does_nothing(ex: Exchange) -> None:
@@ -1162,6 +1211,31 @@ def _registration_off(ex: Exchange) -> None:
         ex.set_json({"errcode": "M_FORBIDDEN", "error": "Registration has been disabled"})
 
 
+def point_discovery_at_proxy(ex: Exchange) -> None:
+    """The issuer's OpenID discovery document, pointed at the proxy as auth_metadata is (the
+    issuer the proxy's metadata names is itself: a client fetches the document there)."""
+    data = ex.json()
+    if _path(ex) != "/.well-known/openid-configuration" or not isinstance(data, dict):
+        return
+    assert ex.proxy is not None and ex.proxy.auth_server is not None
+    for key, value in data.items():
+        if isinstance(value, str) and value.startswith(ex.proxy.auth_server):
+            data[key] = ex.proxy.base_url + value.removeprefix(ex.proxy.auth_server)
+    ex.set_json(data)
+
+
+def _discovery_without(key: str) -> Callable[[Exchange], None]:
+    """The issuer's OpenID discovery document without one of its fields."""
+
+    def drop(ex: Exchange) -> None:
+        data = ex.json()
+        if _path(ex) == "/.well-known/openid-configuration" and isinstance(data, dict):
+            data.pop(key, None)
+            ex.set_json(data)
+
+    return drop
+
+
 BREAKAGES = {
     b.name: b
     for b in (
@@ -1174,10 +1248,13 @@ BREAKAGES = {
         Breakage("wrong-errcode", outbound=_rewrite_errcode),
         Breakage("plain-text-errors", outbound=_plain_text_errors),
         Breakage("advertise-v1.20", outbound=_advertise_v1_20),
+        Breakage("advertise-v1.12", outbound=_advertise_v1_12),
         Breakage("whoami-wrong-device", outbound=_whoami_wrong_device),
         Breakage("wrong-password-accepted", outbound=_accept_wrong_password),
         Breakage("refresh-never-refused", outbound=_never_refuse_refresh),
         Breakage("logout-does-nothing", inbound=_logout_does_nothing),
+        Breakage("long-password-change-500", inbound=_long_password_change_500),
+        Breakage("long-password-change-ignored", inbound=_long_password_change_ignored),
         Breakage("uia-flows-without-stages", outbound=_uia_flows_without_stages),
         Breakage("uia-before-username-check", outbound=_uia_before_username_check),
         Breakage("expired-is-hard-logout", outbound=_expired_is_hard_logout),
@@ -1192,6 +1269,7 @@ BREAKAGES = {
         Breakage("uia-failed-stage-without-errcode", outbound=_failed_stage_errcode(None)),
         Breakage("delete-devices-does-nothing", inbound=_delete_devices_does_nothing),
         Breakage("cross-signing-always-uia", inbound=_cross_signing_always_uia),
+        Breakage("first-cross-signing-upload-needs-uia", inbound=_first_upload_needs_uia),
         Breakage("ignore-bearer-header", inbound=_ignore_bearer_header),
         Breakage("no-legacy-login", inbound=_no_legacy_login),
         Breakage("serves-auth-metadata", inbound=_serves_auth_metadata),
@@ -1330,6 +1408,8 @@ BREAKAGES = {
         Breakage("password-change-without-auth", inbound=_password_change_without_auth),
         Breakage("dcr-crashes-on-bad-metadata", auth_inbound=_dcr_crashes_on_bad_metadata),
         Breakage("token-endpoint-bare-errors", auth_outbound=_token_endpoint_bare_errors),
+        Breakage("token-without-id-token", auth_outbound=_token_response_without("id_token")),
+        Breakage("discovery-without-jwks-uri", auth_outbound=_discovery_without("jwks_uri")),
     )
 }
 _HOP = {
@@ -1353,8 +1433,10 @@ class BreakingProxy:
         auth_server: str | None = None,
         homeserver: Any = None,
         verify: Any = True,
+        host: str = "127.0.0.1",
     ) -> None:
         self.upstream = upstream.rstrip("/")
+        self.host = host  # another address of this machine: a target not on loopback
         self.auth_server = auth_server.rstrip("/") if auth_server else None
         self.homeserver = homeserver  # the OAuth server's client for Synapse's MAS API
         self.breakage = BREAKAGES[breakage]
@@ -1400,6 +1482,7 @@ class BreakingProxy:
                     ex.set_cookies = upstream.headers.get_list("set-cookie")
                     ex.response_body = upstream.content
                     if to_auth:
+                        point_discovery_at_proxy(ex)
                         breakage.auth_outbound(ex)
                     else:
                         point_metadata_at_proxy(ex)
@@ -1415,12 +1498,12 @@ class BreakingProxy:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_OPTIONS = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer((host, 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://{self.host}:{self._server.server_address[1]}"
 
     def use(self, breakage: str) -> None:
         self.breakage = BREAKAGES[breakage]

@@ -6,8 +6,11 @@ HTML parser for the pages, and Synapse's client API to see what each token reall
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import ssl
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,8 +19,11 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import lxml.html
 import pytest
+from authlib.integrations.base_client.sync_openid import OpenIDMixin
 from authlib.integrations.httpx_client import OAuth2Client
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, RSAKey
 
 from mxconform.legacy.uia import cross_signing_keys
 from mxconform.targets.config import Target
@@ -700,7 +706,7 @@ def test_device_grant(synapse_oauth, client_id, browser, user):
     device = new_device()
     base = auth_url(synapse_oauth)
     start = httpx.post(
-        base + "/oauth2/device", data={"client_id": client_id, "scope": scope(device)}
+        base + "/oauth2/device", data={"client_id": client_id, "scope": scope(device, "openid")}
     )
     assert start.status_code == 200, start.text
     grant = start.json()
@@ -732,6 +738,9 @@ def test_device_grant(synapse_oauth, client_id, browser, user):
     me = whoami(synapse_oauth, token.json()["access_token"])
     assert me.json()["device_id"] == device and me.json()["user_id"] == f"@{user[0]}:localhost"
     assert "refresh_token" in token.json()
+    # as MAS, the device grant too answers `openid` with an ID token (no nonce: none was asked)
+    claims = RelyingParty(synapse_oauth, client_id).parse_id_token(token.json(), None)
+    assert claims["aud"] == client_id and claims["sub"] == user[2] and "nonce" not in claims
     again = token_request(synapse_oauth, **poll)
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
     unknown = token_request(synapse_oauth, **{**poll, "device_code": "nothing"})
@@ -1185,3 +1194,86 @@ def test_the_form_driver_finds_the_name_field_by_its_role(field, expected):
     values = dict(page.fields)
     assert values[expected] == "alice" and values["pw"] == "s"
     assert values["nickname"] == ""  # only the field that asks for the name
+
+
+# OpenID Connect: an ID token whenever `openid` is granted (the code and device grants, as
+# MAS), verified the way a relying party does (authlib's OpenIDMixin.parse_id_token)
+
+
+class RelyingParty(OpenIDMixin):
+    """authlib's client-side ID token verification, against the server's own discovery
+    document and the JWK Set it names (fetched with authlib's httpx client)."""
+
+    def __init__(self, rt: RunningTarget, client_id: str) -> None:
+        self.client_id = client_id
+        self.server_metadata = httpx.get(auth_url(rt) + "/.well-known/openid-configuration").json()
+
+    def load_server_metadata(self) -> dict[str, Any]:
+        return dict(self.server_metadata)
+
+    def _get_session(self) -> OAuth2Client:
+        return OAuth2Client()
+
+
+def openid_code_flow(
+    rt: RunningTarget, browser: Browser, client_id: str, user: tuple[str, str, str], nonce: str
+) -> dict[str, Any]:
+    """The code grant with PKCE, asking for `openid` with a nonce, through the pages."""
+    client = oauth_client(rt, client_id, new_device())
+    client.scope = f"{client.scope} openid"
+    verifier = secrets.token_urlsafe(48)
+    url, _ = client.create_authorization_url(
+        auth_url(rt) + "/authorize", code_verifier=verifier, nonce=nonce
+    )
+    result = browser.follow(browser.get(url))
+    if not isinstance(result, str):
+        result = browser.login(result, user[0], user[1])
+    if not isinstance(result, str):
+        result = browser.follow(browser.submit(result, action="consent"))
+    assert isinstance(result, str), result
+    token = client.fetch_token(
+        auth_url(rt) + "/oauth2/token", authorization_response=result, code_verifier=verifier
+    )
+    client.close()
+    return dict(token)
+
+
+@integration
+def test_an_openid_code_grant_carries_an_id_token_a_client_can_verify(
+    synapse_oauth, client_id, browser, user
+):
+    nonce = secrets.token_urlsafe(16)
+    before = int(time.time())
+    token = openid_code_flow(synapse_oauth, browser, client_id, user, nonce)
+    assert "openid" in token["scope"].split()
+    rp = RelyingParty(synapse_oauth, client_id)
+    issuer = auth_url(synapse_oauth) + "/"
+    claims = rp.parse_id_token(
+        token,
+        nonce,
+        claims_options={
+            "iss": {"essential": True, "value": issuer},
+            "aud": {"essential": True, "value": client_id},
+            "sub": {"essential": True, "value": user[2]},  # the account's ID, as MAS's
+        },
+        leeway=0,
+    )  # signature (the published key), iss, aud, exp, iat, nonce, at_hash
+    assert claims["nonce"] == nonce and claims["at_hash"]
+    assert before - 5 <= claims["auth_time"] <= claims["iat"] <= int(time.time())
+    assert claims["exp"] - claims["iat"] == 3600
+    header = json.loads(base64.urlsafe_b64decode(token["id_token"].split(".")[0] + "=="))
+    keys = httpx.get(rp.server_metadata["jwks_uri"]).json()["keys"]
+    assert header["alg"] == "RS256" and header["kid"] in [k["kid"] for k in keys]
+    with pytest.raises(JoseError):  # a wrong nonce, or another key, is refused
+        rp.parse_id_token(token, "another-nonce")
+    impostor = RSAKey.generate_key(2048, parameters={"kid": header["kid"]})
+    rp.server_metadata["jwks"] = KeySet([impostor]).as_dict()  # the same kid, another key
+    with pytest.raises(JoseError):
+        rp.parse_id_token(token, nonce)
+    # As MAS: a refresh issues no new ID token, and a grant without openid has none.
+    renewed = refresh(synapse_oauth, client_id, token["refresh_token"])
+    assert renewed.status_code == 200 and "id_token" not in renewed.json()
+    fresh = Browser(auth_url(synapse_oauth))  # code_flow starts logged out
+    plain, _ = code_flow(synapse_oauth, fresh, client_id, user)
+    fresh.close()
+    assert "id_token" not in plain

@@ -56,7 +56,23 @@ ADDED_ROWS = {  # rows the reference does not list, and the text each rests on
     "API-BAD-JSON": "M_NOT_JSON",  # the common error codes for a body that is not valid
     "OAUTH-DCR-ERR": "RFC 7591",  # RFC 7591 §3.2.2, which the spec's DCR section adopts
     "OAUTH-TOKEN-ERR": "RFC 6749",  # RFC 6749 §5.2, which the spec's grants adopt
+    # Interoperability rows (`basis: interop`): not Matrix rules, what OIDC clients need
+    "OAUTH-OIDC-ID-TOKEN": "OpenID Connect Core 1.0",
+    "OAUTH-OIDC-DISCOVERY": "OpenID Connect Discovery 1.0",
 }
+
+
+def test_interop_rows_never_grade_a_server_on_matrix_conformance():
+    """A rule outside Matrix that clients rely on (`basis: interop`, OIDC's for now) is
+    never a MUST or a SHOULD: broken, it is INFO, an interoperability finding."""
+    from mxconform.oauth.oidc import INTEROP
+    from mxconform.spec.verdicts import Verdict, verdict_for_level
+
+    interop = [r for r in requirements.catalogue().values() if r.basis == INTEROP]
+    assert {r.id for r in interop} == {"OAUTH-OIDC-ID-TOKEN", "OAUTH-OIDC-DISCOVERY"}
+    for req in interop:
+        assert verdict_for_level(req.level) is Verdict.INFO, req.id
+        assert req.id in ADDED_ROWS and req.statement.startswith("Interoperability, not a")
 
 
 @cache

@@ -4,6 +4,7 @@ test), unknown spec versions are held to the newest we know, and exit codes agre
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +15,8 @@ import pytest
 from nonconformant import BreakingProxy
 
 from mxconform.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK, exit_status
-from mxconform.results import summarise
+from mxconform.cli.summary import summary_json
+from mxconform.results import rule_verdicts, summarise
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +181,74 @@ def test_a_known_issue_that_was_not_tried_is_flagged():
     summary = summarise(checks)["t"]
     assert summary["known_not_tried"] == ["c.error", "c.skip"]
     assert summary["known_now_passing"] == ["c.pass"]
+
+
+def test_a_fail_counts_against_the_rules_it_broke_only():
+    """A FAIL's cited rules beyond its basis are observed, not failed; a PASS judges all
+    it cites; ERROR and SKIP judge none (their rules stay OBSERVED)."""
+    failed = dict(_check("FAIL"), requirements=["API-BAD-JSON", "API-ERR-SHAPE"])
+    failed["basis"] = ["API-BAD-JSON"]
+    errored = dict(_check("ERROR"), requirements=["WHOAMI-200"], basis=[])
+    rules = rule_verdicts([failed, errored], "t")
+    assert rules["API-BAD-JSON"] == {"verdict": "FAIL", "known": False, "checks": 1}
+    assert rules["API-ERR-SHAPE"]["verdict"] == "OBSERVED"
+    assert rules["WHOAMI-200"]["verdict"] == "ERROR"  # no basis: its cited rules, not graded
+    passed = dict(_check("PASS"), requirements=["API-ERR-SHAPE"], basis=["API-ERR-SHAPE"])
+    assert rule_verdicts([failed, passed], "t")["API-ERR-SHAPE"]["verdict"] == "PASS"
+    known = dict(failed, known_issue={"reason": "r", "link": "https://x"})
+    assert rule_verdicts([known], "t")["API-BAD-JSON"]["known"] is True
+
+
+def test_a_partial_selection_never_reads_conformant():
+    document = {
+        "run": {"selection": {"complete": False, "text": "-k 'login'"}},
+        "targets": [{"name": "t"}, {"name": "u", "not_selected": True}],
+        "checks": [_check("PASS")],
+    }
+    document["summary"] = summarise(document["checks"], document["targets"])
+    assert document["summary"]["u"]["not_selected"] and document["summary"]["u"]["total"] == 0
+    code, reason = exit_status(document, 0, False)
+    assert code == EXIT_OK
+    data = json.loads(summary_json(document, None, 1.0, code, reason))
+    assert data["complete"] is False and data["selection"] == "-k 'login'"
+    assert data["targets"]["t"]["conformant_on_must"] is False
+    assert "not a conformance verdict" in data["exit_reason"]
+    assert "u: not selected" in data["targets"]["u"]["headline"]
+    for target in document["targets"]:
+        target["not_selected"] = True
+    code, reason = exit_status(document, 0, False)
+    assert code == EXIT_ERROR and "holds no check that applies to t, u" in reason
+
+
+def _address_off_loopback() -> str | None:
+    """An address of this machine that is not loopback (the route out), if it has one."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: nothing is sent, a route is chosen
+            address = str(probe.getsockname()[0])
+        except OSError:
+            return None
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+@pytest.mark.integration
+def test_plain_http_is_judged_by_the_scheme_the_run_uses(run_harness, synapse):
+    """general.https: plain HTTP off loopback breaks the SHOULD (WARN); on loopback (a test
+    setup) the rule is not applicable: never a PASS for plain HTTP."""
+    on_loopback = run_harness(synapse.base_url, "-k", "general.https")
+    (check,) = on_loopback.checks
+    assert check["verdict"] == "SKIP" and check["skip"] == {
+        "kind": "not_applicable",
+        "why": "feature",
+    }
+    address = _address_off_loopback()
+    if address is None:
+        pytest.skip("this machine has no address off loopback to serve plain HTTP on")
+    with BreakingProxy(synapse.base_url, host=address) as off_loopback:
+        run = run_harness(off_loopback.base_url, "-k", "general.https")
+    (check,) = run.checks
+    assert check["verdict"] == "WARN", check["message"]
+    assert check["findings"][0]["observed"] == off_loopback.base_url
+    assert check["basis"] == ["API-HTTPS"]

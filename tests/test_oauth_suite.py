@@ -12,6 +12,8 @@ import httpx
 import pytest
 from nonconformant import BreakingProxy
 
+from mxconform.spec import requirements
+
 pytestmark = pytest.mark.integration
 
 ADMIN_SECRET_VAR = "MXCONFORM_TEST_ADMIN_SECRET"
@@ -75,10 +77,21 @@ def fails(*keys: str) -> dict[str, str]:
     return {k if "[" in k else f"{k}[-]": "FAIL" for k in keys}
 
 
+INTEROP = "interoperability finding: "
+
+
+def infos(*keys: str) -> dict[str, str]:
+    """Interop rules (OIDC) broken: INFO, its message an interoperability finding."""
+    return {k if "[" in k else f"{k}[-]": "INFO" for k in keys}
+
+
 QUERY_PROBES = [f"oauth.tokens.accepted.{p}[query]" for p in PROBES]
 
-# breakage -> (-k selection, the verdicts it must produce besides PASS/INFO/SKIP)
+# breakage -> (-k selection, the verdicts it must produce besides PASS/INFO/SKIP; an INFO
+# that is an interoperability finding counts too)
 STAND_INS = {
+    "token-without-id-token": ("oauth.oidc", infos("oauth.oidc.id-token")),
+    "discovery-without-jwks-uri": ("oauth.oidc", infos("oauth.oidc.discovery")),
     "oauth-delete-devices-allowed": (
         "delete-devices",
         fails("oauth.uia.refused.delete-devices", "oauth.uia.refused-with-password.delete-devices"),
@@ -247,15 +260,23 @@ def test_each_broken_oauth_rule_turns_its_checks_fail(
     run = run_harness(
         oauth_proxy.base_url, "-k", selection, servers=oauth_servers(oauth_proxy.base_url)
     )
+    interop = {
+        f"{c['check_id']}[{c['transport'] or '-'}]"
+        for c in run.checks
+        if c["verdict"] == "INFO" and c["message"].startswith(INTEROP)
+    }
     graded = {
         k: v
         for k, v in run.verdicts().items()
-        if v in ("FAIL", "WARN", "ERROR") and k != "oauth.metadata.issuer[-]"
+        if (v in ("FAIL", "WARN", "ERROR") or k in interop) and k != "oauth.metadata.issuer[-]"
     }
     assert graded == expected
     for check in run.checks:
         if check["verdict"] == "FAIL" and check["check_id"] != "oauth.metadata.issuer":
             assert check["message"] and check["requirements"] and check["evidence"]
+        if check["message"].startswith(INTEROP):  # rests on interop rows alone
+            assert check["evidence"] and check["basis"]
+            assert {requirements.get(r).basis for r in check["basis"]} == {"interop"}
 
 
 def test_the_conformant_proxy_changes_nothing(run_harness, oauth_proxy, oauth_servers):
@@ -274,6 +295,7 @@ def test_the_conformant_proxy_changes_nothing(run_harness, oauth_proxy, oauth_se
         assert verdicts[f"oauth.uia.refused.{op}[-]"] == "PASS"
         assert verdicts[f"oauth.uia.refused-with-password.{op}[-]"] == "PASS"
     assert verdicts["oauth.uia.m-oauth.approved[-]"] == "PASS"
+    assert verdicts["oauth.oidc.id-token[-]"] == verdicts["oauth.oidc.discovery[-]"] == "PASS"
     refused = next(c for c in run.checks if c["check_id"] == "oauth.uia.refused.delete-devices")
     assert refused["grant"].startswith("authorization code")
     # a remote target: the accounts the run made are deactivated through the admin API
@@ -326,6 +348,7 @@ def test_the_mas_admin_driver_runs_the_suite_without_pages(
         assert verdicts[f"oauth.uia.refused.{op}[-]"] == "PASS"
     assert verdicts["oauth.uia.m-oauth.challenge[-]"] == "PASS"
     assert verdicts["oauth.tokens.accepted.whoami[query]"] == "PASS"
+    assert verdicts["oauth.oidc.discovery[-]"] == "PASS"  # the https issuer, no proxy between
     code_flow = next(c for c in run.checks if c["check_id"] == "oauth.authz.code-flow")
     assert code_flow["verdict"] == "SKIP"
     assert "mas-admin login driver does not drive authorisation pages" in code_flow["message"]
@@ -445,3 +468,22 @@ def test_each_broken_oauth_bad_input_rule_turns_its_check_fail(
     assert run.with_verdict("ERROR") == set()
     check = next(c for c in run.checks if c["check_id"] == failed)
     assert check["evidence"] and "smallest failing body" in check["message"]
+
+
+def test_a_declared_oauth_api_is_judged_from_its_version_whatever_is_advertised(
+    run_harness, oauth_proxy, oauth_servers
+):
+    """A target declaring the OAuth API but advertising v1.12 is held to v1.15 for its OAuth
+    checks (and says so), not let off with every OAuth rule SKIPped as too new."""
+    oauth_proxy.use("advertise-v1.12")
+    servers = oauth_servers(oauth_proxy.base_url)
+    servers.write_text(servers.read_text().replace("    spec_version: v1.18\n", ""))
+    run = run_harness(oauth_proxy.base_url, "-k", "oauth.metadata", servers=servers)
+    graded = [c for c in run.checks if c["verdict"] not in ("SKIP", "ERROR")]
+    assert graded, run.verdicts()
+    gated = [c for c in run.checks if (c.get("skip") or {}).get("why") == "version"]
+    assert all("server evaluated at v1.15" in c["message"] for c in gated)  # later rules only
+    assert not [c for c in gated if "applies from v1.15" in c["message"]]
+    held = "held to v1.15 for the oauth API it declares (it advertises v1.12)"
+    assert all(held in c["message"] for c in graded if c["verdict"] == "PASS")
+    assert run.document["summary"]["oauth-under-test"]["must_applicable"] > 0

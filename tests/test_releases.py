@@ -309,3 +309,73 @@ def test_a_cached_release_runs_and_reaches_provenance(tmp_path, monkeypatch):
     assert target["synapse_version"] == venv.name
     assert target["server_header"].startswith(f"Synapse/{venv.name}")
     assert os.path.exists(venv / MARKER)
+
+
+def test_a_release_date_is_its_newest_file_s_upload_on_the_index(monkeypatch):
+    """PEP 691 JSON with PEP 700 upload times: the newest of that version's files only."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    files = [
+        {"filename": "matrix_synapse-1.130.0.tar.gz", "upload-time": "2025-05-20T15:35:32Z"},
+        {
+            "filename": "matrix_synapse-1.130.0-cp39-abi3-x.whl",
+            "upload-time": "2025-05-20T15:34:56Z",
+        },
+        {
+            "filename": "matrix_synapse-1.130.10-cp39-abi3-x.whl",
+            "upload-time": "2025-09-01T00:00:00Z",
+        },
+    ]
+
+    class Index(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            asked = self.headers.get("accept", "")
+            body = json.dumps({"meta": {"api-version": "1.1"}, "files": files}).encode()
+            self.send_response(200 if "vnd.pypi.simple.v1+json" in asked else 406)
+            self.send_header("content-type", "application/vnd.pypi.simple.v1+json")
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Index)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        index = f"http://127.0.0.1:{server.server_address[1]}/simple"
+        date = releases.release_date("1.130.0", index)
+        assert date is not None and date.isoformat() == "2025-05-20T15:35:32+00:00"
+        assert releases.release_date("1.131.0", index) is None
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_release_is_installed_with_the_dependencies_of_its_day(tmp_path, monkeypatch):
+    """pip is told --uploaded-prior-to a day after the release, and what it resolved is kept
+    for the provenance."""
+    from datetime import UTC, datetime
+
+    ran: list[list[str]] = []
+
+    class Done:
+        returncode = 0
+        stdout = json.dumps([{"name": "bcrypt", "version": "4.3.0"}])
+        stderr = ""
+
+    monkeypatch.setattr(
+        releases, "release_date", lambda v: datetime(2025, 5, 20, 15, 35, tzinfo=UTC)
+    )
+    monkeypatch.setattr(releases, "_run", lambda argv, timeout: ran.append(argv) or Done())
+    path = tmp_path / "1.130.0"
+    path.mkdir()
+    releases.install_venv("1.130.0", path)
+    install = next(a for a in ran if "matrix-synapse==1.130.0" in a)
+    assert install[install.index("--uploaded-prior-to") + 1] == "2025-05-21T15:35:00Z"
+    assert any(releases.DATED_PIP in a for a in ran)  # a pip that knows the option, first
+    resolved = releases.resolution("1.130.0", cache=tmp_path)
+    assert resolved == {
+        "uploaded_prior_to": "2025-05-21T15:35:00Z",
+        "packages": {"bcrypt": "4.3.0"},
+    }

@@ -208,6 +208,18 @@ def test_synapse_legacy_api_conforms_but_for_known_deviations(run_harness, synap
             set(),
         ),
         (
+            "long-password-change-500",
+            "long-password-change",
+            {"legacy.account.long-password-change[-]"},
+            set(),
+        ),
+        (
+            "long-password-change-ignored",
+            "long-password-change",
+            {"legacy.account.long-password-change[-]"},
+            set(),
+        ),
+        (
             "refresh-never-refused",
             "legacy.refresh",
             {"legacy.refresh.grace[-]", "legacy.refresh.unknown[-]"},
@@ -256,6 +268,12 @@ def test_synapse_legacy_api_conforms_but_for_known_deviations(run_harness, synap
         (
             "cross-signing-always-uia",  # (the re-upload check is then ERROR: test_honesty)
             "first-upload",
+            {"uia.cross-signing.first-upload[-]"},
+            set(),
+        ),
+        (  # the re-upload check reaches its first upload through UIA, and PASSes
+            "first-cross-signing-upload-needs-uia",
+            "cross-signing",
             {"uia.cross-signing.first-upload[-]"},
             set(),
         ),

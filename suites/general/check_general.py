@@ -7,9 +7,10 @@ These send no token but the main test user's (and only to read), so they are saf
 import httpx
 import pytest
 
+from mxconform.errors import NotApplicable
 from mxconform.http.credentials import NO_CREDENTIALS
 from mxconform.spec.matchers import expect, expect_true, match, require
-from mxconform.spec.verdicts import note, observe
+from mxconform.spec.verdicts import observe
 
 WHOAMI = "/_matrix/client/v3/account/whoami"
 VERSIONS = "/_matrix/client/versions"
@@ -88,15 +89,15 @@ LOOPBACK = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 @pytest.mark.check("general.https", "API-HTTPS")
 async def check_api_is_served_over_https(target):
-    """The API is served over HTTPS; plain HTTP is acceptable only in a test setup (loopback)."""
+    """The API is served over HTTPS: judged on the scheme the run reaches the target by; plain
+    HTTP on loopback is a test setup, where the rule is not judged (never a PASS)."""
     url = httpx.URL(target.base_url)
-    if url.scheme == "https":
-        return
-    if url.host in LOOPBACK or url.host.startswith("127."):
-        note(f"plain HTTP on loopback ({url.host}): a test setup, where the spec allows it")
-        return
+    if url.scheme != "https" and (url.host in LOOPBACK or url.host.startswith("127.")):
+        raise NotApplicable(
+            f"plain HTTP on loopback ({url.host}): a test setup, HTTPS not judged", "feature"
+        )
     expect_true(
-        False,
+        url.scheme == "https",
         f"the API is served over plain HTTP at {url.host}",
         expected="https",
         observed=str(url),

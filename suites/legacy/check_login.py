@@ -4,8 +4,11 @@ import secrets
 
 import pytest
 
-from mxconform.http.credentials import bearer_header
+from mxconform.errors import Unsupported
+from mxconform.http.credentials import Transport, bearer_header
 from mxconform.legacy import api as legacy
+from mxconform.legacy.uia import password_change
+from mxconform.plugin.checks import DESTRUCTIVE_REASON
 from mxconform.spec.matchers import body, expect, expect_true, match
 from mxconform.spec.verdicts import observe, precondition
 
@@ -130,7 +133,9 @@ async def check_a_long_password_registers_and_logs_in(hs, legacy_users):
     answered 500 at registration and login). How much of it a server compares the spec
     does not say (Synapse compares the first 72 bytes), so the wrong one differs early."""
     if not legacy_users.may_destroy:
-        pytest.skip("the given accounts' passwords are theirs: needs an account the run makes")
+        raise Unsupported(
+            "the given accounts' passwords are theirs: needs an account the run makes"
+        )
     password = secrets.token_urlsafe(LONG_PASSWORD_BYTES)[:LONG_PASSWORD_BYTES]
     with precondition(f"registering an account with a {LONG_PASSWORD_BYTES}-byte password"):
         user = await legacy_users.create(hs, "longpw", password=password)
@@ -139,3 +144,30 @@ async def check_a_long_password_registers_and_logs_in(hs, legacy_users):
     wrong = ("x" if password[0] != "x" else "y") + password[1:]
     refused = await legacy.login_password(hs, user.user_id, wrong)
     expect(refused, match.status(403), match.errcode("M_FORBIDDEN"), req="LOGIN-BAD-CREDS")
+
+
+@pytest.mark.check("legacy.account.long-password-change", "PWD-CHANGE")
+async def check_a_password_change_takes_a_long_password(hs, legacy_users):
+    """A password change to a 100-byte password is UIA-guarded (a 401 challenge first), and
+    with the password stage completed succeeds; read back, the account takes the new password
+    and not the old one (Synapse 1.140 with bcrypt 5 answered 500, before UIA)."""
+    if not legacy_users.may_destroy:
+        raise Unsupported(DESTRUCTIVE_REASON, "policy")
+    new_password = legacy_users.new_password(LONG_PASSWORD_BYTES)
+    with precondition("registering an account"):
+        prepared = await password_change(hs, legacy_users, Transport.HEADER, new_password)
+    first = await prepared.send(hs, None)
+    expect(first, match.status(401), match.flows_of_stages(), req="PWD-CHANGE")
+    user = prepared.user
+    resp = await prepared.send(
+        hs, legacy.password_auth(user.user_id, user.password, body(first).get("session"))
+    )
+    expect(resp, match.status(200), req="PWD-CHANGE")
+    took, seen = await prepared.took_effect()
+    expect_true(
+        took,
+        f"the {LONG_PASSWORD_BYTES}-byte password was not taken: {seen}",
+        req="PWD-CHANGE",
+        expected="the new password taken, the old one refused",
+        observed=seen,
+    )

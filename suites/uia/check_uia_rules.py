@@ -4,6 +4,7 @@ and what a server does with a session replayed or changed (recorded where the sp
 
 import pytest
 
+from mxconform.errors import NotApplicable
 from mxconform.http.credentials import bearer_header
 from mxconform.legacy import api as legacy
 from mxconform.legacy.devices import extra_device
@@ -12,6 +13,7 @@ from mxconform.legacy.uia import (
     master_key_id,
     stored_master_key,
     upload_cross_signing,
+    upload_first_keys,
 )
 from mxconform.spec.matchers import body, expect, expect_true, match, require
 from mxconform.spec.verdicts import observe
@@ -38,10 +40,11 @@ async def check_first_cross_signing_upload_needs_no_uia(hs, fresh_user):
 @pytest.mark.destructive  # sets the account's cross-signing identity
 @pytest.mark.check("uia.cross-signing.identical-reupload", "XSIGN-UIA-EXEMPT")
 async def check_identical_reupload_needs_no_uia(hs, fresh_user):
-    """Uploading exactly the stored cross-signing keys again succeeds without UIA (v1.11)."""
+    """Uploading exactly the stored cross-signing keys again succeeds without UIA (v1.11).
+    The first upload goes through the password stage where the server asks for it (a server
+    whose first upload needs UIA breaks another rule, judged by the first-upload check)."""
     keys = cross_signing_keys(fresh_user.user_id)
-    first = await upload_cross_signing(hs, fresh_user, keys)
-    require(first, match.status(200), what="the first cross-signing upload")
+    await upload_first_keys(hs, fresh_user, keys)
     expect(await upload_cross_signing(hs, fresh_user, keys), match.status(200))
 
 
@@ -52,7 +55,7 @@ async def delete_devices_session(hs, users, user):
     require(first, match.status(401), match.flows_of_stages(), what="the UIA challenge")
     session = body(first).get("session")
     if session is None:
-        pytest.skip("the server gave no UIA session (the spec makes it optional)")
+        raise NotApplicable("the server gave no UIA session (the spec makes it optional)")
     return devices, session
 
 

@@ -27,6 +27,7 @@ SECRET_KEYS = frozenset(
     {
         "access_token",
         "refresh_token",
+        "id_token",  # a signed statement of who the user is: a bearer of identity
         "password",
         "new_password",
         "client_secret",

@@ -136,8 +136,15 @@ async def _delete_devices(client: MatrixClient, users: LegacyUsers, t: Transport
 
 
 async def _change_password(client: MatrixClient, users: LegacyUsers, t: Transport) -> Prepared:
+    return await password_change(client, users, t, users.new_password())
+
+
+async def password_change(
+    client: MatrixClient, users: LegacyUsers, t: Transport, new_password: str
+) -> Prepared:
+    """A password change of a fresh account of the check's own to `new_password`, read back
+    through UIA (the new password taken, the old one not), no login spent."""
     user = await users.create(client, "uia")
-    new_password = users.new_password()
     users.password_may_change(user.user_id, new_password)
 
     async def read() -> tuple[bool, str]:

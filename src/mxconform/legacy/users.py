@@ -261,8 +261,9 @@ class LegacyUsers(AccountCleanup):
         if self.ledger is not None:
             self.ledger.account(f"@{localpart}:{self.server_name}", password, admin=admin)
 
-    def new_password(self) -> str:
-        password = secrets.token_urlsafe(18)
+    def new_password(self, length: int | None = None) -> str:
+        """A new random password (registered as a secret), `length` characters if given."""
+        password = secrets.token_urlsafe(max(18, length or 0))[: length or None]
         self._secrets.add(password, "password")
         return password
 

@@ -16,6 +16,7 @@ from mxconform.plugin.progress import get_progress
 from mxconform.plugin.state import Run, TargetState, get_run, report_dir, say
 from mxconform.spec import requirements
 from mxconform.targets.config import ConfigError, SynapseSharedSecret, Target
+from mxconform.targets.embedded import releases
 from mxconform.targets.lifecycle import RunningTarget, Starter, attached, settled, start_target
 from mxconform.targets.preflight import Identity, identify
 from mxconform.targets.probes import server_software, shared_secret_problem
@@ -49,6 +50,8 @@ def ensure_ready(run: Run, state: TargetState, config: pytest.Config) -> Running
     state.tls = tls_for(state.target, running)
     if running.synapse_version is not None:
         state.info["synapse_version"] = running.synapse_version
+        # the dependencies it ran with, as installed (dated to its release where recorded)
+        state.info["synapse_resolved"] = releases.resolution(running.synapse_version)
     run.secrets.add(running.shared_secret, "shared_secret")
     if running.oauth_admin is not None:
         admin = running.oauth_admin

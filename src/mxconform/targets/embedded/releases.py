@@ -16,7 +16,11 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from mxconform.errors import HarnessError
 
@@ -224,12 +228,51 @@ def newest(spec: str, versions: list[str]) -> str | None:
     return max(found, key=lambda v: parse_version(v) or ()) if found else None
 
 
+# What a release's venv was resolved to: written beside its marker, read into provenance.
+RESOLVED = "mxconform-resolved.json"
+# A pip that knows --uploaded-prior-to (the bundled one of an older Python does not).
+DATED_PIP = "pip>=25.3"
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def release_date(version: str, index: str | None = None) -> datetime | None:
+    """When `matrix-synapse==version` was uploaded (the newest of its files), from the
+    index's JSON simple API (PEP 691, upload-time of PEP 700); None when it does not say."""
+    base = (index or os.environ.get("PIP_INDEX_URL") or "https://pypi.org/simple").rstrip("/")
+    try:
+        resp = httpx.get(f"{base}/matrix-synapse/", headers={"Accept": SIMPLE_JSON}, timeout=30.0)
+        files = resp.json().get("files", []) if resp.status_code == 200 else []
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    stamps = [
+        str(f.get("upload-time"))
+        for f in files
+        if isinstance(f, dict)
+        and f.get("upload-time")
+        and _of_version(str(f.get("filename")), version)
+    ]
+    if not stamps:
+        return None
+    return max(datetime.fromisoformat(stamp.replace("Z", "+00:00")) for stamp in stamps)
+
+
+def _of_version(filename: str, version: str) -> bool:
+    return filename.startswith((f"matrix_synapse-{version}-", f"matrix_synapse-{version}.tar"))
+
+
 def install_venv(version: str, path: Path) -> None:
-    """python -m venv, pip install matrix-synapse==version with its pins, then an import check."""
-    pip = [str(path / "bin" / "pip"), "install", "-q", f"matrix-synapse=={version}"]
+    """python -m venv, pip install matrix-synapse==version with its pins and with the
+    dependencies as they were a day after its upload (`--uploaded-prior-to`: an old release
+    run with today's libraries fails in ways it never shipped with), then an import check;
+    what pip resolved is written beside the venv for the run's provenance."""
+    released = release_date(version)
+    prior_to = (released + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ") if released else None
+    pip = [str(path / "bin" / "python"), "-m", "pip"]
+    dated = ["--uploaded-prior-to", prior_to] if prior_to else []
     steps = [
         [sys.executable, "-m", "venv", str(path)],
-        [*pip, *pins_for(version)],
+        [*pip, "install", "-q", DATED_PIP],
+        [*pip, "install", "-q", *dated, f"matrix-synapse=={version}", *pins_for(version)],
         [str(path / "bin" / "python"), "-c", "import synapse.app.homeserver"],
     ]
     for argv in steps:
@@ -239,6 +282,24 @@ def install_venv(version: str, path: Path) -> None:
                 f"installing Synapse {version} failed at `{' '.join(argv[1:4])}`:\n"
                 + _tail(done.stdout + done.stderr)
             )
+    frozen = _run([*pip, "list", "--format", "json", "--exclude", "pip"], CHECK_TIMEOUT_S)
+    try:
+        packages = {p["name"]: p["version"] for p in json.loads(frozen.stdout or "[]")}
+    except (ValueError, KeyError, TypeError):
+        packages = {}
+    (path / RESOLVED).write_text(
+        json.dumps({"uploaded_prior_to": prior_to, "packages": packages}, indent=1) + "\n"
+    )
+
+
+def resolution(version: str, cache: Path | None = None) -> dict[str, Any] | None:
+    """What a cached release's dependencies were resolved to (None: a venv from before this
+    was recorded, or made by hand)."""
+    try:
+        data = json.loads(((cache or cache_dir()) / version / RESOLVED).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 @contextlib.contextmanager

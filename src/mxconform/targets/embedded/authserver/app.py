@@ -21,7 +21,8 @@ from werkzeug.wrappers import Response
 from . import pages
 from .account_pages import PageKit, register_account_pages
 from .admin import register_admin_api
-from .core import DEVICE_GRANT, Core, UsernameTaken
+from .core import Core, UsernameTaken
+from .discovery import register_discovery
 from .grants import (
     ClientCredentials,
     CodeGrant,
@@ -35,19 +36,12 @@ from .grants import (
 )
 from .homeserver import HomeserverError
 from .introspection import register_introspection
+from .oidc import IdTokens, SigningKey
 from .responses import CORS_HEADERS, CORS_PATHS, client_redirect, oauth_error
 from .store import User, digest, new_id
 
 log = logging.getLogger("mxconform.authserver")
 
-ACCOUNT_ACTIONS = [
-    "org.matrix.profile",
-    "org.matrix.devices_list",
-    "org.matrix.device_view",
-    "org.matrix.device_delete",
-    "org.matrix.account_deactivate",
-    "org.matrix.cross_signing_reset",
-]
 _GRANT_ID = re.compile(r"^[0-9A-Z]{26}$")
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9/?&=%._~+-]*$")
 _USERNAME = re.compile(r"^[a-z0-9._=/+-]{1,64}$")
@@ -63,34 +57,6 @@ class Settings:
     server_name: str
     shared_secret: str
     device_code_interval_s: int
-
-
-def metadata(base: str) -> dict[str, Any]:
-    """The discovery document; Synapse serves it verbatim as /auth_metadata."""
-    auth_methods = ["none", "client_secret_basic", "client_secret_post"]
-    return {
-        "issuer": base + "/",
-        "authorization_endpoint": base + "/authorize",
-        "token_endpoint": base + "/oauth2/token",
-        "revocation_endpoint": base + "/oauth2/revoke",
-        "registration_endpoint": base + "/oauth2/registration",
-        "device_authorization_endpoint": base + "/oauth2/device",
-        "introspection_endpoint": base + "/oauth2/introspect",
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query", "fragment"],
-        "grant_types_supported": [
-            "authorization_code",
-            "refresh_token",
-            DEVICE_GRANT,
-            "client_credentials",
-        ],
-        "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": auth_methods,
-        "revocation_endpoint_auth_methods_supported": auth_methods,
-        "account_management_uri": base + "/account/",
-        "account_management_actions_supported": ACCOUNT_ACTIONS,
-        "prompt_values_supported": ["create"],
-    }
 
 
 class _Payload(JsonPayload):
@@ -118,9 +84,11 @@ def build_app(settings: Settings, core: Core) -> Flask:
     base = settings.base_url
     store = core.store
     server = MatrixServer(core)
-    server.register_grant(CodeGrant, [S256Required(required=True)])
+    key = SigningKey()
+    id_tokens = IdTokens(base + "/", key)  # as MAS: the code and device grants, not refresh
+    server.register_grant(CodeGrant, [S256Required(required=True), id_tokens])
     server.register_grant(RefreshGrant)
-    server.register_grant(DeviceGrant)
+    server.register_grant(DeviceGrant, [id_tokens])
     server.register_grant(ClientCredentials)
     server.register_endpoint(Revocation(server))
     device_endpoint: Any = DeviceAuthorization(server, base, settings.device_code_interval_s)
@@ -185,12 +153,7 @@ def build_app(settings: Settings, core: Core) -> Flask:
     def user_id_of(user: User) -> str:
         return f"@{user.username}:{settings.server_name}"
 
-    # Discovery
-
-    @app.get("/.well-known/openid-configuration")
-    @app.get("/.well-known/oauth-authorization-server")
-    def discovery() -> Response:
-        return jsonify(metadata(base))
+    register_discovery(app, base, key)
 
     # Authorisation endpoint
 
@@ -225,7 +188,8 @@ def build_app(settings: Settings, core: Core) -> Flask:
         grant_id = new_id()
         store.run(
             "INSERT INTO auth_grants (id, client_id, redirect_uri, response_mode, scope, state, "
-            "code_challenge, created_at, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+            "code_challenge, nonce, created_at, status) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
             grant_id,
             grant.client.client_id,
             redirect_uri,
@@ -233,6 +197,7 @@ def build_app(settings: Settings, core: Core) -> Flask:
             request.args.get("scope") or "",
             state,
             request.args.get("code_challenge"),
+            request.args.get("nonce"),  # for the ID token (OIDC Core 1.0 §3.1.2.1)
             time.time(),
         )
         if user is not None:
@@ -269,10 +234,11 @@ def build_app(settings: Settings, core: Core) -> Flask:
             code = secrets.token_urlsafe(32)
             changed = store.run(
                 "UPDATE auth_grants SET status = 'fulfilled', user_id = ?, code_hash = ?, "
-                "fulfilled_at = ? WHERE id = ? AND status = 'pending'",
+                "fulfilled_at = ?, auth_time = ? WHERE id = ? AND status = 'pending'",
                 user.id,
                 digest(code),
                 time.time(),
+                session.get("auth_time"),
                 grant_id,
             )
             if not changed:
@@ -314,7 +280,7 @@ def build_app(settings: Settings, core: Core) -> Flask:
                 error="Invalid username or password.",
             )
         session.clear()
-        session["uid"] = user.id
+        session["uid"], session["auth_time"] = user.id, int(time.time())
         return redirect(continuation(), 303)
 
     @app.route("/register", methods=["GET", "POST"])
@@ -350,7 +316,7 @@ def build_app(settings: Settings, core: Core) -> Flask:
         except HomeserverError:
             return error_page("The homeserver could not be reached; try again.", 503)
         session.clear()
-        session["uid"] = user.id
+        session["uid"], session["auth_time"] = user.id, int(time.time())
         return redirect(continuation(), 303)
 
     # Token, revocation, registration, introspection, device authorisation

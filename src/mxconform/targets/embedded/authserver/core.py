@@ -100,7 +100,8 @@ class Client(ClientMixin):
 
 @dataclass
 class Code:
-    """An authorisation grant that has reached the code stage."""
+    """An authorisation grant that has reached the code stage; what authlib's OpenID
+    extension reads of it (nonce, auth_time) goes into the ID token."""
 
     grant_id: str
     client_id: str
@@ -108,12 +109,26 @@ class Code:
     scope: str
     code_challenge: str
     user_id: str
+    nonce: str | None = None
+    auth_time: int | None = None  # when the user last signed in on the consenting browser
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
 
     def get_scope(self) -> str:
         return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int | None:
+        return self.auth_time
+
+    def get_acr(self) -> str | None:
+        return None
+
+    def get_amr(self) -> list[str] | None:
+        return None
 
 
 @dataclass

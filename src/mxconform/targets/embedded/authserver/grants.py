@@ -1,5 +1,7 @@
 """authlib's grants and endpoints, bent to MAS's semantics: rotation that tolerates one
-lost response, code re-use ending the session, S256 required, the device grant's pacing."""
+lost response, code re-use ending the session, S256 required, the device grant's pacing.
+The code and device grants' token responses are `hooked`, as authlib's own are, so its
+OpenID extension (`oidc.IdTokens`) adds the ID token when `openid` is granted."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from authlib.oauth2.rfc6749 import (
     UnauthorizedClientError,
     grants,
 )
+from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7591 import ClientMetadataClaims, ClientRegistrationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -120,8 +123,11 @@ class CodeGrant(grants.AuthorizationCodeGrant):
             row["scope"],
             row["code_challenge"],
             row["user_id"],
+            row["nonce"],
+            int(row["auth_time"]) if row["auth_time"] is not None else None,
         )
 
+    @hooked
     def create_token_response(self) -> Any:
         core = _core(self)
         code = cast(Code, self.request.authorization_code)
@@ -135,6 +141,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):
         user = core.store.user(code.user_id)
         if not spent or user is None or user.deactivated_at is not None:
             raise InvalidGrantError("the code is no longer valid")
+        self.request.user = user  # the ID token's subject
         # MAS always pairs the first access token with a refresh token in this grant.
         session, pair = core.start_session(client, user, code.scope, with_refresh=True)
         core.store.run(
@@ -286,6 +293,7 @@ class DeviceGrant(DeviceCodeGrant):
             )
         return bool(too_soon)
 
+    @hooked
     def create_token_response(self) -> Any:
         core = _core(self)
         credential = cast(DeviceCredential, self.request.credential)

@@ -25,13 +25,15 @@ def client_redirect(uri: str, params: list[tuple[str, str]], mode: str) -> Respo
     return redirect(location, 303)
 
 
-# The endpoints a browser client on another origin calls (discovery, registration, token,
-# revocation, device authorisation), with the CORS headers MAS sends them: no cookies, so any
-# origin. The pages (authorize, login, consent, account) are navigations and get none.
+# The endpoints a browser client on another origin calls (discovery, the ID tokens' keys,
+# registration, token, revocation, device authorisation), with the CORS headers MAS sends
+# them: no cookies, so any origin. The pages (authorize, login, consent, account) are
+# navigations and get none.
 CORS_PATHS = frozenset(
     {
         "/.well-known/openid-configuration",
         "/.well-known/oauth-authorization-server",
+        "/oauth2/keys.json",
         "/oauth2/token",
         "/oauth2/revoke",
         "/oauth2/device",

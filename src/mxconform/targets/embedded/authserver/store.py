@@ -36,7 +36,7 @@ CREATE TABLE auth_grants (
     id TEXT PRIMARY KEY, client_id TEXT NOT NULL, redirect_uri TEXT NOT NULL,
     response_mode TEXT NOT NULL, scope TEXT NOT NULL, state TEXT, code_challenge TEXT NOT NULL,
     created_at REAL NOT NULL, status TEXT NOT NULL, user_id TEXT, code_hash TEXT UNIQUE,
-    fulfilled_at REAL, exchanged_at REAL, session_id TEXT
+    fulfilled_at REAL, exchanged_at REAL, session_id TEXT, nonce TEXT, auth_time REAL
 );
 CREATE TABLE device_grants (
     id TEXT PRIMARY KEY, device_code_hash TEXT UNIQUE NOT NULL, user_code TEXT UNIQUE NOT NULL,
