@@ -144,6 +144,8 @@ def _only_masks(scrubbed: str) -> bool:
 @UNTIMED
 @given(_AWKWARD, st.sampled_from(["mxc-admin", "client id/ü"]))
 def test_every_encoding_of_a_secret_is_scrubbed(secret, client_id):
+    # a value that is a mask already is a field masked before (redact_url), never registered
+    assume(not re.fullmatch(r"<redacted:[a-z_]+>", secret))
     reg = SecretRegistry()
     reg.add_pair(client_id, secret)
     forms = _forms_of(secret, client_id)
