@@ -234,6 +234,13 @@ def test_one_coverage_number_in_requirements_json_and_results(main_run, capsys):
     assert {r["id"] for r in rows if r["coverage"] == "needs"} == {
         rid for ids in document["coverage"]["needs"].values() for rid in ids
     }
+    # the page's coverage table says the same numbers
+    import lxml.html
+
+    page = lxml.html.fromstring((main_run.report_dir / "index.html").read_text())
+    (total,) = page.xpath('//details[@id="coverage"]//tr[th[1][normalize-space()="all"]]')
+    shown = [int(cell.text_content()) for cell in total.xpath("./th")[1:]]
+    assert shown == [kinds.get(k, 0) for k in ("checked", "untestable", "needs", "uncovered")]
 
 
 def test_check_titles_are_whole_sentences(main_run):
