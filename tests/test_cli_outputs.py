@@ -221,3 +221,10 @@ def test_the_merged_summary_names_accounts_left_active(tmp_path):
     at = lines.index("  solo: 2 test accounts left ACTIVE on the server:")
     assert lines[at + 1 : at + 3] == ["    @s1:x", "    @s2:x"]
     assert "    finish with: mxconform cleanup /state/2.jsonl" in lines
+
+
+def test_cleanup_problems_are_on_the_terminal_not_only_in_the_report(tmp_path):
+    doc = _left(document(check("x", "PASS")), "side-a", ["@a1:x"], "/state/a.jsonl")
+    doc["targets"][0]["housekeeping"]["problems"] = ["cleanup stopped after 120s:\n 1 left"]
+    lines = summary_lines(doc, tmp_path, 1.0, 2, "left active")
+    assert "  side-a: cleanup: cleanup stopped after 120s: 1 left" in lines

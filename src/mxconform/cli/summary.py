@@ -112,6 +112,10 @@ def summary_lines(
         )
     if len(gating) > MAX_LISTED:
         lines.append(f"  ... and {len(gating) - MAX_LISTED} more (see the report)")
+    for t in document.get("targets", []):  # what cleanup could not do, not only on the page
+        problems = (t.get("housekeeping") or {}).get("problems") or []
+        for problem in problems[:MAX_LISTED]:
+            lines.append(f"  {t['name']}: cleanup: {' '.join(str(problem).split())[:200]}")
     for name, housekeeping in left_behind(document).items():
         left = housekeeping["users_left_active"]
         lines.append(f"  {name}: {_plural(len(left), 'test account')} left ACTIVE on the server:")
