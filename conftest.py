@@ -34,6 +34,9 @@ _MODULE_SECONDS = {
     "test_catalogue_standins.py": 45,
     "test_parallel.py": 35,
     "test_browser_driver.py": 20,
+    "test_client_oracles.py": 15,
+    "test_selection.py": 15,
+    "test_browser_origin.py": 8,
     "test_wheel.py": 20,
     "test_lifecycle.py": 20,
 }
