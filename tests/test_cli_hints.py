@@ -63,8 +63,7 @@ def test_r_naming_a_row_no_check_cites_says_so(capsys):
     said = f"-r {needs['id']}: no check cites it (it needs {needs['needs']}, which"
     assert said in _error_line(capsys)
     inside = next(r for r in rows if not r["checks"] and r["coverage"] == "checked")
-    assert main(["list", "-r", inside["id"]]) == 2
-    assert "a check judges it inside, by a literal req=" in _error_line(capsys)
+    assert main(["list", "-r", inside["id"]]) == 0  # judged inside a check: selected
 
 
 def test_k_and_r_that_each_select_but_not_together_say_so(capsys):
@@ -174,3 +173,13 @@ def test_an_unknown_target_with_k_is_still_one_line(capsys):
     assert "unknown target 'nowhere'; targets in this file: " in _error_line(capsys)
     assert main(["run", "--server", "nowhere", "-k", "tokens", "--report-dir", "/no/x"]) == 2
     assert "unknown target 'nowhere'; targets in this file: " in _error_line(capsys)
+
+
+def test_r_selects_the_checks_that_judge_a_row_inside_by_a_literal_citation(capsys):
+    """A row `requirements` counts as checked through a literal `req=` (in the check or a
+    function of its module it calls) is selected by `-r` as the checks judging it."""
+    assert main(["list", "-r", "LOGINTOKEN-200", "--json"]) == 0
+    ids = {c["check_id"] for c in json.loads(capsys.readouterr().out)}
+    assert "uia.completed.get-login-token" in ids  # req= inside the check's own body
+    assert main(["list", "-r", "TOKEN-SOFTLOGOUT-FIELD", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)  # req= in a helper of the check's module

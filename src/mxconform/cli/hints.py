@@ -78,8 +78,8 @@ def uncited_problem(wanted: list[str], literal: set[str]) -> str:
         req = requirements.get(rid)
         if rid in literal:
             parts.append(
-                f"-r {rid}: no check's marker cites it (a check judges it inside, by a "
-                "literal req=; -r selects by the markers)"
+                f"-r {rid}: no check cites it by its marker or in its own module's "
+                "functions (a literal req= elsewhere, e.g. a conftest helper, -r does not follow)"
             )
             continue
         if req.needs:

@@ -12,7 +12,7 @@ from mxconform.oauth.drivers.base import DRIVER_GRANTS
 from mxconform.plugin.state import ActiveCheck, get_run, has_run
 from mxconform.plugin.targets import ensure_ready
 from mxconform.spec import requirements
-from mxconform.spec.coverage import literal_citations, suite_files
+from mxconform.spec.coverage import function_citations, literal_citations, suite_files
 from mxconform.spec.verdicts import CheckState, begin, end
 from mxconform.targets.config import StaticUsers
 
@@ -122,11 +122,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
-        cited = (
-            set(_check_identity(item)[1])
-            if item.get_closest_marker(CHECK_MARKER) is not None
-            else set()
-        )
+        cited = set()
+        if item.get_closest_marker(CHECK_MARKER) is not None:
+            name = getattr(item, "originalname", None) or item.name
+            cited = set(_check_identity(item)[1]) | function_citations(Path(item.path), name)
         (kept if cited & wanted else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)

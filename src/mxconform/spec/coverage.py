@@ -32,15 +32,51 @@ def literal_citations(paths: Iterable[Path]) -> set[str]:
 def _citations_in(path: Path, mtime_ns: int, size: int) -> frozenset[str]:
     """One file's citations, parsed once per version of it: a process that runs the suites
     many times (the project's tests) parsed every suite file at each run's collection."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+    return _req_keywords(_parsed(path, mtime_ns, size))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(path: Path, mtime_ns: int, size: int) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+def _req_keywords(node: ast.AST) -> frozenset[str]:
     return frozenset(
-        node.value.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.keyword)
-        and node.arg == "req"
-        and isinstance(node.value, ast.Constant)
-        and isinstance(node.value.value, str)
+        kw.value.value
+        for kw in ast.walk(node)
+        if isinstance(kw, ast.keyword)
+        and kw.arg == "req"
+        and isinstance(kw.value, ast.Constant)
+        and isinstance(kw.value.value, str)
     )
+
+
+def function_citations(path: Path, name: str) -> frozenset[str]:
+    """The literal `req="..."` citations of one check function and of the functions of its
+    module it calls, however deep: what `--requirement` selects by besides the markers, so
+    a row `requirements` counts as checked selects the check that checks it."""
+    stat = path.stat()
+    tree = _parsed(path, stat.st_mtime_ns, stat.st_size)
+    functions = {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    found: set[str] = set()
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in functions:
+            continue
+        seen.add(current)
+        found |= _req_keywords(functions[current])
+        todo += [
+            call.func.id
+            for call in ast.walk(functions[current])
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
+        ]
+    return frozenset(found)
 
 
 def suite_files(item_paths: Iterable[Path]) -> list[Path]:
