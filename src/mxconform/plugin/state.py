@@ -21,12 +21,8 @@ from mxconform.paths import servers_file
 from mxconform.results import CheckRecord
 from mxconform.spec import requirements
 from mxconform.spec.verdicts import CheckState
-from mxconform.targets.config import (
-    ConfigError,
-    KnownIssue,
-    ServersFile,
-    Target,
-)
+from mxconform.targets.config import ConfigError, ServersFile, Target
+from mxconform.targets.known_issues import KnownIssue
 from mxconform.targets.lifecycle import RunningTarget
 from mxconform.targets.loading import load_known_issues, load_servers
 from mxconform.targets.preflight import Identity

@@ -404,22 +404,6 @@ class Target(_Strict):
         return api in self.auth
 
 
-class KnownIssue(_Strict):
-    """A check this target is known to fail, and why (shown as KNOWN, not gating the run)."""
-
-    check: Annotated[str, Field(min_length=1)]
-    transport: Literal["header", "query"] | None = None
-    reason: Annotated[str, Field(min_length=1)]
-    link: Annotated[str, Field(pattern=r"^https?://")]
-
-    def covers(self, check_id: str, transport: str | None) -> bool:
-        return self.check == check_id and self.transport in (None, transport)
-
-
-class KnownIssuesFile(_Strict):
-    known_issues: list[KnownIssue]
-
-
 class ServersFile(_Strict):
     defaults: Annotated[list[str], Field(min_length=1)]
     targets: Annotated[list[Target], Field(min_length=1)]

@@ -10,13 +10,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from mxconform.targets.config import (
-    ConfigError,
-    KnownIssue,
-    KnownIssuesFile,
-    ServersFile,
-    Target,
-)
+from mxconform.targets.config import ConfigError, ServersFile, Target
+from mxconform.targets.known_issues import KnownIssue, KnownIssuesFile
 
 PROVISIONING_METHODS = (
     "open-registration",
