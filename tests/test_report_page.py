@@ -281,3 +281,27 @@ def test_a_whole_target_gone_since_the_baseline_reads_as_the_target(tmp_path: Pa
     item = q(page, "ul.baseline li li")[0]
     assert item.text_content().strip() == "gone: all 12 checks"
     assert not item.xpath(".//a")  # no link to a row that does not exist
+
+
+def test_an_interop_rule_is_named_as_such_not_as_a_level(tmp_path: Path):
+    doc = page_doc(
+        check(
+            "oauth.oidc.id-token",
+            "INFO",
+            transport=None,
+            message="interoperability finding: no id_token",
+            requirements=["OAUTH-OIDC-ID-TOKEN"],
+            basis=["OAUTH-OIDC-ID-TOKEN"],
+        )
+    )
+    doc["requirements"]["OAUTH-OIDC-ID-TOKEN"] = {
+        "level": "unspecified",
+        "basis": "interop",
+        "area": "oauth-oidc",
+        "statement": "openid granted: an id_token",
+        "url": "https://spec.matrix.org/latest/#x",
+        "url_by_target": {},
+    }
+    text, _ = render(tmp_path, doc)
+    assert "(interop)" in text and "interop (INFO, not a Matrix rule)" in text
+    assert "interoperability finding: no id_token" in text
