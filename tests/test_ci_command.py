@@ -118,3 +118,13 @@ def test_a_known_fail_is_neither_annotated_nor_listed():
     document = _document("FAIL", known=True)
     assert fail_annotations(document) == []
     assert "No FAIL beyond the known issues." in summary_markdown(document)
+
+
+def test_a_partial_run_is_named_in_the_job_summary():
+    document = _document("PASS", known=False)
+    document["run"] = {"selection": {"complete": False, "text": "-k 'login'"}}
+    document["targets"].append({"name": "u", "not_selected": True})
+    document["summary"]["u"] = dict(document["summary"]["t"], not_selected=True, total=0)
+    table = summary_markdown(document)
+    assert "- **t: selection -k 'login': MUST met 0/1 of the selected;" in table
+    assert "- **u: not selected (-k 'login' holds no check for it)**" in table

@@ -27,7 +27,7 @@ from mxconform.results import gating_failures, record_key
 from mxconform.targets.config import ConfigError
 from mxconform.targets.loading import load_servers
 
-from .summary import headline
+from .summary import headline, selection_words
 
 EXIT_OK = 0
 SECRET_ENV = "MXCONFORM_REGISTRATION_SECRET"
@@ -158,8 +158,9 @@ def summary_markdown(document: dict[str, Any]) -> str:
     """The headline of each target and its FAILs that count, as a job summary shows them."""
     targets = {t["name"]: t for t in document["targets"]}
     out = ["## mxconform", ""]
+    selection = selection_words(document)  # a partial run says so here too
     for name, s in document["summary"].items():
-        out.append(f"- **{headline(name, s, targets.get(name))}**")
+        out.append(f"- **{headline(name, s, targets.get(name), selection)}**")
     failing = gating_failures(document["checks"])
     out.append("")
     if not failing:

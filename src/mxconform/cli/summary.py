@@ -70,7 +70,7 @@ def _must_met(s: dict[str, Any]) -> bool:
     return bool(s["must_applicable"]) and s["must_passed"] + s["known_fail"] >= s["must_applicable"]
 
 
-def _selection(document: dict[str, Any]) -> str:
+def selection_words(document: dict[str, Any]) -> str:
     """The selection's words when the run was partial, else ""."""
     if is_complete(document):
         return ""
@@ -92,7 +92,7 @@ def summary_lines(
         f"mxconform: {_plural(total, 'check')} on {_plural(len(targets), 'target')}"
         f" in {wall_s:.1f} s",
     ]
-    selection = _selection(document)
+    selection = selection_words(document)
     for name, s in document["summary"].items():
         lines.append("  " + headline(name, s, targets.get(name), selection))
         spent = (targets.get(name) or {}).get("operations")
@@ -131,7 +131,7 @@ def _all_met(document: dict[str, Any]) -> str:
     """What an exit 0 says: every MUST met, or, when the selection graded none, only that
     nothing failed (a run of SHOULDs or observations says nothing of the MUSTs); of a
     partial run, only of the selected checks."""
-    selection = _selection(document)
+    selection = selection_words(document)
     if selection and any(s.get("must_applicable") for s in document["summary"].values()):
         return f"every selected MUST met ({selection}: a selection, not a conformance verdict)"
     if any(s.get("must_applicable") for s in document["summary"].values()):
@@ -153,7 +153,7 @@ def summary_json(
 ) -> str:
     """`run --json`: what the terminal summary says, for scripts."""
     targets = {t["name"]: t for t in document["targets"]}
-    selection = _selection(document)
+    selection = selection_words(document)
     data = {
         "exit_code": exit_code,
         "exit_reason": reason or _all_met(document),
@@ -219,7 +219,7 @@ def exit_status(
     targets = document.get("targets") or []
     if targets and all(t.get("not_selected") for t in targets):
         return EXIT_ERROR, (
-            f"the selection ({_selection(document)}) holds no check that applies to "
+            f"the selection ({selection_words(document)}) holds no check that applies to "
             f"{', '.join(t['name'] for t in targets)}"
         )
     graded = [c for c in checks if c["verdict"] not in ("SKIP", "ERROR")]
