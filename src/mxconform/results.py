@@ -9,12 +9,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mxconform.errors import NOT_TESTED
-from mxconform.errors import SKIP_WHYS as SKIP_WHYS  # the reports' texts of a SKIP's why
+# the kinds and texts of a SKIP, for the reports (which read only this module's document)
+from mxconform.errors import NOT_APPLICABLE as NOT_APPLICABLE
+from mxconform.errors import NOT_TESTED as NOT_TESTED
+from mxconform.errors import SKIP_WHYS as SKIP_WHYS
 from mxconform.http.redact import SecretRegistry
 from mxconform.spec import requirements
 from mxconform.spec.coverage import coverage
-from mxconform.spec.verdicts import Verdict
+from mxconform.spec.verdicts import VERDICT_ORDER, Verdict
 
 SCHEMA_VERSION = 1
 
@@ -127,7 +129,7 @@ def is_complete(document: dict[str, Any]) -> bool:
 
 
 # Worst first: what a rule's checks say of it, where they judged it.
-_RULE_RANK = {v: i for i, v in enumerate(("FAIL", "ERROR", "WARN", "INFO", "PASS", "SKIP"))}
+_RULE_RANK = {v.value: i for i, v in enumerate(VERDICT_ORDER)}
 
 
 def judged_rules(check: dict[str, Any]) -> list[str]:

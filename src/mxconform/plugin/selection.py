@@ -65,4 +65,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     dropped = [item for item in items if _target_of(item) in run.not_selected]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = [item for item in items if item not in set(dropped)]
+        items[:] = [item for item in items if _target_of(item) not in run.not_selected]

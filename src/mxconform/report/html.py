@@ -80,7 +80,7 @@ _PLACEHOLDER = re.compile(r"<redacted:([a-z_]+)>")
 
 # SKIP is two things (results.json `skip.kind`): the rule does not apply, or the harness could
 # not test it; a SKIP without the field (an older document) counts as not tested.
-SKIP_KINDS = ("not_applicable", "not_tested")
+SKIP_KINDS = tuple(_results.SKIP_WHYS)  # not_applicable, not_tested
 # What a row, a count or a filter says of a check: DISPLAY_ORDER with SKIP split by its kind.
 TOKENS = tuple(
     t for v in DISPLAY_ORDER for t in ([k.upper() for k in SKIP_KINDS] if v == "SKIP" else [v])

@@ -23,12 +23,9 @@ from collections import Counter
 from typing import Any
 from urllib.parse import quote
 
-from mxconform.results import is_complete, skip_kind
+from mxconform.results import NOT_APPLICABLE, NOT_TESTED, is_complete, skip_kind
 
 from .html import row_id, skip_why
-
-# results.json's `skip.kind` values (mxconform.errors; the report reads only the document).
-NOT_APPLICABLE, NOT_TESTED = "not_applicable", "not_tested"
 
 # Characters XML 1.0 forbids even escaped: a server's errcode or message may hold them.
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
